@@ -1,0 +1,25 @@
+//! # meshtrust
+//!
+//! Replace the root CA of an Istio service mesh without downtime, exactly and checked.
+//!
+//! Istio signs workload certificates with the CA in the `cacerts` secret. Replacing its root
+//! takes phases (trust A; trust A+B; sign with B's intermediate while the root file reads
+//! A+B+B; trust B only), and one wrong byte or order breaks traffic. meshtrust models the
+//! material byte-exactly and as trust sets, verifies chains, and checks every phase.
+//!
+//! Data flows one way: bytes -> [`pem`] blocks -> [`cert`] certificates and [`key`] keys ->
+//! [`bundle`] bundles. Nothing in these modules touches the file system or reads the clock.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod b64;
+pub mod bundle;
+pub mod cert;
+mod derwalk;
+pub mod key;
+pub mod pem;
+pub mod signature;
+
+pub use bundle::{Bundle, BundleDiff, TrustSet};
+pub use cert::{Certificate, Fingerprint, Role, SpiffeId};
+pub use key::PrivateKey;

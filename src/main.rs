@@ -1,0 +1,3 @@
+//! The `meshtrust` command-line tool.
+#![forbid(unsafe_code)]
+fn main() {}

@@ -1,0 +1,812 @@
+//! A line-tracking PEM framer over raw bytes (RFC 7468, with the tolerances Istio's Go code has).
+//!
+//! Unlike the `pem` crate or `rustls-pki-types`, every block keeps its label, byte span, line
+//! span and its exact original text, so that bundles can be rendered back byte for byte and every
+//! error names the line (and column) where the input goes wrong.
+//!
+//! What is accepted: LF and CRLF line ends (mixed too), trailing spaces and tabs, spaces and tabs
+//! inside the base64 body (Go's `encoding/pem` removes them), explanatory text before, between and
+//! after blocks, a last line without a newline, and an empty input (zero blocks).
+//!
+//! What is refused, with the line: a BEGIN without END (also a second BEGIN before the END), an END
+//! without BEGIN, an END whose label differs from the BEGIN, a boundary that is malformed or
+//! indented (Go's decoder, hence istiod, would silently skip an indented block), RFC 1421 headers
+//! (`Proc-Type`, `DEK-Info`: encrypted legacy keys), bad base64 (line and column of the bad
+//! character), an empty body, and a body whose DER is not one well-formed SEQUENCE.
+//!
+//! ```
+//! use meshtrust::pem::{self, Label};
+//!
+//! let text = b"explanatory text\n-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+//! let blocks = pem::parse(text)?;
+//! assert_eq!(blocks.len(), 1);
+//! assert_eq!(blocks[0].label, Label::Certificate);
+//! assert_eq!(blocks[0].begin_line, 2);
+//! assert_eq!(blocks[0].end_line, 4);
+//! assert_eq!(blocks[0].der, [0x30, 0x00]);
+//! assert_eq!(blocks[0].text, &text[17..]);
+//! # Ok::<(), meshtrust::pem::PemError>(())
+//! ```
+
+use std::fmt;
+use std::ops::Range;
+
+use crate::b64::{self, B64Error};
+
+/// The label of a PEM block, as written after `BEGIN `.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
+pub enum Label {
+    /// `CERTIFICATE`: an X.509 certificate.
+    Certificate,
+    /// `PRIVATE KEY`: a PKCS#8 private key (what OpenSSL 3 writes).
+    PrivateKey,
+    /// `RSA PRIVATE KEY`: a PKCS#1 RSA private key (what Istio's samples hold).
+    RsaPrivateKey,
+    /// `EC PRIVATE KEY`: a SEC1 elliptic-curve private key.
+    EcPrivateKey,
+    /// Any other label, kept verbatim (for example `X509 CRL`, `ENCRYPTED PRIVATE KEY`).
+    Other(String),
+}
+
+impl Label {
+    /// Maps label text to a [`Label`].
+    ///
+    /// ```
+    /// use meshtrust::pem::Label;
+    /// assert_eq!(Label::from_text("RSA PRIVATE KEY"), Label::RsaPrivateKey);
+    /// assert_eq!(Label::from_text("X509 CRL"), Label::Other("X509 CRL".into()));
+    /// ```
+    pub fn from_text(text: &str) -> Label {
+        match text {
+            "CERTIFICATE" => Label::Certificate,
+            "PRIVATE KEY" => Label::PrivateKey,
+            "RSA PRIVATE KEY" => Label::RsaPrivateKey,
+            "EC PRIVATE KEY" => Label::EcPrivateKey,
+            other => Label::Other(other.to_owned()),
+        }
+    }
+
+    /// The label text as written in the boundary lines.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Label::Certificate => "CERTIFICATE",
+            Label::PrivateKey => "PRIVATE KEY",
+            Label::RsaPrivateKey => "RSA PRIVATE KEY",
+            Label::EcPrivateKey => "EC PRIVATE KEY",
+            Label::Other(s) => s,
+        }
+    }
+
+    /// True for the three private-key labels.
+    pub fn is_private_key(&self) -> bool {
+        matches!(
+            self,
+            Label::PrivateKey | Label::RsaPrivateKey | Label::EcPrivateKey
+        ) || matches!(self, Label::Other(s) if s.contains("PRIVATE KEY"))
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One PEM block, borrowed from the input it was framed from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemBlock<'a> {
+    /// The label of the BEGIN line.
+    pub label: Label,
+    /// 0-based index of this block among the blocks of the input.
+    pub index: usize,
+    /// Byte span in the input: from the first byte of the BEGIN line through the line end
+    /// (`\n`) of the END line, when there is one.
+    pub span: Range<usize>,
+    /// 1-based line of the BEGIN boundary.
+    pub begin_line: usize,
+    /// 1-based line of the END boundary.
+    pub end_line: usize,
+    /// The exact original text of the block (`&input[span]`).
+    pub text: &'a [u8],
+    /// The decoded body.
+    pub der: Vec<u8>,
+}
+
+impl fmt::Debug for PemBlock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The body of a private-key block is secret: never print it.
+        f.debug_struct("PemBlock")
+            .field("label", &self.label)
+            .field("index", &self.index)
+            .field("span", &self.span)
+            .field("lines", &(self.begin_line..=self.end_line))
+            .field("der_len", &self.der.len())
+            .finish()
+    }
+}
+
+/// Why a PEM input was refused, and where (1-based lines and columns, 0-based block index).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    /// A BEGIN boundary whose block never ends.
+    #[error("line {line}: BEGIN {label} (block {block}) has no matching END line")]
+    MissingEnd {
+        /// Label of the unterminated block.
+        label: String,
+        /// Index of the unterminated block.
+        block: usize,
+        /// Line of its BEGIN boundary.
+        line: usize,
+    },
+    /// A second BEGIN before the END of the open block.
+    #[error(
+        "line {line}: BEGIN {label} before the END of block {block} (BEGIN {open_label} at line {open_line})"
+    )]
+    NestedBegin {
+        /// Label of the second BEGIN.
+        label: String,
+        /// Line of the second BEGIN.
+        line: usize,
+        /// Index of the open block.
+        block: usize,
+        /// Label of the open block.
+        open_label: String,
+        /// Line where the open block began.
+        open_line: usize,
+    },
+    /// An END boundary with no open block.
+    #[error("line {line}: END {label} without a BEGIN")]
+    EndWithoutBegin {
+        /// Label of the stray END.
+        label: String,
+        /// Its line.
+        line: usize,
+    },
+    /// The END label differs from the BEGIN label.
+    #[error(
+        "line {line}: END {found} does not match BEGIN {expected} of block {block} (line {begin_line})"
+    )]
+    LabelMismatch {
+        /// The BEGIN label.
+        expected: String,
+        /// The END label.
+        found: String,
+        /// Index of the block.
+        block: usize,
+        /// Line of the BEGIN boundary.
+        begin_line: usize,
+        /// Line of the END boundary.
+        line: usize,
+    },
+    /// A line that looks like a boundary but is not one.
+    #[error(
+        "line {line}: malformed PEM boundary {text:?} (expected -----BEGIN LABEL----- or -----END LABEL-----)"
+    )]
+    MalformedBoundary {
+        /// The offending line (trimmed, at most 80 characters).
+        text: String,
+        /// Its line.
+        line: usize,
+    },
+    /// A boundary preceded by whitespace: Go's `encoding/pem` (istiod, kubectl) skips such a
+    /// block silently, so it must not be relied upon.
+    #[error(
+        "line {line}: indented PEM boundary; istiod's Go PEM decoder would silently ignore this block"
+    )]
+    IndentedBoundary {
+        /// Its line.
+        line: usize,
+    },
+    /// RFC 1421 headers such as `Proc-Type: 4,ENCRYPTED` (encrypted legacy keys).
+    #[error(
+        "line {line}: block {block} ({label}) has RFC 1421 headers ({header:?}); encrypted or legacy PEM is not supported"
+    )]
+    Headers {
+        /// Label of the block.
+        label: String,
+        /// Index of the block.
+        block: usize,
+        /// The header name.
+        header: String,
+        /// Its line.
+        line: usize,
+    },
+    /// A character outside the base64 alphabet, or misplaced padding.
+    #[error(
+        "line {line}, column {column}: invalid base64 character {ch:?} in block {block} ({label})"
+    )]
+    BadBase64 {
+        /// Label of the block.
+        label: String,
+        /// Index of the block.
+        block: usize,
+        /// The offending character.
+        ch: char,
+        /// Its line.
+        line: usize,
+        /// Its 1-based column (in bytes).
+        column: usize,
+    },
+    /// The base64 body has a length that is not a multiple of four (missing padding).
+    #[error(
+        "line {line}: base64 body of block {block} ({label}) is truncated or misses its padding"
+    )]
+    BadBase64Length {
+        /// Label of the block.
+        label: String,
+        /// Index of the block.
+        block: usize,
+        /// Line of the END boundary.
+        line: usize,
+    },
+    /// The last base64 character has non-zero unused bits.
+    #[error("line {line}, column {column}: non-canonical base64 ending in block {block} ({label})")]
+    NonCanonicalBase64 {
+        /// Label of the block.
+        label: String,
+        /// Index of the block.
+        block: usize,
+        /// Its line.
+        line: usize,
+        /// Its 1-based column.
+        column: usize,
+    },
+    /// A block without any body.
+    #[error("line {line}: block {block} ({label}) has an empty body")]
+    EmptyBody {
+        /// Label of the block.
+        label: String,
+        /// Index of the block.
+        block: usize,
+        /// Line of the BEGIN boundary.
+        line: usize,
+    },
+    /// The body does not decode to the DER its label announces.
+    #[error("line {line}: block {block} ({label}) is not valid DER for its label: {reason}")]
+    BadDer {
+        /// Label of the block.
+        label: String,
+        /// Index of the block.
+        block: usize,
+        /// Line of the BEGIN boundary.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl PemError {
+    /// The 1-based line the error points at.
+    pub fn line(&self) -> usize {
+        match self {
+            PemError::MissingEnd { line, .. }
+            | PemError::NestedBegin { line, .. }
+            | PemError::EndWithoutBegin { line, .. }
+            | PemError::LabelMismatch { line, .. }
+            | PemError::MalformedBoundary { line, .. }
+            | PemError::IndentedBoundary { line }
+            | PemError::Headers { line, .. }
+            | PemError::BadBase64 { line, .. }
+            | PemError::BadBase64Length { line, .. }
+            | PemError::NonCanonicalBase64 { line, .. }
+            | PemError::EmptyBody { line, .. }
+            | PemError::BadDer { line, .. } => *line,
+        }
+    }
+
+    /// The 0-based index of the block the error is in, when it is in one.
+    pub fn block(&self) -> Option<usize> {
+        match self {
+            PemError::MissingEnd { block, .. }
+            | PemError::NestedBegin { block, .. }
+            | PemError::LabelMismatch { block, .. }
+            | PemError::Headers { block, .. }
+            | PemError::BadBase64 { block, .. }
+            | PemError::BadBase64Length { block, .. }
+            | PemError::NonCanonicalBase64 { block, .. }
+            | PemError::EmptyBody { block, .. }
+            | PemError::BadDer { block, .. } => Some(*block),
+            PemError::EndWithoutBegin { .. }
+            | PemError::MalformedBoundary { .. }
+            | PemError::IndentedBoundary { .. } => None,
+        }
+    }
+}
+
+/// Frames every PEM block of `input`, in order.
+///
+/// ```
+/// let blocks = meshtrust::pem::parse(b"")?;
+/// assert!(blocks.is_empty());
+/// # Ok::<(), meshtrust::pem::PemError>(())
+/// ```
+pub fn parse(input: &[u8]) -> Result<Vec<PemBlock<'_>>, PemError> {
+    blocks(input).collect()
+}
+
+/// An iterator over the PEM blocks of `input`; it stops after the first error.
+pub fn blocks(input: &[u8]) -> Blocks<'_> {
+    Blocks {
+        input,
+        pos: 0,
+        line: 0,
+        index: 0,
+        failed: false,
+    }
+}
+
+/// Iterator returned by [`blocks`].
+#[derive(Debug, Clone)]
+pub struct Blocks<'a> {
+    input: &'a [u8],
+    pos: usize,
+    /// Number of the line that starts at `pos`, minus one.
+    line: usize,
+    index: usize,
+    failed: bool,
+}
+
+/// One physical line: its content without the terminator, and where the next line starts.
+struct Line<'a> {
+    start: usize,
+    /// Content without `\n` and without one `\r` before it.
+    content: &'a [u8],
+    next: usize,
+}
+
+fn next_line(input: &[u8], pos: usize) -> Option<Line<'_>> {
+    if pos >= input.len() {
+        return None;
+    }
+    let rest = &input[pos..];
+    let (len, next) = match memchr_nl(rest) {
+        Some(i) => (i, pos + i + 1),
+        None => (rest.len(), input.len()),
+    };
+    let mut content = &rest[..len];
+    if let [head @ .., b'\r'] = content {
+        content = head;
+    }
+    Some(Line {
+        start: pos,
+        content,
+        next,
+    })
+}
+
+#[inline]
+fn memchr_nl(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| b == b'\n')
+}
+
+fn trim_end(s: &[u8]) -> &[u8] {
+    let mut end = s.len();
+    while end > 0 && matches!(s[end - 1], b' ' | b'\t' | b'\r') {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn trim_start(s: &[u8]) -> &[u8] {
+    let mut start = 0;
+    while start < s.len() && matches!(s[start], b' ' | b'\t') {
+        start += 1;
+    }
+    &s[start..]
+}
+
+enum Boundary<'a> {
+    Begin(&'a str),
+    End(&'a str),
+}
+
+const BEGIN: &[u8] = b"-----BEGIN ";
+const END: &[u8] = b"-----END ";
+const DASHES: &[u8] = b"-----";
+
+/// Classifies a line as a boundary, plain text, or an error.
+fn boundary(content: &[u8], line: usize) -> Result<Option<Boundary<'_>>, PemError> {
+    let trimmed = trim_end(content);
+    let unindented = trim_start(trimmed);
+    if !unindented.starts_with(DASHES) {
+        return Ok(None);
+    }
+    let looks_like = unindented.starts_with(b"-----BEGIN") || unindented.starts_with(b"-----END");
+    if !looks_like {
+        return Ok(None);
+    }
+    if unindented.len() != trimmed.len() {
+        return Err(PemError::IndentedBoundary { line });
+    }
+    let malformed = || PemError::MalformedBoundary {
+        text: String::from_utf8_lossy(&trimmed[..trimmed.len().min(80)]).into_owned(),
+        line,
+    };
+    let (kind_len, is_begin) = if trimmed.starts_with(BEGIN) {
+        (BEGIN.len(), true)
+    } else if trimmed.starts_with(END) {
+        (END.len(), false)
+    } else {
+        return Err(malformed());
+    };
+    if trimmed.len() < kind_len + DASHES.len() || !trimmed.ends_with(DASHES) {
+        return Err(malformed());
+    }
+    let label = &trimmed[kind_len..trimmed.len() - DASHES.len()];
+    // RFC 7468 labels: printable ASCII without '-' at the ends; empty labels are refused.
+    let valid = !label.is_empty()
+        && label.iter().all(|&c| (0x20..0x7f).contains(&c))
+        && label[0] != b'-'
+        && label[0] != b' '
+        && label[label.len() - 1] != b'-'
+        && label[label.len() - 1] != b' ';
+    if !valid {
+        return Err(malformed());
+    }
+    // Checked printable ASCII above, so this cannot fail; map defensively anyway.
+    let label = std::str::from_utf8(label).map_err(|_| malformed())?;
+    Ok(Some(if is_begin {
+        Boundary::Begin(label)
+    } else {
+        Boundary::End(label)
+    }))
+}
+
+impl<'a> Iterator for Blocks<'a> {
+    type Item = Result<PemBlock<'a>, PemError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let r = self.next_block();
+        match r {
+            Some(Err(_)) => self.failed = true,
+            None => self.failed = true,
+            Some(Ok(_)) => {}
+        }
+        r
+    }
+}
+
+impl<'a> Blocks<'a> {
+    fn next_block(&mut self) -> Option<Result<PemBlock<'a>, PemError>> {
+        let input = self.input;
+        // Skip explanatory text up to the next BEGIN.
+        let (begin, label) = loop {
+            let line = next_line(input, self.pos)?;
+            self.line += 1;
+            self.pos = line.next;
+            match boundary(line.content, self.line) {
+                Err(e) => return Some(Err(e)),
+                Ok(None) => continue,
+                Ok(Some(Boundary::End(label))) => {
+                    return Some(Err(PemError::EndWithoutBegin {
+                        label: label.to_owned(),
+                        line: self.line,
+                    }));
+                }
+                Ok(Some(Boundary::Begin(label))) => break (line.start, label),
+            }
+        };
+        let begin_line = self.line;
+        let block = self.index;
+        let label_owned = || label.to_owned();
+        let mut decoder = b64::Decoder::with_capacity(1024);
+        // (line, column base) of every body line, to map decoder offsets back.
+        let mut body_chars = 0usize;
+        let mut first_body_line = true;
+        loop {
+            let Some(line) = next_line(input, self.pos) else {
+                return Some(Err(PemError::MissingEnd {
+                    label: label_owned(),
+                    block,
+                    line: begin_line,
+                }));
+            };
+            self.line += 1;
+            self.pos = line.next;
+            match boundary(line.content, self.line) {
+                Err(e) => return Some(Err(e)),
+                Ok(Some(Boundary::Begin(second))) => {
+                    return Some(Err(PemError::NestedBegin {
+                        label: second.to_owned(),
+                        line: self.line,
+                        block,
+                        open_label: label_owned(),
+                        open_line: begin_line,
+                    }));
+                }
+                Ok(Some(Boundary::End(end_label))) => {
+                    if end_label != label {
+                        return Some(Err(PemError::LabelMismatch {
+                            expected: label_owned(),
+                            found: end_label.to_owned(),
+                            block,
+                            begin_line,
+                            line: self.line,
+                        }));
+                    }
+                    if body_chars == 0 {
+                        return Some(Err(PemError::EmptyBody {
+                            label: label_owned(),
+                            block,
+                            line: begin_line,
+                        }));
+                    }
+                    let der = match decoder.finish() {
+                        Ok(der) => der,
+                        Err(_) => {
+                            return Some(Err(PemError::BadBase64Length {
+                                label: label_owned(),
+                                block,
+                                line: self.line,
+                            }));
+                        }
+                    };
+                    let label = Label::from_text(label);
+                    if let Err(reason) = check_der_frame(&der) {
+                        return Some(Err(PemError::BadDer {
+                            label: label.as_str().to_owned(),
+                            block,
+                            line: begin_line,
+                            reason,
+                        }));
+                    }
+                    self.index += 1;
+                    let span = begin..line.next;
+                    return Some(Ok(PemBlock {
+                        label,
+                        index: block,
+                        begin_line,
+                        end_line: self.line,
+                        text: &input[span.clone()],
+                        span,
+                        der,
+                    }));
+                }
+                Ok(None) => {
+                    let content = line.content;
+                    if first_body_line {
+                        first_body_line = false;
+                        if let Some(colon) = content.iter().position(|&c| c == b':') {
+                            let header =
+                                String::from_utf8_lossy(trim_start(&content[..colon])).into_owned();
+                            return Some(Err(PemError::Headers {
+                                label: label_owned(),
+                                block,
+                                header,
+                                line: self.line,
+                            }));
+                        }
+                    }
+                    for (col, &c) in content.iter().enumerate() {
+                        if c == b' ' || c == b'\t' || c == b'\r' {
+                            continue;
+                        }
+                        body_chars += 1;
+                        if let Err(e) = decoder.push(c, col) {
+                            let line_no = self.line;
+                            return Some(Err(match e {
+                                B64Error::BadChar { offset, byte } => PemError::BadBase64 {
+                                    label: label_owned(),
+                                    block,
+                                    ch: char::from(byte),
+                                    line: line_no,
+                                    column: offset + 1,
+                                },
+                                B64Error::NonCanonical { .. } => PemError::NonCanonicalBase64 {
+                                    label: label_owned(),
+                                    block,
+                                    line: line_no,
+                                    column: col + 1,
+                                },
+                                B64Error::BadLength => PemError::BadBase64Length {
+                                    label: label_owned(),
+                                    block,
+                                    line: line_no,
+                                },
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checks that `der` is exactly one DER SEQUENCE with a minimal definite length.
+fn check_der_frame(der: &[u8]) -> Result<(), String> {
+    use der::{Decode, Header, Reader, SliceReader, Tag};
+    let mut reader = SliceReader::new(der).map_err(|e| e.to_string())?;
+    let header = Header::decode(&mut reader).map_err(|e| e.to_string())?;
+    if header.tag() != Tag::Sequence {
+        return Err(format!("expected a SEQUENCE, found {}", header.tag()));
+    }
+    let body_len = usize::try_from(header.length()).map_err(|e| e.to_string())?;
+    let remaining = usize::try_from(reader.remaining_len()).map_err(|e| e.to_string())?;
+    if body_len != remaining {
+        return Err(if body_len > remaining {
+            format!("truncated: the SEQUENCE announces {body_len} bytes, {remaining} follow")
+        } else {
+            format!("{} trailing bytes after the SEQUENCE", remaining - body_len)
+        });
+    }
+    Ok(())
+}
+
+/// Renders DER as a PEM block the way OpenSSL and Go write it: 64 columns, LF line ends.
+///
+/// ```
+/// use meshtrust::pem::{encode, parse, Label};
+/// let text = encode(&Label::Certificate, &[0x30, 0x00]);
+/// assert_eq!(text, "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n");
+/// assert_eq!(parse(text.as_bytes()).unwrap()[0].der, [0x30, 0x00]);
+/// ```
+pub fn encode(label: &Label, der: &[u8]) -> String {
+    let body = b64::encode(der);
+    let mut out = String::with_capacity(body.len() + body.len() / 64 + 64);
+    out.push_str("-----BEGIN ");
+    out.push_str(label.as_str());
+    out.push_str("-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        // The base64 alphabet is ASCII, so every chunk is valid UTF-8.
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END ");
+    out.push_str(label.as_str());
+    out.push_str("-----\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn empty_and_text_only_inputs_have_no_blocks() {
+        assert!(parse(b"").unwrap().is_empty());
+        assert!(parse(b"just some text\nand more").unwrap().is_empty());
+    }
+
+    #[test]
+    fn crlf_trailing_whitespace_and_no_final_newline() {
+        let text = "-----BEGIN CERTIFICATE-----  \r\nMA \tA=\t\r\n-----END CERTIFICATE-----";
+        let b = parse(text.as_bytes()).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].der, [0x30, 0]);
+        assert_eq!(b[0].text, text.as_bytes());
+        assert_eq!((b[0].begin_line, b[0].end_line), (1, 3));
+    }
+
+    #[test]
+    fn spans_and_lines_with_text_between() {
+        let text = format!("intro\n{CERT}middle\n\n{CERT}tail");
+        let b = parse(text.as_bytes()).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!((b[0].begin_line, b[0].end_line, b[0].index), (2, 4, 0));
+        assert_eq!((b[1].begin_line, b[1].end_line, b[1].index), (7, 9, 1));
+        assert_eq!(b[0].text, CERT.as_bytes());
+        assert_eq!(b[1].text, CERT.as_bytes());
+        assert_eq!(&text.as_bytes()[b[1].span.clone()], CERT.as_bytes());
+    }
+
+    #[test]
+    fn errors_name_their_lines() {
+        let e = parse(b"x\n-----BEGIN CERTIFICATE-----\nMAA=\n").unwrap_err();
+        assert_eq!(
+            e,
+            PemError::MissingEnd {
+                label: "CERTIFICATE".into(),
+                block: 0,
+                line: 2
+            }
+        );
+
+        let e = parse(format!("-----BEGIN CERTIFICATE-----\nMAA=\n{CERT}").as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PemError::NestedBegin {
+                    line: 3,
+                    open_line: 1,
+                    block: 0,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+
+        let e =
+            parse(b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END PRIVATE KEY-----\n").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PemError::LabelMismatch {
+                    line: 3,
+                    begin_line: 1,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+
+        let e = parse(b"-----BEGIN CERTIFICATE-----\nAAAA\nMA*A\n-----END CERTIFICATE-----\n")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            PemError::BadBase64 {
+                label: "CERTIFICATE".into(),
+                block: 0,
+                ch: '*',
+                line: 3,
+                column: 3
+            }
+        );
+
+        // Data after padding is refused at the first character that follows it.
+        let e = parse(b"-----BEGIN CERTIFICATE-----\nMAA=\nMAAA\n-----END CERTIFICATE-----\n")
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PemError::BadBase64 {
+                    line: 3,
+                    column: 1,
+                    ch: 'M',
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+
+        let e = parse(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").unwrap_err();
+        assert!(matches!(e, PemError::EmptyBody { line: 1, .. }));
+
+        let e =
+            parse(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap_err();
+        assert!(matches!(e, PemError::BadDer { line: 1, .. }), "{e:?}");
+
+        let e = parse(b"-----END CERTIFICATE-----\n").unwrap_err();
+        assert!(matches!(e, PemError::EndWithoutBegin { line: 1, .. }));
+
+        let e = parse(format!("{CERT}  {CERT}").as_bytes()).unwrap_err();
+        assert_eq!(e, PemError::IndentedBoundary { line: 4 });
+
+        let e = parse(b"-----BEGIN CERTIFICATE\nMAA=\n").unwrap_err();
+        assert!(matches!(e, PemError::MalformedBoundary { line: 1, .. }));
+
+        let e = parse(b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nMAA=\n-----END RSA PRIVATE KEY-----\n")
+            .unwrap_err();
+        assert!(
+            matches!(e, PemError::Headers { line: 2, ref header, .. } if header == "Proc-Type"),
+            "{e:?}"
+        );
+
+        let e =
+            parse(b"-----BEGIN CERTIFICATE-----\nMAA\n-----END CERTIFICATE-----\n").unwrap_err();
+        assert!(matches!(e, PemError::BadBase64Length { line: 3, .. }));
+    }
+
+    #[test]
+    fn labels_are_classified() {
+        let text = "-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n-----BEGIN EC PRIVATE KEY-----\nMAA=\n-----END EC PRIVATE KEY-----\n";
+        let b = parse(text.as_bytes()).unwrap();
+        assert_eq!(b[0].label, Label::Other("X509 CRL".into()));
+        assert_eq!(b[1].label, Label::EcPrivateKey);
+        assert!(b[1].label.is_private_key());
+        assert!(!format!("{:?}", b[1]).contains("MAA"));
+    }
+
+    #[test]
+    fn iterator_stops_after_an_error() {
+        let text = format!("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n{CERT}");
+        let mut it = blocks(text.as_bytes());
+        assert!(it.next().unwrap().is_err());
+        assert!(it.next().is_none());
+    }
+}
