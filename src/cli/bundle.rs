@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use meshtrust::bundle::{self, Bundle};
 use meshtrust::Role;
+use meshtrust::bundle::{self, Bundle};
 
 use super::common::{self, CliError, Outcome};
 
@@ -55,7 +55,12 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
                     .iter()
                     .rev()
                     .find(|e| e.cert.role() == Role::Root)
-                    .ok_or_else(|| CliError("--trigger: the inputs hold no root certificate to duplicate".to_owned()))?;
+                    .ok_or_else(|| {
+                        CliError(
+                            "--trigger: the inputs hold no root certificate to duplicate"
+                                .to_owned(),
+                        )
+                    })?;
                 out = out
                     .with_deliberate_duplicate(last_root.cert.fingerprint())
                     .map_err(|e| CliError(format!("--trigger: {e}")))?;
@@ -81,17 +86,26 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
                     s.push_str(&format!("- {}  {}\n", c.sha256, c.subject));
                 }
                 for c in &d.duplicates {
-                    s.push_str(&format!("= {}  {}  appears {} times (was {})\n", c.sha256, c.subject, c.count, c.old_count));
+                    s.push_str(&format!(
+                        "= {}  {}  appears {} times (was {})\n",
+                        c.sha256, c.subject, c.count, c.old_count
+                    ));
                 }
                 let yn = |b: bool| if b { "yes" } else { "no" };
                 s.push_str(&format!("bytes changed:      {}\n", yn(d.bytes_changed)));
-                s.push_str(&format!("trust set changed:  {}\n", yn(d.trust_set_changed)));
+                s.push_str(&format!(
+                    "trust set changed:  {}\n",
+                    yn(d.trust_set_changed)
+                ));
                 s.push_str(&format!("reordered:          {}\n", yn(d.reordered)));
                 s.push_str(&format!(
                     "istiod accepts:     {} (up to 1.29: one file's bytes must contain the other's)\n",
                     yn(d.istiod_accepts)
                 ));
-                s.push_str(&format!("istiod 1.30 accepts: {} (one trust set contains the other)\n", yn(d.istiod_1_30_accepts)));
+                s.push_str(&format!(
+                    "istiod 1.30 accepts: {} (one trust set contains the other)\n",
+                    yn(d.istiod_1_30_accepts)
+                ));
                 common::write_stdout(s.as_bytes())?;
             }
             Ok(Outcome::from_ok(d.istiod_accepts))

@@ -19,7 +19,11 @@ pub(crate) enum Outcome {
 impl Outcome {
     /// Success when `ok`, else CheckFailed.
     pub(crate) fn from_ok(ok: bool) -> Outcome {
-        if ok { Outcome::Success } else { Outcome::CheckFailed }
+        if ok {
+            Outcome::Success
+        } else {
+            Outcome::CheckFailed
+        }
     }
 }
 
@@ -44,7 +48,9 @@ impl CliError {
 pub(crate) fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
     if path == Path::new("-") {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map_err(|e| CliError::in_file(path, e))?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| CliError::in_file(path, e))?;
         return Ok(buf);
     }
     std::fs::read(path).map_err(|e| CliError::in_file(path, e))
@@ -60,12 +66,15 @@ pub(crate) fn read_bundle(path: &Path) -> Result<Bundle, CliError> {
 /// Writes raw bytes to standard output.
 pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| CliError(format!("writing to stdout: {e}")))
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError(format!("writing to stdout: {e}")))
 }
 
 /// Prints a value as pretty JSON on standard output.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|e| CliError(format!("JSON output: {e}")))?;
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|e| CliError(format!("JSON output: {e}")))?;
     text.push('\n');
     write_stdout(text.as_bytes())
 }
@@ -78,7 +87,8 @@ pub(crate) fn display_path(p: &Path) -> String {
 /// Formats an instant as RFC 3339 UTC with a `Z` (e.g. `2026-11-22T04:47:52Z`).
 pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// Prints rows as a left-aligned table with a header.

@@ -41,8 +41,18 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
     for path in &args.files {
         let bundle = common::read_bundle(path)?;
         for other in bundle.other_blocks() {
-            let what = if other.is_private_key() { "a private key (not shown)" } else { "not a certificate (skipped)" };
-            eprintln!("{}:{}: block {} ({}) is {what}", path.display(), other.begin_line, other.block, other.label);
+            let what = if other.is_private_key() {
+                "a private key (not shown)"
+            } else {
+                "not a certificate (skipped)"
+            };
+            eprintln!(
+                "{}:{}: block {} ({}) is {what}",
+                path.display(),
+                other.begin_line,
+                other.block,
+                other.label
+            );
         }
         for entry in bundle.entries() {
             let c = &entry.cert;
@@ -75,19 +85,37 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
                     r.index.to_string(),
                     r.file.clone(),
                     r.role.to_string(),
-                    if r.subject.is_empty() { "(empty)".to_owned() } else { r.subject.clone() },
+                    if r.subject.is_empty() {
+                        "(empty)".to_owned()
+                    } else {
+                        r.subject.clone()
+                    },
                     r.issuer.clone(),
                     r.serial.clone(),
                     r.not_before.clone(),
                     r.not_after.clone(),
                     r.sha256.to_string(),
                     r.spiffe_ids.join(","),
-                    r.duplicate_of.map(|d| format!("dup of {d}")).unwrap_or_default(),
+                    r.duplicate_of
+                        .map(|d| format!("dup of {d}"))
+                        .unwrap_or_default(),
                 ]
             })
             .collect();
         common::print_table(
-            &["#", "FILE", "ROLE", "SUBJECT", "ISSUER", "SERIAL", "NOT BEFORE", "NOT AFTER", "SHA256", "SPIFFE IDS", "DUPLICATE"],
+            &[
+                "#",
+                "FILE",
+                "ROLE",
+                "SUBJECT",
+                "ISSUER",
+                "SERIAL",
+                "NOT BEFORE",
+                "NOT AFTER",
+                "SHA256",
+                "SPIFFE IDS",
+                "DUPLICATE",
+            ],
             &table,
         )?;
     }
