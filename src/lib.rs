@@ -16,6 +16,7 @@ mod b64;
 pub mod bundle;
 pub mod cert;
 mod derwalk;
+pub mod fsio;
 pub mod key;
 pub mod pem;
 pub mod signature;
