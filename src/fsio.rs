@@ -618,8 +618,8 @@ mod tests {
 
     #[test]
     fn a_directory_in_the_way_fails_the_commit_and_restores_everything() {
-        // A real failure in the middle of the commit phase: the second target is a directory,
-        // so renaming over it fails after the first file was already replaced.
+        // A real failure in the middle of a forced write: the second target is a directory,
+        // found after the first file's temp and backup were made.
         let t = tempfile::tempdir().unwrap();
         fs::create_dir_all(t.path().join("a/ca-key.pem")).unwrap();
         fs::write(t.path().join("a/root-cert.pem"), b"old root").unwrap();

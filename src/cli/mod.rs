@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bundle;
 mod common;
+mod generate;
 mod inspect;
 
 use common::Outcome;
@@ -28,6 +29,10 @@ enum Command {
     /// Build and compare trust bundles byte-exactly (cat, dedup, diff).
     #[command(subcommand)]
     Bundle(bundle::Command),
+    /// Make CA material like Istio's tools/certs, without OpenSSL: roots, per-cluster
+    /// intermediates (cacerts directories) and workload certificates.
+    #[command(subcommand)]
+    Generate(generate::Command),
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -36,6 +41,7 @@ pub(crate) fn run() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Generate(cmd) => generate::run(cmd),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
