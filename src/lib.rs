@@ -30,3 +30,8 @@ pub mod testkit;
 pub use bundle::{Bundle, BundleDiff, TrustSet};
 pub use cert::{Certificate, Fingerprint, Role, SpiffeId};
 pub use key::PrivateKey;
+
+/// The README's Rust examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -18,7 +18,7 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("run meshtrust")
 }
 
-fn s(p: &PathBuf) -> &str {
+fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
 
