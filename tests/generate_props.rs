@@ -36,7 +36,14 @@ fn openssl_verify(dir: &Path, at: OffsetDateTime, root: &str, untrusted: &str, c
     let at = at.unix_timestamp().to_string();
     let out = Command::new("openssl")
         .args([
-            "verify", "-x509_strict", "-attime", &at, "-CAfile", root, "-untrusted", untrusted,
+            "verify",
+            "-x509_strict",
+            "-attime",
+            &at,
+            "-CAfile",
+            root,
+            "-untrusted",
+            untrusted,
             cert,
         ])
         .current_dir(dir)
@@ -53,7 +60,11 @@ fn openssl_verify(dir: &Path, at: OffsetDateTime, root: &str, untrusted: &str, c
 fn positive_128(c: &Certificate) -> Vec<u8> {
     let s = c.serial();
     assert!(s[0] & 0x80 == 0, "negative serial");
-    assert!(!s.is_empty() && s.len() <= 17, "serial of {} bytes", s.len());
+    assert!(
+        !s.is_empty() && s.len() <= 17,
+        "serial of {} bytes",
+        s.len()
+    );
     if s.len() == 17 {
         assert_eq!(s[0], 0);
     }
