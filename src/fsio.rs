@@ -271,9 +271,8 @@ fn stage_and_commit(
     hook: &mut Hook<'_>,
 ) -> Result<(), FsError> {
     // 2. Directories, recording every one this call creates (outermost first).
-    for i in 0..plans.len() {
-        let dir = plans[i].dir.clone();
-        create_dirs(&dir, created_dirs, hook)?;
+    for plan in plans.iter() {
+        create_dirs(&plan.dir, created_dirs, hook)?;
     }
     // 3. Every temporary file, complete, with its final mode and fsynced.
     for plan in plans.iter_mut() {

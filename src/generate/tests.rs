@@ -162,7 +162,7 @@ fn intermediate_has_istio_fields_and_links_to_the_root() {
     assert_eq!(c.authority_key_id(), r.certificate.subject_key_id());
     assert_eq!(c.subject_key_id().unwrap(), sha1(c.public_key()));
     c.verify_signed_by(&r.certificate).unwrap();
-    assert_eq!(ca.chain, [r.certificate.clone()]);
+    assert_eq!(ca.chain, std::slice::from_ref(&r.certificate));
     assert_eq!(ca.trust_bundle, r.cert_pem.as_bytes());
     assert_ne!(c.serial(), r.certificate.serial());
 }
