@@ -368,11 +368,14 @@ fn rfc3339_ref(t: &OffsetDateTime) -> String {
     rfc3339(*t)
 }
 
-fn path_len_rule(limit: &u32) -> String {
-    if *limit == 0 {
-        "it may not sign intermediate CAs".to_owned()
-    } else {
-        format!("an intermediate under it needs a pathlen below {limit}")
+fn path_len_rule(limit: &u32, depth: &u32) -> String {
+    match (*limit, *depth) {
+        (0, 0) => "it may not sign intermediate CAs".to_owned(),
+        (l, d) if l <= d => format!(
+            "it allows {l} intermediate CA(s) below it and the new one would be number {}",
+            d + 1
+        ),
+        (l, d) => format!("the new intermediate needs a pathlen below {}", l - d),
     }
 }
 
@@ -427,14 +430,16 @@ pub enum GenerateError {
     },
     /// The issuer's pathLenConstraint forbids the requested intermediate.
     #[error(
-        "issuer {subject:?} has pathLenConstraint {issuer_path_len}: {}",
-        path_len_rule(.issuer_path_len)
+        "{subject:?} has pathLenConstraint {issuer_path_len}: {}",
+        path_len_rule(.issuer_path_len, .depth)
     )]
     PathLen {
-        /// Issuer subject.
+        /// Subject of the constraining CA.
         subject: String,
-        /// The issuer's constraint.
+        /// Its constraint.
         issuer_path_len: u32,
+        /// How far above the new CA it stands (0 = the issuer itself).
+        depth: u32,
     },
     /// A certificate of the issuer chain has expired (or expires) at `now`.
     #[error("{subject:?} expired at {}; nothing valid can be signed under it", rfc3339_ref(.not_after))]
@@ -780,16 +785,7 @@ pub fn intermediate(
 ) -> Result<Generated, GenerateError> {
     let now = whole_seconds(now);
     check_ca_spec(&spec.subject, spec.days, spec.key_usage)?;
-    if let Some(bc) = issuer.certificate.basic_constraints() {
-        if let Some(limit) = bc.path_len {
-            if limit == 0 || spec.path_len.is_none_or(|p| u32::from(p) >= limit) {
-                return Err(GenerateError::PathLen {
-                    subject: issuer.certificate.subject().to_owned(),
-                    issuer_path_len: limit,
-                });
-            }
-        }
-    }
+    check_path_len(spec.path_len, issuer)?;
     let dns: Vec<San<'_>> = spec.dns_names.iter().map(|d| San::Dns(d)).collect();
     let mut warnings = Vec::new();
     let limit = issuer.limit(now, &mut warnings)?;
@@ -918,6 +914,28 @@ fn issue(
         clamped,
         warnings,
     })
+}
+
+/// RFC 5280 4.2.1.9 over the whole chain: a CA at `depth` above the new one (0 = its issuer)
+/// with pathLenConstraint p allows p intermediates after it, and the new one is the
+/// (depth+1)-th; the new CA's own constraint must then be below p - depth.
+fn check_path_len(new_path_len: Option<u8>, issuer: &Issuer) -> Result<(), GenerateError> {
+    let above = std::iter::once(&issuer.certificate).chain(issuer.chain.iter());
+    for (depth, c) in above.enumerate() {
+        let Some(limit) = c.basic_constraints().and_then(|b| b.path_len) else {
+            continue;
+        };
+        let depth = u32::try_from(depth).unwrap_or(u32::MAX);
+        let room = limit.saturating_sub(depth);
+        if limit <= depth || new_path_len.is_none_or(|p| u32::from(p) >= room) {
+            return Err(GenerateError::PathLen {
+                subject: c.subject().to_owned(),
+                issuer_path_len: limit,
+                depth,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_ca_spec(subject: &Name, days: u32, key_usage: KeyUsage) -> Result<(), GenerateError> {

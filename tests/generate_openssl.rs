@@ -612,3 +612,122 @@ fn openssl_roots_with_awkward_names_and_every_key_format_sign_exactly() {
         );
     }
 }
+
+#[test]
+fn path_length_is_checked_along_the_whole_chain() {
+    // root (pathlen:1) -> A (CA, no pathlen, made by OpenSSL): a further intermediate under A
+    // would be the second below the root; refuse it, naming the root. Leaves under A are fine.
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    openssl(
+        d,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "root.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "a.key",
+        ],
+    );
+    write(
+        d,
+        "root.cnf",
+        ca_conf("utf8only", "CN = Root pathlen 1")
+            .replace("CA:true", "CA:true, pathlen:1")
+            .as_bytes(),
+    );
+    openssl(
+        d,
+        &[
+            "req", "-x509", "-new", "-key", "root.key", "-config", "root.cnf", "-days", "30",
+            "-out", "root.pem",
+        ],
+    );
+    write(d, "a.cnf", ca_conf("utf8only", "CN = A").as_bytes());
+    openssl(
+        d,
+        &[
+            "req", "-new", "-key", "a.key", "-config", "a.cnf", "-out", "a.csr",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "a.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "20",
+            "-extfile",
+            "a.cnf",
+            "-extensions",
+            "ext",
+            "-out",
+            "a.pem",
+        ],
+    );
+    let a = Issuer::new(read_cert(&d.join("a.pem")), read_key(&d.join("a.key")))
+        .unwrap()
+        .with_chain(vec![read_cert(&d.join("root.pem"))])
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let e = generate::intermediate(
+        &IntermediateSpec {
+            key_type: KeyType::EcP256,
+            ..IntermediateSpec::istio("x")
+        },
+        &a,
+        now,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, GenerateError::PathLen { issuer_path_len: 1, depth: 1, subject } if subject == "CN=Root pathlen 1"),
+        "{e}"
+    );
+    let leaf = generate::leaf(
+        &LeafSpec {
+            key_type: KeyType::EcP256,
+            ..LeafSpec::istio(SpiffeId::istio("td", "ns", "sa").unwrap())
+        },
+        &a,
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        leaf.certificate.not_after() - leaf.certificate.not_before(),
+        time::Duration::minutes(24 * 60 + 2)
+    );
+    write(d, "leaf.pem", leaf.cert_pem.as_bytes());
+    openssl(
+        d,
+        &[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "a.pem",
+            "leaf.pem",
+        ],
+    );
+}
