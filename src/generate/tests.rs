@@ -947,3 +947,60 @@ fn rsa_without_the_feature_is_a_typed_error_naming_it() {
     .unwrap();
     leaf(&ec_leaf_spec(), &issuer, now).unwrap();
 }
+
+/// The certificate with its subject field replaced by `subject` (signature left stale: only
+/// the fields matter here).
+fn with_subject(cert: &Certificate, subject: &[u8]) -> Certificate {
+    use crate::derwalk::Walker;
+    let tlvs = |der: &[u8]| -> Vec<Vec<u8>> {
+        let mut w = Walker::new(der);
+        let seq = w.any().unwrap();
+        let mut inner = seq.walker();
+        let mut out = Vec::new();
+        while !inner.is_empty() {
+            out.push(der[inner.any().unwrap().span()].to_vec());
+        }
+        out
+    };
+    let mut fields = tlvs(cert.tbs_der());
+    fields[5] = subject.to_vec();
+    let outer = tlvs(cert.der());
+    let tbs = crate::key::tlv(0x30, &fields.concat());
+    Certificate::from_der(&crate::key::tlv(
+        0x30,
+        &[tbs, outer[1].clone(), outer[2].clone()].concat(),
+    ))
+    .unwrap()
+}
+
+#[test]
+fn an_issuer_name_rcgen_would_re_encode_is_caught_after_signing() {
+    // CN with a non-minimally encoded OID (2.5.4.3 as 55 80 04 03): the name parses and maps to
+    // commonName, but rcgen writes 55 04 03, so the signed issuer field would differ.
+    let mut atv = vec![0x06, 0x04, 0x55, 0x80, 0x04, 0x03];
+    atv.extend(crate::key::tlv(0x0c, b"Root CA"));
+    let odd = crate::key::tlv(0x30, &crate::key::tlv(0x31, &crate::key::tlv(0x30, &atv)));
+    assert_ne!(rebuild(&odd).unwrap(), odd);
+
+    let r = ec_root();
+    let patched = with_subject(&r.certificate, &odd);
+    assert_eq!(patched.subject_der(), odd);
+    let issuer = Issuer::new(patched, r.key.clone()).unwrap();
+    for result in [
+        intermediate(
+            &IntermediateSpec {
+                key_type: KeyType::EcP256,
+                ..IntermediateSpec::istio("c")
+            },
+            &issuer,
+            NOW,
+        ),
+        leaf(&ec_leaf_spec(), &issuer, NOW),
+    ] {
+        let e = result.unwrap_err();
+        assert!(
+            matches!(&e, GenerateError::IssuerNameMismatch { expected, .. } if expected.contains("55800403")),
+            "{e}"
+        );
+    }
+}
