@@ -19,6 +19,8 @@ mod derwalk;
 pub mod key;
 pub mod pem;
 pub mod signature;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use bundle::{Bundle, BundleDiff, TrustSet};
 pub use cert::{Certificate, Fingerprint, Role, SpiffeId};
