@@ -8,7 +8,8 @@
 //! material byte-exactly and as trust sets, verifies chains, and checks every phase.
 //!
 //! Data flows one way: bytes -> [`pem`] blocks -> [`cert`] certificates and [`key`] keys ->
-//! [`bundle`] bundles. Nothing in these modules touches the file system or reads the clock.
+//! [`bundle`] bundles -> [`verify`] verified paths. Nothing in these modules touches the file
+//! system or reads the clock.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod pem;
 pub mod signature;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod verify;
 
 pub use bundle::{Bundle, BundleDiff, TrustSet};
 pub use cert::{Certificate, Fingerprint, Role, SpiffeId};
