@@ -57,7 +57,7 @@
 //! - **Options for the target**: [`VerifyOptions::require_eku`] (serverAuth or clientAuth: a
 //!   certificate with an extendedKeyUsage extension must list it or anyExtendedKeyUsage; no
 //!   extension means no restriction, as in Go and rustls-webpki; CAs on the path that carry
-//!   the extension must allow the purpose too, as in Go) and
+//!   the extension must allow the purpose too, as in both) and
 //!   [`VerifyOptions::require_spiffe_id`].
 //!
 //! The work is bounded like rustls-webpki's: at most [`VerifyOptions::signature_budget`]
@@ -101,18 +101,33 @@
 //! 6. *Version 1 trust anchors are CAs*, as in Go and OpenSSL without `-x509_strict`.
 //! 7. *Unsupported algorithms fail*: SHA-1, MD5, RSA below 2048 bits, P-521 and non-standard
 //!    PSS parameters (ring's set, which is also rustls-webpki's); OpenSSL may accept some.
+//! 8. *meshtrust backtracks, OpenSSL does not*: OpenSSL takes the first certificate that
+//!    matches an issuer by name (and authorityKeyIdentifier when present) and validity,
+//!    without checking its signature, and fails if it was the wrong one; meshtrust tries
+//!    every candidate. Seen when a root without authorityKeyIdentifier (Istio's
+//!    tools/certs roots have none) is verified against a file where a re-keyed root of the
+//!    same name comes first. BoringSSL builds chains the same way as OpenSSL.
+//! 9. *One-certificate paths get the same checks*: when the target is itself a trusted root,
+//!    OpenSSL skips its `-x509_strict` checks (algorithm consistency among them); meshtrust
+//!    checks it like any certificate.
+//!
+//! `tests/verify_openssl.rs` generates 1,000 chains per run with one defect each and checks
+//! that OpenSSL agrees with meshtrust on every case except those where one of differences 1
+//! to 5, 8 and 9 applies, where it checks OpenSSL's exact error code instead.
 //!
 //! Against rustls-webpki 0.103 (leaf chains, client or server usage):
 //! 1. *The trust anchor is checked* (validity, cA, keyCertSign, pathLenConstraint, critical
 //!    extensions, algorithm consistency); webpki keeps only an anchor's name and key.
-//! 2. *The target may be a CA*; webpki refuses a CA as end entity.
-//! 3. *Name constraints*: a critical nameConstraints extension fails as unprocessed; webpki
+//! 2. *keyUsage without keyCertSign fails an issuer*; webpki (like Go) ignores a CA's
+//!    keyUsage, while OpenSSL and BoringSSL (Envoy) refuse such a CA.
+//! 3. *The target may be a CA*; webpki refuses a CA as end entity.
+//! 4. *Name constraints*: a critical nameConstraints extension fails as unprocessed; webpki
 //!    enforces name constraints instead (meshes do not use them).
-//! 4. *EKU on CAs*: with [`VerifyOptions::require_eku`], a CA on the path whose EKU
-//!    extension lacks the purpose fails the path (Go's rule); webpki checks only the leaf.
 //!
-//! Against Go: keyUsage without keyCertSign fails an issuer (BoringSSL, OpenSSL and
-//! rustls-webpki refuse it; Go ignores a CA's keyUsage).
+//! Against Go's crypto/x509: keyUsage without keyCertSign fails an issuer (see above); any
+//! critical extension meshtrust does not process fails whichever certificate carries it.
+//! EKU handling (absent = any; CAs carrying EKU must allow the purpose) is Go's, and
+//! rustls-webpki's.
 
 mod build;
 mod error;
