@@ -405,13 +405,7 @@ impl Bundle {
             });
         }
         bytes.extend_from_slice(&self.bytes[cursor..]);
-        // A file without a final newline keeps that style: when the removed block closed the
-        // file, drop the line end it leaves behind (so dedup(A+B+B) gives back A+B exactly).
-        if !self.bytes.ends_with(b"\n") && bytes.ends_with(b"\n") && cursor == self.bytes.len() {
-            bytes.pop();
-            if bytes.ends_with(b"\r") {
-                bytes.pop();
-            }
+        if keep_no_final_newline(&self.bytes, &mut bytes, cursor) {
             let len = bytes.len();
             for e in entries.iter_mut() {
                 e.span.end = e.span.end.min(len);
@@ -664,7 +658,26 @@ pub fn dedup_pem(bytes: &[u8]) -> Result<Vec<u8>, PemError> {
         }
     }
     out.extend_from_slice(&bytes[cursor..]);
+    keep_no_final_newline(bytes, &mut out, cursor);
     Ok(out)
+}
+
+/// A file without a final newline keeps that style: when the removed block closed the file
+/// (`cursor` is at its end), drop the line end left behind, so that dedup(A+B+B) gives back
+/// A+B exactly. Returns true when it trimmed.
+fn keep_no_final_newline(original: &[u8], out: &mut Vec<u8>, cursor: usize) -> bool {
+    if original.ends_with(b"\n")
+        || !out.ends_with(b"\n")
+        || cursor != original.len()
+        || out.len() == original.len()
+    {
+        return false;
+    }
+    out.pop();
+    if out.ends_with(b"\r") {
+        out.pop();
+    }
+    true
 }
 
 #[cfg(test)]

@@ -20,10 +20,15 @@ mod derwalk;
 pub mod key;
 pub mod pem;
 pub mod signature;
-#[cfg(any(test, feature = "testkit"))]
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod verify;
 
 pub use bundle::{Bundle, BundleDiff, TrustSet};
 pub use cert::{Certificate, Fingerprint, Role, SpiffeId};
 pub use key::PrivateKey;
+
+/// The README's Rust examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

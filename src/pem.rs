@@ -377,7 +377,7 @@ fn next_line(input: &[u8], pos: usize) -> Option<Line<'_>> {
 
 #[inline]
 fn memchr_nl(s: &[u8]) -> Option<usize> {
-    s.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', s)
 }
 
 fn trim_end(s: &[u8]) -> &[u8] {
@@ -581,32 +581,27 @@ impl<'a> Blocks<'a> {
                             }));
                         }
                     }
-                    for (col, &c) in content.iter().enumerate() {
-                        if c == b' ' || c == b'\t' || c == b'\r' {
-                            continue;
-                        }
-                        body_chars += 1;
-                        if let Err(e) = decoder.push(c, col) {
-                            let line_no = self.line;
+                    match decoder.push_line(content, 0) {
+                        Ok(n) => body_chars += n,
+                        Err(e) => {
+                            let (label, line) = (label_owned(), self.line);
                             return Some(Err(match e {
                                 B64Error::BadChar { offset, byte } => PemError::BadBase64 {
-                                    label: label_owned(),
+                                    label,
                                     block,
                                     ch: char::from(byte),
-                                    line: line_no,
+                                    line,
                                     column: offset + 1,
                                 },
-                                B64Error::NonCanonical { .. } => PemError::NonCanonicalBase64 {
-                                    label: label_owned(),
+                                B64Error::NonCanonical { offset } => PemError::NonCanonicalBase64 {
+                                    label,
                                     block,
-                                    line: line_no,
-                                    column: col + 1,
+                                    line,
+                                    column: offset + 1,
                                 },
-                                B64Error::BadLength => PemError::BadBase64Length {
-                                    label: label_owned(),
-                                    block,
-                                    line: line_no,
-                                },
+                                B64Error::BadLength => {
+                                    PemError::BadBase64Length { label, block, line }
+                                }
                             }));
                         }
                     }

@@ -1,5 +1,18 @@
-//! Test material to order (feature `testkit`): keys, certificates, chains, and deliberately
-//! broken variants, for meshtrust's own tests and for embedders' tests.
+//! Test support for embedders (feature `testkit`): proptest strategies, invariant checkers,
+//! fuzz entry points, and test material to order. meshtrust's own property tests, fuzz
+//! targets, differential tests and benches use exactly these.
+//!
+//! ```
+//! use meshtrust::testkit::bundles;
+//! use proptest::prelude::*;
+//!
+//! proptest!(ProptestConfig::with_cases(8), |(case in bundles::bundle_text(bundles::sample_certificates()))| {
+//!     let parsed = meshtrust::Bundle::parse(&case.bytes).unwrap();
+//!     prop_assert_eq!(parsed.bytes(), &case.bytes[..]);
+//! });
+//! ```
+//!
+//! # Keys, certificates and chains, including deliberately broken ones
 //!
 //! - [`TestKey`]: RSA 2048/3072/4096 from a small committed pool (ring cannot generate RSA
 //!   keys; the pool was made with `openssl genpkey`), ECDSA P-256/P-384 and Ed25519 generated
@@ -31,7 +44,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod bundles;
 mod certs;
+pub mod fuzz;
 mod keys;
 
 pub use certs::{

@@ -305,5 +305,5 @@ pub fn verify(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testkit"))]
 mod tests;

@@ -1,0 +1,114 @@
+//! `meshtrust bundle cat|dedup|diff`
+
+use std::path::PathBuf;
+
+use meshtrust::Role;
+use meshtrust::bundle::{self, Bundle};
+
+use super::common::{self, CliError, Outcome};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Concatenate bundles to stdout, keeping each earlier text as an exact prefix (a newline
+    /// is inserted only where a file lacks its final one).
+    Cat {
+        /// Append the last root again (the deliberate duplicate, A+B -> A+B+B): the bytes change
+        /// so every Istio proxy re-issues its leaf, while the trust set stays the same.
+        #[arg(long)]
+        trigger: bool,
+        /// PEM files, in order. `-` reads stdin.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Remove later repeats of a certificate (first occurrence kept, every other byte kept).
+    Dedup {
+        /// The PEM file. `-` reads stdin.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Compare two bundle files: added, removed, duplicated and reordered certificates, whether
+    /// the bytes changed and whether istiod accepts the change. Exit 1 when istiod (up to 1.29,
+    /// byte containment) would refuse it.
+    Diff {
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
+        /// The current file.
+        #[arg(value_name = "OLD")]
+        old: PathBuf,
+        /// The proposed file.
+        #[arg(value_name = "NEW")]
+        new: PathBuf,
+    },
+}
+
+pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
+    match cmd {
+        Command::Cat { trigger, files } => {
+            let mut out = Bundle::empty();
+            for f in &files {
+                out = out.append(&common::read_bundle(f)?);
+            }
+            if trigger {
+                let last_root = out
+                    .entries()
+                    .iter()
+                    .rev()
+                    .find(|e| e.cert.role() == Role::Root)
+                    .ok_or_else(|| {
+                        CliError(
+                            "--trigger: the inputs hold no root certificate to duplicate"
+                                .to_owned(),
+                        )
+                    })?;
+                out = out
+                    .with_deliberate_duplicate(last_root.cert.fingerprint())
+                    .map_err(|e| CliError(format!("--trigger: {e}")))?;
+            }
+            common::write_stdout(out.bytes())?;
+            Ok(Outcome::Success)
+        }
+        Command::Dedup { file } => {
+            let b = common::read_bundle(&file)?;
+            common::write_stdout(b.dedup().bytes())?;
+            Ok(Outcome::Success)
+        }
+        Command::Diff { json, old, new } => {
+            let d = bundle::diff(&common::read_bundle(&old)?, &common::read_bundle(&new)?);
+            if json {
+                common::print_json(&d)?;
+            } else {
+                let mut s = String::new();
+                for c in &d.added {
+                    s.push_str(&format!("+ {}  {}\n", c.sha256, c.subject));
+                }
+                for c in &d.removed {
+                    s.push_str(&format!("- {}  {}\n", c.sha256, c.subject));
+                }
+                for c in &d.duplicates {
+                    s.push_str(&format!(
+                        "= {}  {}  appears {} times (was {})\n",
+                        c.sha256, c.subject, c.count, c.old_count
+                    ));
+                }
+                let yn = |b: bool| if b { "yes" } else { "no" };
+                s.push_str(&format!("bytes changed:      {}\n", yn(d.bytes_changed)));
+                s.push_str(&format!(
+                    "trust set changed:  {}\n",
+                    yn(d.trust_set_changed)
+                ));
+                s.push_str(&format!("reordered:          {}\n", yn(d.reordered)));
+                s.push_str(&format!(
+                    "istiod accepts:     {} (up to 1.29: one file's bytes must contain the other's)\n",
+                    yn(d.istiod_accepts)
+                ));
+                s.push_str(&format!(
+                    "istiod 1.30 accepts: {} (one trust set contains the other)\n",
+                    yn(d.istiod_1_30_accepts)
+                ));
+                common::write_stdout(s.as_bytes())?;
+            }
+            Ok(Outcome::from_ok(d.istiod_accepts))
+        }
+    }
+}

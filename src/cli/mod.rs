@@ -1,0 +1,48 @@
+//! Command-line parsing and dispatch. Each command lives in its own file and returns an
+//! [`Outcome`] or a [`CliError`]; this module turns them into exit codes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bundle;
+mod common;
+mod inspect;
+
+use common::Outcome;
+
+/// Replace the root CA of an Istio mesh without downtime: inspect, verify, check, plan and
+/// simulate CA rotations.
+#[derive(Debug, Parser)]
+#[command(name = "meshtrust", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One row per certificate of each file: role, names, serial, validity, fingerprint,
+    /// SPIFFE IDs and duplicates.
+    Inspect(inspect::Args),
+    /// Build and compare trust bundles byte-exactly (cat, dedup, diff).
+    #[command(subcommand)]
+    Bundle(bundle::Command),
+}
+
+/// Parses the command line, runs the command and returns its exit code.
+pub(crate) fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Bundle(cmd) => bundle::run(cmd),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::CheckFailed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("meshtrust: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
