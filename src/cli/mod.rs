@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bundle;
 mod common;
 mod inspect;
+mod verify;
 
 use common::Outcome;
 
@@ -28,6 +29,9 @@ enum Command {
     /// Build and compare trust bundles byte-exactly (cat, dedup, diff).
     #[command(subcommand)]
     Bundle(bundle::Command),
+    /// Does a certificate (leaf or CA) chain to a root of a bundle at an instant, by which
+    /// path, and if not, why not (one line per failed candidate path). Exit 0 valid, 1 not.
+    Verify(verify::Args),
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -36,6 +40,7 @@ pub(crate) fn run() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
