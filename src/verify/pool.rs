@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
@@ -53,9 +54,46 @@ impl Borrow<[u8]> for BySubject {
 #[derive(Clone, Default)]
 pub struct CertPool {
     certs: Vec<Certificate>,
-    by_subject: HashMap<BySubject, Vec<usize>>,
-    by_fingerprint: HashMap<Fingerprint, usize>,
+    /// Per subject: the first and last index of its certificates in `certs`.
+    by_subject: HashMap<BySubject, (u32, u32)>,
+    /// For each certificate, the next one with the same subject (`u32::MAX`: none). A linked
+    /// list through one vector instead of a vector per subject: indexing 10,000 roots makes
+    /// no per-root allocation.
+    next: Vec<u32>,
+    by_fingerprint: HashMap<Fingerprint, u32, FingerprintHash>,
 }
+
+/// Fingerprints are SHA-256 digests, uniformly distributed: their first eight bytes are a
+/// hash already (and an attacker cannot aim at collisions without breaking SHA-256).
+#[derive(Clone, Copy, Default)]
+struct FingerprintHash;
+
+impl std::hash::BuildHasher for FingerprintHash {
+    type Hasher = FingerprintHasher;
+    fn build_hasher(&self) -> FingerprintHasher {
+        FingerprintHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Called with the 32 digest bytes (after a length prefix through write_usize).
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
+        }
+    }
+    fn write_usize(&mut self, _: usize) {}
+}
+
+const NONE: u32 = u32::MAX;
 
 impl fmt::Debug for CertPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,7 +115,8 @@ impl CertPool {
         CertPool {
             certs: Vec::with_capacity(n),
             by_subject: HashMap::with_capacity(n),
-            by_fingerprint: HashMap::with_capacity(n),
+            next: Vec::with_capacity(n),
+            by_fingerprint: HashMap::with_capacity_and_hasher(n, FingerprintHash),
         }
     }
 
@@ -91,18 +130,34 @@ impl CertPool {
         pool
     }
 
-    /// Adds a certificate; returns false (and changes nothing) when it is already present.
+    /// Adds a certificate; returns false (and changes nothing) when it is already present,
+    /// or when the pool already holds `u32::MAX - 1` certificates.
     pub fn insert(&mut self, cert: Certificate) -> bool {
-        let fp = cert.fingerprint();
-        if self.by_fingerprint.contains_key(&fp) {
+        let Ok(index) = u32::try_from(self.certs.len()) else {
+            return false;
+        };
+        if index == NONE {
             return false;
         }
-        let index = self.certs.len();
-        self.by_fingerprint.insert(fp, index);
-        self.by_subject
-            .entry(BySubject(cert.clone()))
-            .or_default()
-            .push(index);
+        match self.by_fingerprint.entry(cert.fingerprint()) {
+            Entry::Occupied(_) => return false,
+            Entry::Vacant(v) => {
+                v.insert(index);
+            }
+        }
+        match self.by_subject.entry(BySubject(cert.clone())) {
+            Entry::Occupied(mut o) => {
+                let (_, last) = o.get_mut();
+                if let Some(n) = self.next.get_mut(*last as usize) {
+                    *n = index;
+                }
+                *last = index;
+            }
+            Entry::Vacant(v) => {
+                v.insert((index, index));
+            }
+        }
+        self.next.push(NONE);
         self.certs.push(cert);
         true
     }
@@ -130,7 +185,7 @@ impl CertPool {
     /// Where the certificate stands in insertion order (for a pool built from a bundle: the
     /// index among the bundle's distinct certificates).
     pub fn position(&self, fingerprint: &Fingerprint) -> Option<usize> {
-        self.by_fingerprint.get(fingerprint).copied()
+        self.by_fingerprint.get(fingerprint).map(|&i| i as usize)
     }
 
     /// The certificates in insertion order.
@@ -143,12 +198,15 @@ impl CertPool {
         &'a self,
         subject_der: &[u8],
     ) -> impl Iterator<Item = &'a Certificate> + 'a {
-        self.by_subject
+        let mut cursor = self
+            .by_subject
             .get(subject_der)
-            .map(|v| v.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|&i| self.certs.get(i))
+            .map_or(NONE, |&(first, _)| first);
+        std::iter::from_fn(move || {
+            let cert = self.certs.get(cursor as usize)?;
+            cursor = self.next.get(cursor as usize).copied().unwrap_or(NONE);
+            Some(cert)
+        })
     }
 }
 
