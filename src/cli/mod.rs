@@ -9,6 +9,7 @@ mod bundle;
 mod common;
 mod generate;
 mod inspect;
+mod verify;
 
 use common::Outcome;
 
@@ -33,6 +34,9 @@ enum Command {
     /// intermediates (cacerts directories) and workload certificates.
     #[command(subcommand)]
     Generate(generate::Command),
+    /// Does a certificate (leaf or CA) chain to a root of a bundle at an instant, by which
+    /// path, and if not, why not (one line per failed candidate path). Exit 0 valid, 1 not.
+    Verify(verify::Args),
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -42,6 +46,7 @@ pub(crate) fn run() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Generate(cmd) => generate::run(cmd),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -1,0 +1,75 @@
+//! Shared helpers for the integration tests: running `openssl verify` as an oracle, and
+//! generated chains with deliberate defects.
+#![allow(dead_code)]
+
+pub mod chains;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+/// What `openssl verify` said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpensslVerdict {
+    /// True for "target.pem: OK".
+    pub ok: bool,
+    /// Every `error N at D depth lookup` code reported (the verify app continues after some).
+    pub errors: BTreeSet<u32>,
+    /// The raw output, for failure messages.
+    pub output: String,
+}
+
+/// Runs `openssl verify [-x509_strict] -no-CApath -no-CAstore -CAfile ROOTS [-untrusted
+/// CHAIN] -attime AT TARGET` with the PEM texts written into `dir`.
+pub fn openssl_verify(
+    dir: &Path,
+    strict: bool,
+    roots_pem: &str,
+    chain_pem: &str,
+    target_pem: &str,
+    at: i64,
+) -> OpensslVerdict {
+    let roots = dir.join("roots.pem");
+    let chain = dir.join("chain.pem");
+    let target = dir.join("target.pem");
+    std::fs::write(&roots, roots_pem).unwrap();
+    std::fs::write(&target, target_pem).unwrap();
+    let mut cmd = Command::new("openssl");
+    cmd.arg("verify");
+    if strict {
+        cmd.arg("-x509_strict");
+    }
+    cmd.args(["-no-CApath", "-no-CAstore", "-CAfile"])
+        .arg(&roots);
+    if !chain_pem.is_empty() {
+        std::fs::write(&chain, chain_pem).unwrap();
+        cmd.arg("-untrusted").arg(&chain);
+    }
+    cmd.arg("-attime").arg(at.to_string()).arg(&target);
+    let out = cmd
+        .output()
+        .expect("the openssl binary (test oracle) must be installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("error ")?;
+            let (code, tail) = rest.split_once(' ')?;
+            tail.starts_with("at ").then(|| code.parse().ok())?
+        })
+        .collect();
+    OpensslVerdict {
+        ok: out.status.success() && text.contains(": OK"),
+        errors,
+        output: text,
+    }
+}
+
+/// Concatenated PEM of these certificates.
+pub fn pem_of<'a>(certs: impl IntoIterator<Item = &'a meshtrust::Certificate>) -> String {
+    certs.into_iter().map(|c| c.to_pem()).collect()
+}
