@@ -21,8 +21,10 @@ pub mod cert;
 mod derwalk;
 pub mod fsio;
 pub mod generate;
+pub mod istio;
 pub mod key;
 pub mod pem;
+pub mod plan;
 pub mod signature;
 #[cfg(feature = "testkit")]
 pub mod testkit;

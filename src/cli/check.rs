@@ -31,7 +31,9 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
     let secret = istio::read_path(&args.path).map_err(|e| CliError::in_file(&args.path, e))?;
     let findings = istio::check(&secret, &profile, time::OffsetDateTime::now_utc());
     if args.json {
-        common::print_json(&Report { findings: &findings })?;
+        common::print_json(&Report {
+            findings: &findings,
+        })?;
     } else {
         let mut text = format!(
             "{} ({}, {:?} layout) checked as Istio {}{}{}\n",
@@ -39,8 +41,16 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
             secret.name,
             secret.layout,
             profile.istio_version,
-            if profile.multiroot { ", ISTIO_MULTIROOT_MESH" } else { "" },
-            if profile.data_plane.has_ztunnel() { format!(", ambient (ztunnel {})", profile.ztunnel()) } else { String::new() },
+            if profile.multiroot {
+                ", ISTIO_MULTIROOT_MESH"
+            } else {
+                ""
+            },
+            if profile.data_plane.has_ztunnel() {
+                format!(", ambient (ztunnel {})", profile.ztunnel())
+            } else {
+                String::new()
+            },
         );
         if findings.is_empty() {
             text.push_str("ok: no findings\n");

@@ -6,9 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bundle;
+mod check;
 mod common;
 mod generate;
 mod inspect;
+mod plan;
+mod profile;
 mod verify;
 
 use common::Outcome;
@@ -34,6 +37,13 @@ enum Command {
     /// intermediates (cacerts directories) and workload certificates.
     #[command(subcommand)]
     Generate(generate::Command),
+    /// Check a CA secret (cacerts or istio-ca-secret; directory or kubectl YAML/JSON) the way
+    /// istiod of a given version loads it, plus the warnings a rotation needs. Exit 1 on an
+    /// error finding.
+    Check(check::Args),
+    /// Plan a zero-downtime CA rotation (phase directories, plan.json, RUNBOOK.md), or check
+    /// a plan on disk with `plan check DIR`.
+    Plan(plan::Args),
     /// Does a certificate (leaf or CA) chain to a root of a bundle at an instant, by which
     /// path, and if not, why not (one line per failed candidate path). Exit 0 valid, 1 not.
     Verify(verify::Args),
@@ -47,6 +57,8 @@ pub(crate) fn run() -> ExitCode {
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Generate(cmd) => generate::run(cmd),
         Command::Verify(args) => verify::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Plan(args) => plan::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -30,11 +30,21 @@ enum Sub {
 struct MakeArgs {
     /// The CA secret the cluster uses now: a cacerts or istio-ca-secret directory, or
     /// `kubectl get secret -o yaml|json` output.
-    #[arg(long, value_name = "PATH", required_unless_present = "cluster", conflicts_with = "cluster")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "cluster",
+        conflicts_with = "cluster"
+    )]
     current: Option<PathBuf>,
     /// The new CA: a cacerts-layout directory (ca-cert.pem, ca-key.pem, cert-chain.pem,
     /// root-cert.pem, where root-cert.pem is the new root).
-    #[arg(long, value_name = "PATH", required_unless_present = "cluster", conflicts_with = "cluster")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "cluster",
+        conflicts_with = "cluster"
+    )]
     new: Option<PathBuf>,
     /// Multi-cluster: NAME=CURRENT_PATH,NEW_PATH (repeat for every cluster).
     #[arg(long, value_name = "NAME=CURRENT,NEW")]
@@ -84,17 +94,23 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
     let mut inputs = Vec::new();
     if a.cluster.is_empty() {
         let (Some(cur), Some(new)) = (&a.current, &a.new) else {
-            return Err(CliError("--current and --new are required (or --cluster NAME=CURRENT,NEW)".to_owned()));
+            return Err(CliError(
+                "--current and --new are required (or --cluster NAME=CURRENT,NEW)".to_owned(),
+            ));
         };
         inputs.push(ClusterInput::single(read_secret(cur)?, read_secret(new)?));
     } else {
         for spec in &a.cluster {
-            let (name, paths) = spec
-                .split_once('=')
-                .ok_or_else(|| CliError(format!("--cluster {spec:?}: expected NAME=CURRENT_PATH,NEW_PATH")))?;
-            let (cur, new) = paths
-                .split_once(',')
-                .ok_or_else(|| CliError(format!("--cluster {spec:?}: expected NAME=CURRENT_PATH,NEW_PATH")))?;
+            let (name, paths) = spec.split_once('=').ok_or_else(|| {
+                CliError(format!(
+                    "--cluster {spec:?}: expected NAME=CURRENT_PATH,NEW_PATH"
+                ))
+            })?;
+            let (cur, new) = paths.split_once(',').ok_or_else(|| {
+                CliError(format!(
+                    "--cluster {spec:?}: expected NAME=CURRENT_PATH,NEW_PATH"
+                ))
+            })?;
             inputs.push(ClusterInput {
                 name: name.to_owned(),
                 current: read_secret(cur.as_ref())?,
@@ -102,13 +118,20 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
             });
         }
     }
-    let opts = PlanOptions { kind: a.kind, reissue_now: a.reissue_now, ..PlanOptions::default() };
+    let opts = PlanOptions {
+        kind: a.kind,
+        reissue_now: a.reissue_now,
+        ..PlanOptions::default()
+    };
     let out = a.out.unwrap_or_default();
     let plan = match plan::plan(&inputs, &profile, &opts, time::OffsetDateTime::now_utc()) {
         Ok(p) => p,
         Err(plan::PlanError::Refused(findings)) => {
             print_findings(&findings, a.json, false)?;
-            eprintln!("meshtrust: refusing to plan: {} finding(s); nothing written", findings.len());
+            eprintln!(
+                "meshtrust: refusing to plan: {} finding(s); nothing written",
+                findings.len()
+            );
             return Ok(Outcome::CheckFailed);
         }
         Err(e) => return Err(CliError(e.to_string())),
@@ -125,10 +148,18 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
             format_duration(plan.min_duration())
         );
         for p in &plan.phases {
-            let wait = p.gate.as_ref().map(|g| format!("  [then wait {}]", format_duration(g.min_wait))).unwrap_or_default();
+            let wait = p
+                .gate
+                .as_ref()
+                .map(|g| format!("  [then wait {}]", format_duration(g.min_wait)))
+                .unwrap_or_default();
             s.push_str(&format!("  {:<20} {}{wait}\n", p.name, p.title));
         }
-        s.push_str(&format!("Follow {}/RUNBOOK.md; check with `meshtrust plan check {}`.\n", out.display(), out.display()));
+        s.push_str(&format!(
+            "Follow {}/RUNBOOK.md; check with `meshtrust plan check {}`.\n",
+            out.display(),
+            out.display()
+        ));
         common::write_stdout(s.as_bytes())?;
     }
     Ok(Outcome::Success)
@@ -163,7 +194,8 @@ fn check(c: CheckArgs) -> Result<Outcome, CliError> {
             severity: Severity::Info,
             phase: "plan.json".to_owned(),
             cluster: None,
-            message: "checking with a profile that differs from the one recorded in plan.json".to_owned(),
+            message: "checking with a profile that differs from the one recorded in plan.json"
+                .to_owned(),
         });
     }
     let opts = CheckOptions {
@@ -177,7 +209,13 @@ fn check(c: CheckArgs) -> Result<Outcome, CliError> {
     if !c.json {
         let verdict = if ok { "safe" } else { "NOT safe" };
         common::write_stdout(
-            format!("{}: {} plan with {} phases is {verdict}\n", c.dir.display(), plan.kind, plan.phases.len()).as_bytes(),
+            format!(
+                "{}: {} plan with {} phases is {verdict}\n",
+                c.dir.display(),
+                plan.kind,
+                plan.phases.len()
+            )
+            .as_bytes(),
         )?;
     }
     Ok(Outcome::from_ok(ok))

@@ -20,14 +20,15 @@ mod profile;
 mod secret;
 mod write;
 
-pub use check::{Finding, Severity, check, has_errors};
 pub(crate) use check::describe;
+pub use check::{Finding, Severity, check, has_errors};
 pub use profile::{
-    DataPlane, IstioProfile, IstioVersion, VersionParseError, ZtunnelRoots, format_duration, parse_duration,
+    DataPlane, IstioProfile, IstioVersion, VersionParseError, ZtunnelRoots, format_duration,
+    parse_duration,
 };
 pub use secret::{
-    CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, FileError, ISTIO_GENERATED, KEY, KNOWN_KEYS,
-    Layout, MAX_MANIFEST_BYTES, ROOT_CERT, ReadError, SecretForm, SecretKind, TLS_CRT, TLS_KEY, parse_manifest, read_dir,
-    read_path,
+    CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, FileError,
+    ISTIO_GENERATED, KEY, KNOWN_KEYS, Layout, MAX_MANIFEST_BYTES, ROOT_CERT, ReadError, SecretForm,
+    SecretKind, TLS_CRT, TLS_KEY, parse_manifest, read_dir, read_path,
 };
 pub use write::{write_dir, write_manifest};

@@ -29,7 +29,11 @@ pub struct IstioVersion {
 impl IstioVersion {
     /// A version from its parts.
     pub const fn new(major: u16, minor: u16, patch: u16) -> Self {
-        IstioVersion { major, minor, patch }
+        IstioVersion {
+            major,
+            minor,
+            patch,
+        }
     }
 
     /// The oldest release meshtrust models (1.22.0).
@@ -109,7 +113,9 @@ impl Serialize for IstioVersion {
 
 impl<'de> Deserialize<'de> for IstioVersion {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -164,7 +170,9 @@ impl FromStr for DataPlane {
             "sidecar" => Ok(DataPlane::Sidecar),
             "ambient" => Ok(DataPlane::Ambient),
             "both" => Ok(DataPlane::Both),
-            _ => Err(format!("invalid data plane {s:?}: expected sidecar, ambient or both")),
+            _ => Err(format!(
+                "invalid data plane {s:?}: expected sidecar, ambient or both"
+            )),
         }
     }
 }
@@ -236,7 +244,10 @@ impl IstioProfile {
     /// Checks the profile itself (ratios in range, a TTL Istio accepts).
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..1.0).contains(&self.grace_ratio) || self.grace_ratio.is_nan() {
-            return Err(format!("grace ratio {} must be in [0, 1)", self.grace_ratio));
+            return Err(format!(
+                "grace ratio {} must be in [0, 1)",
+                self.grace_ratio
+            ));
         }
         if self.leaf_ttl.is_zero() || self.leaf_ttl > Duration::from_secs(90 * 24 * 3600) {
             return Err("leaf TTL must be between 1 s and 90 days (Istio's maximum)".to_owned());
@@ -278,7 +289,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             's' => 1,
             _ => return Err(err()),
         };
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(err)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(err)?;
     }
     if !num.is_empty() {
         return Err(err());
@@ -369,7 +383,21 @@ mod tests {
     #[test]
     fn profile_validation() {
         assert!(IstioProfile::default().validate().is_ok());
-        assert!(IstioProfile { grace_ratio: 1.0, ..IstioProfile::default() }.validate().is_err());
-        assert!(IstioProfile { leaf_ttl: Duration::ZERO, ..IstioProfile::default() }.validate().is_err());
+        assert!(
+            IstioProfile {
+                grace_ratio: 1.0,
+                ..IstioProfile::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            IstioProfile {
+                leaf_ttl: Duration::ZERO,
+                ..IstioProfile::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -38,7 +38,18 @@ pub const CA_CRT: &str = "ca.crt";
 pub const ISTIO_GENERATED: &str = "istio-generated";
 
 /// Every key meshtrust reads from a CA secret.
-pub const KNOWN_KEYS: [&str; 10] = [CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, CA_CRL, KEY, TLS_CRT, TLS_KEY, CA_CRT, ISTIO_GENERATED];
+pub const KNOWN_KEYS: [&str; 10] = [
+    CA_CERT,
+    CA_KEY,
+    CERT_CHAIN,
+    ROOT_CERT,
+    CA_CRL,
+    KEY,
+    TLS_CRT,
+    TLS_KEY,
+    CA_CRT,
+    ISTIO_GENERATED,
+];
 
 /// The four files of a plugged-in `cacerts`, in the order Istio's docs list them.
 pub const CACERTS_FILES: [&str; 4] = [CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT];
@@ -103,7 +114,16 @@ impl fmt::Debug for CaSecret {
         let files: BTreeMap<&str, String> = self
             .files
             .iter()
-            .map(|(k, v)| (k.as_str(), if is_secret_key(k) { format!("<{} bytes, redacted>", v.len()) } else { format!("<{} bytes>", v.len()) }))
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret_key(k) {
+                        format!("<{} bytes, redacted>", v.len())
+                    } else {
+                        format!("<{} bytes>", v.len())
+                    },
+                )
+            })
             .collect();
         f.debug_struct("CaSecret")
             .field("name", &self.name)
@@ -159,17 +179,29 @@ impl CaSecret {
         form: SecretForm,
         files: impl IntoIterator<Item = (N, Vec<u8>)>,
     ) -> CaSecret {
-        let files: BTreeMap<String, Zeroizing<Vec<u8>>> =
-            files.into_iter().map(|(k, v)| (k.into(), Zeroizing::new(v))).collect();
-        let layout = if files.contains_key(TLS_CRT) { Layout::KubernetesTls } else { Layout::Istio };
+        let files: BTreeMap<String, Zeroizing<Vec<u8>>> = files
+            .into_iter()
+            .map(|(k, v)| (k.into(), Zeroizing::new(v)))
+            .collect();
+        let layout = if files.contains_key(TLS_CRT) {
+            Layout::KubernetesTls
+        } else {
+            Layout::Istio
+        };
         let empty = |k: &str| files.get(k).is_some_and(|v| v.is_empty());
         let self_signed = name == "istio-ca-secret"
             || files.contains_key(ISTIO_GENERATED)
-            || (files.contains_key(KEY) && empty(KEY) && (empty(CERT_CHAIN) || !files.contains_key(CERT_CHAIN)));
+            || (files.contains_key(KEY)
+                && empty(KEY)
+                && (empty(CERT_CHAIN) || !files.contains_key(CERT_CHAIN)));
         CaSecret {
             name: name.to_owned(),
             namespace: namespace.to_owned(),
-            kind: if self_signed { SecretKind::SelfSigned } else { SecretKind::PluggedIn },
+            kind: if self_signed {
+                SecretKind::SelfSigned
+            } else {
+                SecretKind::PluggedIn
+            },
             layout,
             form,
             files,
@@ -247,15 +279,25 @@ impl CaSecret {
     }
 
     fn bundle_of(&self, file: &str, bytes: Option<&[u8]>) -> Result<Bundle, FileError> {
-        let bytes = bytes.ok_or_else(|| FileError::Missing { file: file.to_owned() })?;
-        Bundle::parse_strict(bytes).map_err(|source| FileError::Bundle { file: file.to_owned(), source })
+        let bytes = bytes.ok_or_else(|| FileError::Missing {
+            file: file.to_owned(),
+        })?;
+        Bundle::parse_strict(bytes).map_err(|source| FileError::Bundle {
+            file: file.to_owned(),
+            source,
+        })
     }
 
     /// The signing certificate: the FIRST certificate of ca-cert.pem (istiod ignores the rest).
     pub fn ca_cert(&self) -> Result<Certificate, FileError> {
         let file = self.signing_cert_file();
         let b = self.bundle_of(file, self.file(file))?;
-        b.certificates().next().cloned().ok_or(FileError::NoCertificate { file: file.to_owned() })
+        b.certificates()
+            .next()
+            .cloned()
+            .ok_or(FileError::NoCertificate {
+                file: file.to_owned(),
+            })
     }
 
     /// Every certificate block of ca-cert.pem.
@@ -267,8 +309,13 @@ impl CaSecret {
     /// The signing key.
     pub fn ca_key(&self) -> Result<PrivateKey, FileError> {
         let file = self.key_file();
-        let bytes = self.file(file).ok_or_else(|| FileError::Missing { file: file.to_owned() })?;
-        PrivateKey::from_pem(bytes).map_err(|source| FileError::Key { file: file.to_owned(), source })
+        let bytes = self.file(file).ok_or_else(|| FileError::Missing {
+            file: file.to_owned(),
+        })?;
+        PrivateKey::from_pem(bytes).map_err(|source| FileError::Key {
+            file: file.to_owned(),
+            source,
+        })
     }
 
     /// cert-chain.pem as a bundle (may be empty).
@@ -344,14 +391,28 @@ const MAX_NESTING: usize = 64;
 /// ```
 pub fn parse_manifest(bytes: &[u8]) -> Result<CaSecret, ReadError> {
     if bytes.len() > MAX_MANIFEST_BYTES {
-        return Err(ReadError::NotASecret { line: 1, message: format!("larger than {MAX_MANIFEST_BYTES} bytes") });
+        return Err(ReadError::NotASecret {
+            line: 1,
+            message: format!("larger than {MAX_MANIFEST_BYTES} bytes"),
+        });
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
-        ReadError::Syntax { line, column: 1, message: "not UTF-8 text".to_owned() }
+        let line = 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        ReadError::Syntax {
+            line,
+            column: 1,
+            message: "not UTF-8 text".to_owned(),
+        }
     })?;
     let first = text.trim_start_matches('\u{feff}').trim_start();
-    let doc = if first.starts_with('{') || first.starts_with('[') { json_to_doc(text)? } else { yaml_to_doc(text)? };
+    let doc = if first.starts_with('{') || first.starts_with('[') {
+        json_to_doc(text)?
+    } else {
+        yaml_to_doc(text)?
+    };
     doc_to_secret(&doc, text, first.starts_with('{') || first.starts_with('['))
 }
 
@@ -380,11 +441,16 @@ impl Doc {
 }
 
 fn json_to_doc(text: &str) -> Result<Doc, ReadError> {
-    let v: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| ReadError::Syntax { line: e.line(), column: e.column(), message: e.to_string() })?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| ReadError::Syntax {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
     fn conv(v: &serde_json::Value) -> Doc {
         match v {
-            serde_json::Value::Object(m) => Doc::Map(m.iter().map(|(k, v)| (k.clone(), conv(v))).collect()),
+            serde_json::Value::Object(m) => {
+                Doc::Map(m.iter().map(|(k, v)| (k.clone(), conv(v))).collect())
+            }
             serde_json::Value::Array(a) => Doc::List(a.iter().map(conv).collect()),
             serde_json::Value::String(s) => Doc::Str(s.clone()),
             _ => Doc::Other,
@@ -400,14 +466,23 @@ fn yaml_to_doc(text: &str) -> Result<Doc, ReadError> {
         column: e.marker().col() + 1,
         message: e.info().to_owned(),
     })?;
-    let mut docs: Vec<_> = docs.into_iter().filter(|d| !matches!(d, yaml_rust2::Yaml::Null)).collect();
+    let mut docs: Vec<_> = docs
+        .into_iter()
+        .filter(|d| !matches!(d, yaml_rust2::Yaml::Null))
+        .collect();
     match docs.len() {
-        0 => Err(ReadError::NotASecret { line: 1, message: "empty document".to_owned() }),
+        0 => Err(ReadError::NotASecret {
+            line: 1,
+            message: "empty document".to_owned(),
+        }),
         1 => Ok(yaml_conv(&docs.remove(0), 0)),
         // Several `---` documents: treat them as a List.
         _ => Ok(Doc::Map(vec![
             ("kind".to_owned(), Doc::Str("List".to_owned())),
-            ("items".to_owned(), Doc::List(docs.iter().map(|d| yaml_conv(d, 0)).collect())),
+            (
+                "items".to_owned(),
+                Doc::List(docs.iter().map(|d| yaml_conv(d, 0)).collect()),
+            ),
         ])),
     }
 }
@@ -450,7 +525,11 @@ fn check_flow_nesting(text: &str) -> Result<(), ReadError> {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(ReadError::Syntax { line, column: 1, message: "collections nested too deeply".to_owned() });
+                    return Err(ReadError::Syntax {
+                        line,
+                        column: 1,
+                        message: "collections nested too deeply".to_owned(),
+                    });
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -464,7 +543,9 @@ fn check_flow_nesting(text: &str) -> Result<(), ReadError> {
 fn line_of(text: &str, key: &str) -> usize {
     let yaml = format!("{key}:");
     let json = format!("\"{key}\"");
-    text.lines().position(|l| l.trim_start().starts_with(&yaml) || l.contains(&json)).map_or(1, |i| i + 1)
+    text.lines()
+        .position(|l| l.trim_start().starts_with(&yaml) || l.contains(&json))
+        .map_or(1, |i| i + 1)
 }
 
 fn doc_to_secret(doc: &Doc, text: &str, json: bool) -> Result<CaSecret, ReadError> {
@@ -477,13 +558,31 @@ fn doc_to_secret(doc: &Doc, text: &str, json: bool) -> Result<CaSecret, ReadErro
                 Some(Doc::List(items)) => items,
                 _ => return Err(not_secret("a List without items".to_owned())),
             };
-            let name_of = |d: &Doc| d.get("metadata").and_then(|m| m.get("name")).and_then(Doc::str).map(str::to_owned);
+            let name_of = |d: &Doc| {
+                d.get("metadata")
+                    .and_then(|m| m.get("name"))
+                    .and_then(Doc::str)
+                    .map(str::to_owned)
+            };
             items
                 .iter()
                 .find(|d| name_of(d).as_deref() == Some("cacerts"))
-                .or_else(|| items.iter().find(|d| name_of(d).as_deref() == Some("istio-ca-secret")))
-                .or(if items.len() == 1 { items.first() } else { None })
-                .ok_or_else(|| not_secret(format!("a List of {} items, none named cacerts or istio-ca-secret", items.len())))?
+                .or_else(|| {
+                    items
+                        .iter()
+                        .find(|d| name_of(d).as_deref() == Some("istio-ca-secret"))
+                })
+                .or(if items.len() == 1 {
+                    items.first()
+                } else {
+                    None
+                })
+                .ok_or_else(|| {
+                    not_secret(format!(
+                        "a List of {} items, none named cacerts or istio-ca-secret",
+                        items.len()
+                    ))
+                })?
         }
         other => return Err(not_secret(format!("kind {other}, expected Secret"))),
     };
@@ -491,8 +590,16 @@ fn doc_to_secret(doc: &Doc, text: &str, json: bool) -> Result<CaSecret, ReadErro
         return Err(not_secret("not a mapping".to_owned()));
     }
     let meta = secret.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(Doc::str).unwrap_or("cacerts").to_owned();
-    let namespace = meta.and_then(|m| m.get("namespace")).and_then(Doc::str).unwrap_or("istio-system").to_owned();
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Doc::str)
+        .unwrap_or("cacerts")
+        .to_owned();
+    let namespace = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Doc::str)
+        .unwrap_or("istio-system")
+        .to_owned();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     if let Some(Doc::Map(data)) = secret.get("data") {
         for (k, v) in data {
@@ -521,16 +628,30 @@ fn doc_to_secret(doc: &Doc, text: &str, json: bool) -> Result<CaSecret, ReadErro
         let found: Vec<&str> = files.iter().map(|(k, _)| k.as_str()).collect();
         return Err(ReadError::NotASecret {
             line: 1,
-            message: format!("no CA secret keys (ca-cert.pem, root-cert.pem, tls.crt, ...) in data/stringData; found {found:?}"),
+            message: format!(
+                "no CA secret keys (ca-cert.pem, root-cert.pem, tls.crt, ...) in data/stringData; found {found:?}"
+            ),
         });
     }
-    Ok(CaSecret::from_files(&name, &namespace, if json { SecretForm::Json } else { SecretForm::Yaml }, files))
+    Ok(CaSecret::from_files(
+        &name,
+        &namespace,
+        if json {
+            SecretForm::Json
+        } else {
+            SecretForm::Yaml
+        },
+        files,
+    ))
 }
 
 /// Reads a directory of CA files (regular files or symlinks to them, as in a mounted
 /// secret; dot entries such as `..data` are skipped). Only the keys Istio reads are loaded.
 pub fn read_dir(dir: &std::path::Path) -> Result<CaSecret, ReadError> {
-    let io = |p: &std::path::Path, e: std::io::Error| ReadError::Io { path: p.display().to_string(), message: e.to_string() };
+    let io = |p: &std::path::Path, e: std::io::Error| ReadError::Io {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    };
     let mut files = Vec::new();
     for name in KNOWN_KEYS {
         let p = dir.join(name);
@@ -544,10 +665,17 @@ pub fn read_dir(dir: &std::path::Path) -> Result<CaSecret, ReadError> {
         std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
         return Err(ReadError::NotASecret {
             line: 1,
-            message: format!("{}: no CA files (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, tls.crt, ...)", dir.display()),
+            message: format!(
+                "{}: no CA files (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, tls.crt, ...)",
+                dir.display()
+            ),
         });
     }
-    let name = if files.iter().any(|(k, _)| *k == KEY) { "istio-ca-secret" } else { "cacerts" };
+    let name = if files.iter().any(|(k, _)| *k == KEY) {
+        "istio-ca-secret"
+    } else {
+        "cacerts"
+    };
     let mut s = CaSecret::from_files(name, "istio-system", SecretForm::Directory, files);
     if s.kind == SecretKind::PluggedIn {
         s.name = "cacerts".to_owned();
@@ -560,13 +688,20 @@ pub fn read_path(path: &std::path::Path) -> Result<CaSecret, ReadError> {
     if path.is_dir() {
         return read_dir(path);
     }
-    let bytes = std::fs::read(path).map_err(|e| ReadError::Io { path: path.display().to_string(), message: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| ReadError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     parse_manifest(&bytes)
 }
 
 /// True when the bytes hold a PEM private-key block (a key in a trust bundle is a leak).
 pub(crate) fn holds_private_key(bytes: &[u8]) -> bool {
-    pem::blocks(bytes).any(|b| b.is_ok_and(|b| b.label.is_private_key() || b.label == Label::Other("ENCRYPTED PRIVATE KEY".into())))
+    pem::blocks(bytes).any(|b| {
+        b.is_ok_and(|b| {
+            b.label.is_private_key() || b.label == Label::Other("ENCRYPTED PRIVATE KEY".into())
+        })
+    })
 }
 
 #[cfg(test)]
@@ -574,7 +709,11 @@ mod tests {
     use super::*;
 
     fn sample(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/tests/fixtures/istio-samples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!(
+            "{}/tests/fixtures/istio-samples/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -586,8 +725,13 @@ mod tests {
         );
         let s = parse_manifest(yaml.as_bytes()).unwrap();
         assert_eq!(s.file(ROOT_CERT), Some(&sample("root-cert.pem")[..]));
-        assert_eq!((s.kind, s.layout, s.form), (SecretKind::PluggedIn, Layout::Istio, SecretForm::Yaml));
-        let json = format!(r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"cacerts","namespace":"istio-system"}},"data":{{"root-cert.pem":"{b64}"}}}}"#);
+        assert_eq!(
+            (s.kind, s.layout, s.form),
+            (SecretKind::PluggedIn, Layout::Istio, SecretForm::Yaml)
+        );
+        let json = format!(
+            r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"cacerts","namespace":"istio-system"}},"data":{{"root-cert.pem":"{b64}"}}}}"#
+        );
         let s = parse_manifest(json.as_bytes()).unwrap();
         assert_eq!(s.form, SecretForm::Json);
         assert_eq!(s.root_bundle().unwrap().len(), 1);
@@ -595,7 +739,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let e = parse_manifest(b"kind: Secret\nmetadata:\n  name: cacerts\ndata:\n  ca-cert.pem: not*base64\n").unwrap_err();
+        let e = parse_manifest(
+            b"kind: Secret\nmetadata:\n  name: cacerts\ndata:\n  ca-cert.pem: not*base64\n",
+        )
+        .unwrap_err();
         assert!(matches!(e, ReadError::Base64 { line: 5, .. }), "{e:?}");
         let e = parse_manifest(b"kind: Secret\ndata: [\n").unwrap_err();
         assert!(matches!(e, ReadError::Syntax { .. }), "{e:?}");
@@ -613,14 +760,24 @@ mod tests {
             "istio-ca-secret",
             "istio-system",
             SecretForm::Memory,
-            [(CA_CERT, sample("root-cert.pem")), (CA_KEY, vec![]), (ROOT_CERT, sample("root-cert.pem")), (CERT_CHAIN, vec![]), (KEY, vec![])],
+            [
+                (CA_CERT, sample("root-cert.pem")),
+                (CA_KEY, vec![]),
+                (ROOT_CERT, sample("root-cert.pem")),
+                (CERT_CHAIN, vec![]),
+                (KEY, vec![]),
+            ],
         );
         assert_eq!(s.kind, SecretKind::SelfSigned);
         let t = CaSecret::from_files(
             "cacerts",
             "istio-system",
             SecretForm::Memory,
-            [(TLS_CRT, sample("ca-cert.pem")), (TLS_KEY, sample("ca-key.pem")), (CA_CRT, sample("root-cert.pem"))],
+            [
+                (TLS_CRT, sample("ca-cert.pem")),
+                (TLS_KEY, sample("ca-key.pem")),
+                (CA_CRT, sample("root-cert.pem")),
+            ],
         );
         assert_eq!(t.layout, Layout::KubernetesTls);
         assert_eq!(t.cert_chain().unwrap().len(), 2);

@@ -2,19 +2,25 @@
 //! manifest equivalent to `kubectl create secret generic cacerts -n istio-system --from-file=...`,
 //! and the kubectl command lines.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use zeroize::Zeroizing;
 
 use super::secret::{self, CaSecret};
-use crate::fsio::{self, FsError, OutFile};
+use crate::fsio::{self, FsError, OutFile, Written};
 
 fn is_plain_key(k: &str) -> bool {
-    !k.is_empty() && k.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+    !k.is_empty()
+        && k.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
 }
 
 fn yaml_key(k: &str) -> String {
-    if is_plain_key(k) { k.to_owned() } else { serde_json::Value::String(k.to_owned()).to_string() }
+    if is_plain_key(k) {
+        k.to_owned()
+    } else {
+        serde_json::Value::String(k.to_owned()).to_string()
+    }
 }
 
 fn is_secret_file(name: &str) -> bool {
@@ -36,7 +42,11 @@ impl CaSecret {
     /// ```
     pub fn to_manifest_yaml(&self) -> Zeroizing<String> {
         let mut s = String::from("apiVersion: v1\nkind: Secret\nmetadata:\n");
-        s.push_str(&format!("  name: {}\n  namespace: {}\ntype: Opaque\ndata:\n", yaml_key(&self.name), yaml_key(&self.namespace)));
+        s.push_str(&format!(
+            "  name: {}\n  namespace: {}\ntype: Opaque\ndata:\n",
+            yaml_key(&self.name),
+            yaml_key(&self.namespace)
+        ));
         for name in self.file_names() {
             let value = self.file(name).unwrap_or_default();
             let b64 = crate::b64::encode(value);
@@ -53,7 +63,12 @@ impl CaSecret {
     pub fn to_manifest_json(&self) -> Zeroizing<String> {
         let data: serde_json::Map<String, serde_json::Value> = self
             .file_names()
-            .map(|n| (n.to_owned(), serde_json::Value::String(crate::b64::encode(self.file(n).unwrap_or_default()))))
+            .map(|n| {
+                (
+                    n.to_owned(),
+                    serde_json::Value::String(crate::b64::encode(self.file(n).unwrap_or_default())),
+                )
+            })
             .collect();
         let v = serde_json::json!({
             "apiVersion": "v1",
@@ -72,7 +87,11 @@ impl CaSecret {
         self.file_names()
             .map(|n| {
                 let bytes = self.file(n).unwrap_or_default().to_vec();
-                if is_secret_file(n) { OutFile::secret(dir.join(n), bytes.into()) } else { OutFile::public(dir.join(n), bytes) }
+                if is_secret_file(n) {
+                    OutFile::secret(dir.join(n), bytes.into())
+                } else {
+                    OutFile::public(dir.join(n), bytes)
+                }
             })
             .collect()
     }
@@ -83,7 +102,10 @@ impl CaSecret {
     pub fn kubectl_commands(&self, dir: &Path) -> String {
         let mut from = String::new();
         for n in self.file_names() {
-            from.push_str(&format!(" \\\n    --from-file={n}={}", shell_quote(&dir.join(n))));
+            from.push_str(&format!(
+                " \\\n    --from-file={n}={}",
+                shell_quote(&dir.join(n))
+            ));
         }
         format!(
             "kubectl create secret generic {} -n {}{from} \\\n    --dry-run=client -o yaml | kubectl apply -f -\n",
@@ -95,7 +117,10 @@ impl CaSecret {
 /// Quotes a path for a POSIX shell when needed.
 pub(crate) fn shell_quote(p: &Path) -> String {
     let s = p.display().to_string();
-    if !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&c)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&c))
+    {
         s
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -104,12 +129,22 @@ pub(crate) fn shell_quote(p: &Path) -> String {
 
 /// Writes the secret's files into `dir` atomically: all or nothing, certificates 0644, keys
 /// 0600, no existing file replaced unless `force`. Returns the paths written.
-pub fn write_dir(secret: &CaSecret, dir: &Path, force: bool) -> Result<Vec<PathBuf>, FsError> {
+pub fn write_dir(secret: &CaSecret, dir: &Path, force: bool) -> Result<Vec<Written>, FsError> {
     fsio::write_all(&secret.out_files(dir), force)
 }
 
 /// Writes the Secret manifest (YAML) to `path`, 0600 (it holds the key).
-pub fn write_manifest(secret: &CaSecret, path: &Path, force: bool) -> Result<Vec<PathBuf>, FsError> {
+pub fn write_manifest(
+    secret: &CaSecret,
+    path: &Path,
+    force: bool,
+) -> Result<Vec<Written>, FsError> {
     let text = secret.to_manifest_yaml();
-    fsio::write_all(&[OutFile::secret(path, Zeroizing::new(text.as_bytes().to_vec()))], force)
+    fsio::write_all(
+        &[OutFile::secret(
+            path,
+            Zeroizing::new(text.as_bytes().to_vec()),
+        )],
+        force,
+    )
 }

@@ -5,12 +5,14 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{
-    Action, ClusterInput, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanError, PlanFinding, PlanOptions, RotationKind,
-    checks,
+    Action, ClusterInput, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanError, PlanFinding,
+    PlanOptions, RotationKind, checks,
 };
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Fingerprint};
-use crate::istio::{self, CaSecret, IstioProfile, Layout, SecretKind, Severity, ZtunnelRoots, format_duration};
+use crate::istio::{
+    self, CaSecret, IstioProfile, Layout, SecretKind, Severity, ZtunnelRoots, format_duration,
+};
 use crate::verify::{self, CertPool, VerifyOptions};
 
 /// What the planner knows about one cluster's inputs, after checking them.
@@ -27,7 +29,13 @@ struct Material {
 }
 
 fn refuse(code: &'static str, cluster: &str, message: impl Into<String>) -> PlanFinding {
-    PlanFinding { code, severity: Severity::Error, phase: "inputs".to_owned(), cluster: Some(cluster.to_owned()), message: message.into() }
+    PlanFinding {
+        code,
+        severity: Severity::Error,
+        phase: "inputs".to_owned(),
+        cluster: Some(cluster.to_owned()),
+        message: message.into(),
+    }
 }
 
 /// Makes a plan for `clusters` (one for kinds 1-3; several for a multi-cluster rotation).
@@ -38,15 +46,27 @@ fn refuse(code: &'static str, cluster: &str, message: impl Into<String>) -> Plan
 /// does not match its certificate, a "root rotation" to the same root, a new CA that expires
 /// before the leaves it must cover. The finished plan is then checked with
 /// [`super::check_plan`]; the planner never returns a plan its own checks reject.
-pub fn plan(clusters: &[ClusterInput], profile: &IstioProfile, opts: &PlanOptions, now: OffsetDateTime) -> Result<Plan, PlanError> {
+pub fn plan(
+    clusters: &[ClusterInput],
+    profile: &IstioProfile,
+    opts: &PlanOptions,
+    now: OffsetDateTime,
+) -> Result<Plan, PlanError> {
     if clusters.is_empty() {
         return Err(PlanError::Input("no cluster given".to_owned()));
     }
     profile.validate().map_err(PlanError::Input)?;
     let mut names = std::collections::HashSet::new();
     for c in clusters {
-        if c.name.is_empty() || c.name.starts_with('.') || c.name.contains(['/', '\\']) || !names.insert(c.name.as_str()) {
-            return Err(PlanError::Input(format!("invalid or duplicate cluster name {:?}", c.name)));
+        if c.name.is_empty()
+            || c.name.starts_with('.')
+            || c.name.contains(['/', '\\'])
+            || !names.insert(c.name.as_str())
+        {
+            return Err(PlanError::Input(format!(
+                "invalid or duplicate cluster name {:?}",
+                c.name
+            )));
         }
     }
 
@@ -71,7 +91,10 @@ pub fn plan(clusters: &[ClusterInput], profile: &IstioProfile, opts: &PlanOption
             "ISTIO_MULTIROOT_MESH is off: istiod ignores every change of root-cert.pem (\"updating new ROOT-CA not supported\"); enable it on istiod first",
         ));
     }
-    if changes_roots && profile.data_plane.has_ztunnel() && profile.ztunnel().ztunnel_multi_root() != ZtunnelRoots::All {
+    if changes_roots
+        && profile.data_plane.has_ztunnel()
+        && profile.ztunnel().ztunnel_multi_root() != ZtunnelRoots::All
+    {
         refusals.push(refuse(
             "ztunnel-multiroot-unsupported",
             &material[0].name,
@@ -91,7 +114,12 @@ pub fn plan(clusters: &[ClusterInput], profile: &IstioProfile, opts: &PlanOption
         _ => root_plan(kind, &material, profile, opts),
     };
     plan.old_roots = old_roots(&material, kind);
-    plan.new_roots = material[0].new_roots.trust_set().fingerprints().copied().collect();
+    plan.new_roots = material[0]
+        .new_roots
+        .trust_set()
+        .fingerprints()
+        .copied()
+        .collect();
 
     // The new CA must outlive the rotation plus a leaf lifetime.
     let horizon = now + plan.min_duration() + profile.leaf_ttl;
@@ -115,21 +143,49 @@ pub fn plan(clusters: &[ClusterInput], profile: &IstioProfile, opts: &PlanOption
         return Err(PlanError::Refused(refusals));
     }
 
-    let findings = checks::check_plan(&plan, &checks::CheckOptions { now, margin: opts.margin, waits_known: true });
+    let findings = checks::check_plan(
+        &plan,
+        &checks::CheckOptions {
+            now,
+            margin: opts.margin,
+            waits_known: true,
+        },
+    );
     if super::has_errors(&findings) {
-        return Err(PlanError::Refused(findings.into_iter().filter(|f| f.severity == Severity::Error).collect()));
+        return Err(PlanError::Refused(
+            findings
+                .into_iter()
+                .filter(|f| f.severity == Severity::Error)
+                .collect(),
+        ));
     }
     Ok(plan)
 }
 
 /// Reads and checks one cluster's inputs.
-fn examine(c: &ClusterInput, now: OffsetDateTime, refusals: &mut Vec<PlanFinding>) -> Option<Material> {
+fn examine(
+    c: &ClusterInput,
+    now: OffsetDateTime,
+    refusals: &mut Vec<PlanFinding>,
+) -> Option<Material> {
     let n = &c.name;
     let before = refusals.len();
-    let current_signer = c.current.ca_cert().map_err(|e| refusals.push(refuse("current-unreadable", n, e.to_string()))).ok();
-    let current_roots = c.current.root_bundle().map_err(|e| refusals.push(refuse("current-unreadable", n, e.to_string()))).ok();
+    let current_signer = c
+        .current
+        .ca_cert()
+        .map_err(|e| refusals.push(refuse("current-unreadable", n, e.to_string())))
+        .ok();
+    let current_roots = c
+        .current
+        .root_bundle()
+        .map_err(|e| refusals.push(refuse("current-unreadable", n, e.to_string())))
+        .ok();
     if c.current.file(c.current.key_file()).is_none() {
-        refusals.push(refuse("current-unreadable", n, format!("the current secret has no {}", c.current.key_file())));
+        refusals.push(refuse(
+            "current-unreadable",
+            n,
+            format!("the current secret has no {}", c.current.key_file()),
+        ));
     }
     if c.new.kind != SecretKind::PluggedIn || c.new.layout != Layout::Istio {
         refusals.push(refuse(
@@ -140,12 +196,28 @@ fn examine(c: &ClusterInput, now: OffsetDateTime, refusals: &mut Vec<PlanFinding
     }
     for f in istio::CACERTS_FILES {
         if c.new.file(f).is_none() {
-            refusals.push(refuse("new-incomplete", n, format!("the new CA has no {f}")));
+            refusals.push(refuse(
+                "new-incomplete",
+                n,
+                format!("the new CA has no {f}"),
+            ));
         }
     }
-    let new_signer = c.new.ca_cert().map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string()))).ok();
-    let new_roots = c.new.root_bundle().map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string()))).ok();
-    let new_chain = c.new.cert_chain().map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string()))).ok();
+    let new_signer = c
+        .new
+        .ca_cert()
+        .map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string())))
+        .ok();
+    let new_roots = c
+        .new
+        .root_bundle()
+        .map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string())))
+        .ok();
+    let new_chain = c
+        .new
+        .cert_chain()
+        .map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string())))
+        .ok();
     match c.new.ca_key() {
         Err(e) => refusals.push(refuse("new-unreadable", n, e.to_string())),
         Ok(k) => {
@@ -159,13 +231,21 @@ fn examine(c: &ClusterInput, now: OffsetDateTime, refusals: &mut Vec<PlanFinding
     if let Ok(k) = c.current.ca_key() {
         if let Some(s) = &current_signer {
             if let Err(e) = k.check_matches(s) {
-                refusals.push(refuse("ca-key-mismatch", n, format!("current {}: {e}", c.current.key_file())));
+                refusals.push(refuse(
+                    "ca-key-mismatch",
+                    n,
+                    format!("current {}: {e}", c.current.key_file()),
+                ));
             }
         }
     }
     if let (Some(s), Some(r), Some(ch)) = (&new_signer, &new_roots, &new_chain) {
         if r.is_empty() {
-            refusals.push(refuse("new-unreadable", n, "the new root-cert.pem holds no certificate"));
+            refusals.push(refuse(
+                "new-unreadable",
+                n,
+                "the new root-cert.pem holds no certificate",
+            ));
         } else {
             let roots = CertPool::from_certificates(r.certificates());
             let inter = CertPool::from_certificates(ch.certificates());
@@ -181,13 +261,24 @@ fn examine(c: &ClusterInput, now: OffsetDateTime, refusals: &mut Vec<PlanFinding
     if refusals.len() > before {
         return None;
     }
-    let (current_signer, current_roots, new_signer, new_roots) = (current_signer?, current_roots?, new_signer?, new_roots?);
+    let (current_signer, current_roots, new_signer, new_roots) =
+        (current_signer?, current_roots?, new_signer?, new_roots?);
     let current_files = [
-        c.current.file(c.current.signing_cert_file()).unwrap_or_default().to_vec(),
-        c.current.file(c.current.key_file()).unwrap_or_default().to_vec(),
+        c.current
+            .file(c.current.signing_cert_file())
+            .unwrap_or_default()
+            .to_vec(),
+        c.current
+            .file(c.current.key_file())
+            .unwrap_or_default()
+            .to_vec(),
         match c.current.kind {
             // istio-ca-secret has an empty cert-chain.pem; a cacerts needs one starting with ca-cert.
-            SecretKind::SelfSigned => c.current.file(c.current.signing_cert_file()).unwrap_or_default().to_vec(),
+            SecretKind::SelfSigned => c
+                .current
+                .file(c.current.signing_cert_file())
+                .unwrap_or_default()
+                .to_vec(),
             SecretKind::PluggedIn => c.current.chain_bytes().unwrap_or_default(),
         },
     ];
@@ -203,9 +294,16 @@ fn examine(c: &ClusterInput, now: OffsetDateTime, refusals: &mut Vec<PlanFinding
     })
 }
 
-fn infer_kind(material: &[Material], opts: &PlanOptions, refusals: &mut Vec<PlanFinding>) -> RotationKind {
+fn infer_kind(
+    material: &[Material],
+    opts: &PlanOptions,
+    refusals: &mut Vec<PlanFinding>,
+) -> RotationKind {
     let m = &material[0];
-    let same_roots = m.new_roots.trust_set().is_subset(&m.current_roots.trust_set());
+    let same_roots = m
+        .new_roots
+        .trust_set()
+        .is_subset(&m.current_roots.trust_set());
     let inferred = if material.len() > 1 {
         RotationKind::MultiCluster
     } else if m.current.kind == SecretKind::SelfSigned {
@@ -217,9 +315,16 @@ fn infer_kind(material: &[Material], opts: &PlanOptions, refusals: &mut Vec<Plan
     };
     let kind = opts.kind.unwrap_or(inferred);
     for m in material {
-        let same_roots = m.new_roots.trust_set().is_subset(&m.current_roots.trust_set());
+        let same_roots = m
+            .new_roots
+            .trust_set()
+            .is_subset(&m.current_roots.trust_set());
         if m.new_signer == m.current_signer {
-            refusals.push(refuse("nothing-to-rotate", &m.name, "the new ca-cert.pem is the current one"));
+            refusals.push(refuse(
+                "nothing-to-rotate",
+                &m.name,
+                "the new ca-cert.pem is the current one",
+            ));
         }
         match kind {
             RotationKind::RootRotation | RotationKind::MultiCluster | RotationKind::SelfSignedToPluggedIn if same_roots => {
@@ -249,7 +354,11 @@ fn infer_kind(material: &[Material], opts: &PlanOptions, refusals: &mut Vec<Plan
     }
     if material.len() > 1 {
         if kind != RotationKind::MultiCluster {
-            refusals.push(refuse("kind-mismatch", &material[0].name, "several clusters make a multi-cluster rotation"));
+            refusals.push(refuse(
+                "kind-mismatch",
+                &material[0].name,
+                "several clusters make a multi-cluster rotation",
+            ));
         }
         let first = material[0].new_roots.trust_set();
         for m in &material[1..] {
@@ -262,7 +371,11 @@ fn infer_kind(material: &[Material], opts: &PlanOptions, refusals: &mut Vec<Plan
             }
         }
     } else if kind == RotationKind::MultiCluster {
-        refusals.push(refuse("kind-mismatch", &material[0].name, "a multi-cluster rotation needs two clusters or more"));
+        refusals.push(refuse(
+            "kind-mismatch",
+            &material[0].name,
+            "a multi-cluster rotation needs two clusters or more",
+        ));
     }
     kind
 }
@@ -299,14 +412,20 @@ fn new_files(m: &Material) -> [&[u8]; 3] {
 fn propagation_actions(cluster: &str, profile: &IstioProfile) -> Vec<Action> {
     let mut a = Vec::new();
     if profile.data_plane.has_ztunnel() {
-        a.push(Action::RestartZtunnel { cluster: cluster.to_owned() });
+        a.push(Action::RestartZtunnel {
+            cluster: cluster.to_owned(),
+        });
     }
     if !profile.xds_agent {
         if profile.data_plane.has_sidecars() {
-            a.push(Action::RestartSidecars { cluster: cluster.to_owned() });
+            a.push(Action::RestartSidecars {
+                cluster: cluster.to_owned(),
+            });
         }
         if profile.data_plane.has_ztunnel() {
-            a.push(Action::RestartWaypoints { cluster: cluster.to_owned() });
+            a.push(Action::RestartWaypoints {
+                cluster: cluster.to_owned(),
+            });
         }
     }
     a
@@ -324,7 +443,9 @@ fn roots_check(profile: &IstioProfile, expect: Vec<Fingerprint>, what: &str) -> 
     }];
     if profile.data_plane.has_ztunnel() {
         checks.push(GateCheck {
-            description: format!("every ztunnel lists {what} as Root (check one pod per node that carries traffic)"),
+            description: format!(
+                "every ztunnel lists {what} as Root (check one pod per node that carries traffic)"
+            ),
             command: "istioctl ztunnel-config certificates ZTUNNEL_POD -n istio-system".to_owned(),
             expect,
         });
@@ -340,7 +461,11 @@ fn signer_check(profile: &IstioProfile, signer: &Certificate) -> Vec<GateCheck> 
     }];
     if profile.data_plane.has_ztunnel() {
         checks.push(GateCheck {
-            description: format!("every ztunnel certificate lists intermediate serial {} ({})", signer.serial_hex(), signer.subject()),
+            description: format!(
+                "every ztunnel certificate lists intermediate serial {} ({})",
+                signer.serial_hex(),
+                signer.subject()
+            ),
             command: "istioctl ztunnel-config certificates ZTUNNEL_POD -n istio-system".to_owned(),
             expect: vec![signer.fingerprint()],
         });
@@ -371,14 +496,30 @@ fn precondition_gate(profile: &IstioProfile, kind: RotationKind, reissue_now: bo
             expect: Vec::new(),
         });
     }
-    Gate { min_wait: Duration::ZERO, reason: "preconditions of the rotation".to_owned(), barrier: false, checks }
+    Gate {
+        min_wait: Duration::ZERO,
+        reason: "preconditions of the rotation".to_owned(),
+        barrier: false,
+        checks,
+    }
 }
 
-fn current_phase(material: &[Material], profile: &IstioProfile, kind: RotationKind, reissue_now: bool) -> Phase {
+fn current_phase(
+    material: &[Material],
+    profile: &IstioProfile,
+    kind: RotationKind,
+    reissue_now: bool,
+) -> Phase {
     Phase {
         name: "00-current".to_owned(),
         title: "what the cluster runs now, as read".to_owned(),
-        clusters: material.iter().map(|m| ClusterPhase { cluster: m.name.clone(), secret: m.current.clone() }).collect(),
+        clusters: material
+            .iter()
+            .map(|m| ClusterPhase {
+                cluster: m.name.clone(),
+                secret: m.current.clone(),
+            })
+            .collect(),
         trigger: false,
         actions: Vec::new(),
         gate: Some(precondition_gate(profile, kind, reissue_now)),
@@ -386,23 +527,41 @@ fn current_phase(material: &[Material], profile: &IstioProfile, kind: RotationKi
 }
 
 /// Kinds 1, 2 and 4: trust both, switch signer (A+B+B), drop the old root.
-fn root_plan(kind: RotationKind, material: &[Material], profile: &IstioProfile, opts: &PlanOptions) -> Plan {
+fn root_plan(
+    kind: RotationKind,
+    material: &[Material],
+    profile: &IstioProfile,
+    opts: &PlanOptions,
+) -> Plan {
     let multi = material.len() > 1;
     let mut p1 = Vec::new();
     let mut p2 = Vec::new();
     let mut p3 = Vec::new();
     let (mut a1, mut a2, mut a3) = (Vec::new(), Vec::new(), Vec::new());
     for m in material {
-        let b = Bundle::parse(m.new.file(istio::ROOT_CERT).unwrap_or_default()).unwrap_or_else(|_| m.new_roots.clone());
+        let b = Bundle::parse(m.new.file(istio::ROOT_CERT).unwrap_or_default())
+            .unwrap_or_else(|_| m.new_roots.clone());
         let r1 = m.current_roots.append(&b);
         let r2 = r1.append(&b);
         let [cc, ck, ch] = &m.current_files;
-        p1.push(ClusterPhase { cluster: m.name.clone(), secret: secret(cc, ck, ch, r1.bytes()) });
+        p1.push(ClusterPhase {
+            cluster: m.name.clone(),
+            secret: secret(cc, ck, ch, r1.bytes()),
+        });
         let [nc, nk, nch] = new_files(m);
-        p2.push(ClusterPhase { cluster: m.name.clone(), secret: secret(nc, nk, nch, r2.bytes()) });
-        p3.push(ClusterPhase { cluster: m.name.clone(), secret: secret(nc, nk, nch, b.bytes()) });
+        p2.push(ClusterPhase {
+            cluster: m.name.clone(),
+            secret: secret(nc, nk, nch, r2.bytes()),
+        });
+        p3.push(ClusterPhase {
+            cluster: m.name.clone(),
+            secret: secret(nc, nk, nch, b.bytes()),
+        });
 
-        a1.push(Action::ApplySecret { cluster: m.name.clone(), secret: "cacerts".to_owned() });
+        a1.push(Action::ApplySecret {
+            cluster: m.name.clone(),
+            secret: "cacerts".to_owned(),
+        });
         if m.current.kind == SecretKind::SelfSigned {
             a1.push(Action::RestartIstiod {
                 cluster: m.name.clone(),
@@ -416,9 +575,15 @@ fn root_plan(kind: RotationKind, material: &[Material], profile: &IstioProfile, 
             });
         }
         a1.extend(propagation_actions(&m.name, profile));
-        a2.push(Action::ApplySecret { cluster: m.name.clone(), secret: "cacerts".to_owned() });
+        a2.push(Action::ApplySecret {
+            cluster: m.name.clone(),
+            secret: "cacerts".to_owned(),
+        });
         a2.extend(propagation_actions(&m.name, profile));
-        a3.push(Action::ApplySecret { cluster: m.name.clone(), secret: "cacerts".to_owned() });
+        a3.push(Action::ApplySecret {
+            cluster: m.name.clone(),
+            secret: "cacerts".to_owned(),
+        });
         a3.extend(propagation_actions(&m.name, profile));
     }
     let m0 = &material[0];
@@ -428,7 +593,11 @@ fn root_plan(kind: RotationKind, material: &[Material], profile: &IstioProfile, 
         min_wait: opts.propagation,
         reason: format!(
             "let istiod push the new roots and the restarts finish{who} ({}), then verify every proxy trusts both roots before any signer changes",
-            if profile.xds_agent { "PROXY_CONFIG_XDS_AGENT pushes roots at once" } else { "without PROXY_CONFIG_XDS_AGENT only restarted proxies have them" }
+            if profile.xds_agent {
+                "PROXY_CONFIG_XDS_AGENT pushes roots at once"
+            } else {
+                "without PROXY_CONFIG_XDS_AGENT only restarted proxies have them"
+            }
         ),
         barrier: multi,
         checks: roots_check(profile, both, "both the old and the new roots"),
@@ -443,7 +612,10 @@ fn root_plan(kind: RotationKind, material: &[Material], profile: &IstioProfile, 
             if multi { " of the LAST cluster" } else { "" }
         ),
         barrier: multi,
-        checks: material.iter().flat_map(|m| signer_check(profile, &m.new_signer)).collect(),
+        checks: material
+            .iter()
+            .flat_map(|m| signer_check(profile, &m.new_signer))
+            .collect(),
     };
     let new_fps = fp_list(&m0.new_roots);
     let gate3 = Gate {
@@ -495,11 +667,22 @@ fn intermediate_plan(material: &[Material], profile: &IstioProfile, opts: &PlanO
     let m = &material[0];
     let [nc, nk, nch] = new_files(m);
     let cluster = m.name.clone();
-    let apply = Action::ApplySecret { cluster: cluster.clone(), secret: "cacerts".to_owned() };
-    let mut phases = vec![current_phase(material, profile, RotationKind::IntermediateRotation, opts.reissue_now)];
+    let apply = Action::ApplySecret {
+        cluster: cluster.clone(),
+        secret: "cacerts".to_owned(),
+    };
+    let mut phases = vec![current_phase(
+        material,
+        profile,
+        RotationKind::IntermediateRotation,
+        opts.reissue_now,
+    )];
     if opts.reissue_now {
         // The deliberate duplicate of the (unchanged) trust set: bytes change, trust does not.
-        let dup = m.current_roots.with_last_duplicated().unwrap_or_else(|_| m.current_roots.clone());
+        let dup = m
+            .current_roots
+            .with_last_duplicated()
+            .unwrap_or_else(|_| m.current_roots.clone());
         let mut a1 = vec![apply.clone()];
         a1.extend(propagation_actions(&cluster, profile));
         phases.push(Phase {
@@ -519,13 +702,17 @@ fn intermediate_plan(material: &[Material], profile: &IstioProfile, opts: &PlanO
         phases.push(Phase {
             name: "02-cleanup".to_owned(),
             title: "restore the original root file (the duplicate served its purpose)".to_owned(),
-            clusters: vec![ClusterPhase { cluster: cluster.clone(), secret: secret(nc, nk, nch, m.current_roots.bytes()) }],
+            clusters: vec![ClusterPhase {
+                cluster: cluster.clone(),
+                secret: secret(nc, nk, nch, m.current_roots.bytes()),
+            }],
             trigger: false,
             actions: vec![apply],
             gate: None,
         });
     } else {
-        let rotation = Duration::from_secs_f64(profile.rotation_after().as_secs_f64() * 1.01) + opts.margin;
+        let rotation =
+            Duration::from_secs_f64(profile.rotation_after().as_secs_f64() * 1.01) + opts.margin;
         phases.push(Phase {
             name: "01-new-intermediate".to_owned(),
             title: "sign with the new intermediate; root-cert.pem is unchanged, so istiod only reloads its signer".to_owned(),

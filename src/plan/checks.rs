@@ -55,7 +55,10 @@ fn view(secret: &CaSecret, now: OffsetDateTime) -> View {
     let roots = secret.root_bundle().ok();
     let root_bytes = secret.file(secret.root_file()).unwrap_or_default().to_vec();
     let signer = secret.ca_cert().ok();
-    let chain: Vec<Certificate> = secret.cert_chain().map(|b| b.certificates().cloned().collect()).unwrap_or_default();
+    let chain: Vec<Certificate> = secret
+        .cert_chain()
+        .map(|b| b.certificates().cloned().collect())
+        .unwrap_or_default();
     let anchor = match (&signer, &roots) {
         (Some(s), Some(r)) => verify::verify(
             s,
@@ -72,19 +75,39 @@ fn view(secret: &CaSecret, now: OffsetDateTime) -> View {
             let id = SpiffeId::istio("cluster.local", "meshtrust-check", "probe").ok()?;
             let mut spec = LeafSpec::istio(id);
             spec.key_type = KeyType::EcP256;
-            generate::leaf(&spec, &issuer, now).ok().map(|g| g.certificate)
+            generate::leaf(&spec, &issuer, now)
+                .ok()
+                .map(|g| g.certificate)
         }),
         _ => None,
     };
-    View { roots, root_bytes, signer, chain, anchor, leaf }
+    View {
+        roots,
+        root_bytes,
+        signer,
+        chain,
+        anchor,
+        leaf,
+    }
 }
 
-fn finding(code: &'static str, severity: Severity, phase: &Phase, cluster: &str, multi: bool, message: String) -> PlanFinding {
+fn finding(
+    code: &'static str,
+    severity: Severity,
+    phase: &Phase,
+    cluster: &str,
+    multi: bool,
+    message: String,
+) -> PlanFinding {
     PlanFinding {
         code,
         severity,
         phase: phase.name.clone(),
-        cluster: if multi { Some(cluster.to_owned()) } else { None },
+        cluster: if multi {
+            Some(cluster.to_owned())
+        } else {
+            None
+        },
         message,
     }
 }
@@ -100,9 +123,16 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
         out.push(PlanFinding {
             code: "too-few-phases",
             severity: Severity::Error,
-            phase: plan.phases.first().map(|p| p.name.clone()).unwrap_or_default(),
+            phase: plan
+                .phases
+                .first()
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
             cluster: None,
-            message: format!("a rotation needs the current state and at least one phase; found {}", plan.phases.len()),
+            message: format!(
+                "a rotation needs the current state and at least one phase; found {}",
+                plan.phases.len()
+            ),
         });
         return out;
     }
@@ -110,7 +140,12 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
     let views: Vec<Vec<(String, View)>> = plan
         .phases
         .iter()
-        .map(|p| p.clusters.iter().map(|c| (c.cluster.clone(), view(&c.secret, now))).collect())
+        .map(|p| {
+            p.clusters
+                .iter()
+                .map(|c| (c.cluster.clone(), view(&c.secret, now)))
+                .collect()
+        })
         .collect();
 
     // 1. istiod's load checks of every phase's secret.
@@ -128,13 +163,28 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
     for k in 1..plan.phases.len() {
         let (prev, cur) = (&plan.phases[k - 1], &plan.phases[k]);
         for (ci, (cluster, v)) in views[k].iter().enumerate() {
-            let Some((_, pv)) = views[k - 1].iter().find(|(n, _)| n == cluster).or_else(|| views[k - 1].get(ci)) else {
-                out.push(finding("cross-matrix", Severity::Error, cur, cluster, multi, format!("cluster {cluster} is not in phase {}", prev.name)));
+            let Some((_, pv)) = views[k - 1]
+                .iter()
+                .find(|(n, _)| n == cluster)
+                .or_else(|| views[k - 1].get(ci))
+            else {
+                out.push(finding(
+                    "cross-matrix",
+                    Severity::Error,
+                    cur,
+                    cluster,
+                    multi,
+                    format!("cluster {cluster} is not in phase {}", prev.name),
+                ));
                 continue;
             };
-            let restarted = cur.actions.iter().any(|a| matches!(a, Action::RestartIstiod { cluster: c, .. } if c == cluster));
+            let restarted = cur
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::RestartIstiod { cluster: c, .. } if c == cluster));
             let prev_secret = prev.secret(cluster);
-            let mode_switch = prev_secret.is_some_and(|s| s.kind != cur.secret(cluster).map_or(s.kind, |x| x.kind));
+            let mode_switch = prev_secret
+                .is_some_and(|s| s.kind != cur.secret(cluster).map_or(s.kind, |x| x.kind));
             if pv.root_bytes != v.root_bytes && !restarted && !mode_switch {
                 if !profile.multiroot {
                     out.push(finding(
@@ -177,7 +227,8 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
             }
 
             // Signer trust: the new signer must be trusted by every cluster's previous bundle.
-            let signer_changed = v.signer.as_ref().map(Certificate::fingerprint) != pv.signer.as_ref().map(Certificate::fingerprint);
+            let signer_changed = v.signer.as_ref().map(Certificate::fingerprint)
+                != pv.signer.as_ref().map(Certificate::fingerprint);
             if let (true, Some(s)) = (signer_changed, &v.signer) {
                 for (other, ov) in &views[k - 1] {
                     let Some(r) = &ov.roots else { continue };
@@ -198,7 +249,11 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
                                 "signs with {} but the bundle of {}{} does not trust it: {e}",
                                 istio::describe(s),
                                 prev.name,
-                                if multi { format!(" in cluster {other}") } else { String::new() }
+                                if multi {
+                                    format!(" in cluster {other}")
+                                } else {
+                                    String::new()
+                                }
                             ),
                         ));
                     }
@@ -241,8 +296,12 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
                     (Some(v), opv, k, k - 1, "the previous phase"),
                 ];
                 for (leaf_view, bundle_view, lp, bp, rel) in pairs {
-                    let (Some(lv), Some(bv)) = (leaf_view, bundle_view) else { continue };
-                    let (Some(leaf), Some(roots)) = (&lv.leaf, &bv.roots) else { continue };
+                    let (Some(lv), Some(bv)) = (leaf_view, bundle_view) else {
+                        continue;
+                    };
+                    let (Some(leaf), Some(roots)) = (&lv.leaf, &bv.roots) else {
+                        continue;
+                    };
                     let mut inter: Vec<&Certificate> = lv.chain.iter().collect();
                     if let Some(s) = &lv.signer {
                         inter.push(s);
@@ -275,16 +334,32 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
     }
 
     // 3. Early removal of a root that still anchors live leaves.
-    let anchors: Vec<Vec<Fingerprint>> = views.iter().map(|p| p.iter().filter_map(|(_, v)| v.anchor).collect()).collect();
+    let anchors: Vec<Vec<Fingerprint>> = views
+        .iter()
+        .map(|p| p.iter().filter_map(|(_, v)| v.anchor).collect())
+        .collect();
     for k in 1..plan.phases.len() {
         for (cluster, v) in &views[k] {
-            let Some(prev) = views[k - 1].iter().find(|(n, _)| n == cluster).map(|x| &x.1) else { continue };
-            let (Some(a), Some(b)) = (&prev.roots, &v.roots) else { continue };
+            let Some(prev) = views[k - 1]
+                .iter()
+                .find(|(n, _)| n == cluster)
+                .map(|x| &x.1)
+            else {
+                continue;
+            };
+            let (Some(a), Some(b)) = (&prev.roots, &v.roots) else {
+                continue;
+            };
             let (a, b) = (a.trust_set(), b.trust_set());
             for removed in a.fingerprints().filter(|fp| !b.contains(fp)) {
-                let Some(j) = (0..k).rev().find(|&p| anchors[p].contains(removed)) else { continue };
+                let Some(j) = (0..k).rev().find(|&p| anchors[p].contains(removed)) else {
+                    continue;
+                };
                 let cur = &plan.phases[k];
-                let name = a.get(removed).map(istio::describe).unwrap_or_else(|| removed.short());
+                let name = a
+                    .get(removed)
+                    .map(istio::describe)
+                    .unwrap_or_else(|| removed.short());
                 if j + 1 == k {
                     out.push(finding(
                         "early-root-removal",
@@ -297,7 +372,11 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
                     continue;
                 }
                 if opts.waits_known {
-                    let waited: Duration = plan.phases[j + 1..k].iter().filter_map(|p| p.gate.as_ref()).map(|g| g.min_wait).sum();
+                    let waited: Duration = plan.phases[j + 1..k]
+                        .iter()
+                        .filter_map(|p| p.gate.as_ref())
+                        .map(|g| g.min_wait)
+                        .sum();
                     if waited < profile.leaf_ttl {
                         out.push(finding(
                             "early-root-removal",
@@ -345,11 +424,17 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
                     last_phase,
                     cluster,
                     multi,
-                    format!("the last phase trusts {} roots; it must trust only the root of its signer", set.len()),
+                    format!(
+                        "the last phase trusts {} roots; it must trust only the root of its signer",
+                        set.len()
+                    ),
                 ));
             }
         }
-        let before = first.iter().find(|(n, _)| n == cluster).and_then(|(_, v)| v.signer.as_ref());
+        let before = first
+            .iter()
+            .find(|(n, _)| n == cluster)
+            .and_then(|(_, v)| v.signer.as_ref());
         if before.is_some() && before == v.signer.as_ref() {
             out.push(finding(
                 "no-rotation",

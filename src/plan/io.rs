@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -97,13 +96,26 @@ pub fn render_plan_json(plan: &Plan) -> String {
             let mut union: Vec<Fingerprint> = Vec::new();
             let mut clusters = Vec::new();
             for c in &p.clusters {
-                let prefix = if multi { format!("{}/", c.cluster) } else { String::new() };
+                let prefix = if multi {
+                    format!("{}/", c.cluster)
+                } else {
+                    String::new()
+                };
                 for name in c.secret.file_names() {
-                    files.insert(format!("{prefix}{name}"), Fingerprint::of(c.secret.file(name).unwrap_or_default()));
+                    files.insert(
+                        format!("{prefix}{name}"),
+                        Fingerprint::of(c.secret.file(name).unwrap_or_default()),
+                    );
                 }
-                files.insert(format!("{prefix}secret.yaml"), Fingerprint::of(c.secret.to_manifest_yaml().as_bytes()));
-                let ts: Vec<Fingerprint> =
-                    c.secret.root_bundle().map(|b| b.trust_set().fingerprints().copied().collect()).unwrap_or_default();
+                files.insert(
+                    format!("{prefix}secret.yaml"),
+                    Fingerprint::of(c.secret.to_manifest_yaml().as_bytes()),
+                );
+                let ts: Vec<Fingerprint> = c
+                    .secret
+                    .root_bundle()
+                    .map(|b| b.trust_set().fingerprints().copied().collect())
+                    .unwrap_or_default();
                 for fp in &ts {
                     if !union.contains(fp) {
                         union.push(*fp);
@@ -122,9 +134,20 @@ pub fn render_plan_json(plan: &Plan) -> String {
                 trigger: p.trigger,
                 files,
                 trust_set: union,
-                signer: if multi { None } else { clusters.first().and_then(|c| c.signer) },
+                signer: if multi {
+                    None
+                } else {
+                    clusters.first().and_then(|c| c.signer)
+                },
                 clusters,
-                actions: p.actions.iter().map(|a| ActionJson { action: a.clone(), command: a.command(multi) }).collect(),
+                actions: p
+                    .actions
+                    .iter()
+                    .map(|a| ActionJson {
+                        action: a.clone(),
+                        command: a.command(multi),
+                    })
+                    .collect(),
                 gate: p.gate.clone(),
             }
         })
@@ -148,7 +171,15 @@ pub fn render_runbook(plan: &Plan) -> String {
     let multi = plan.is_multi_cluster();
     let p = &plan.profile;
     let mut s = String::new();
-    s.push_str(&format!("# Runbook: {} ({})\n\n", plan.kind, if multi { plan.clusters.join(", ") } else { "one cluster".to_owned() }));
+    s.push_str(&format!(
+        "# Runbook: {} ({})\n\n",
+        plan.kind,
+        if multi {
+            plan.clusters.join(", ")
+        } else {
+            "one cluster".to_owned()
+        }
+    ));
     s.push_str(&format!(
         "Made for Istio {}, ISTIO_MULTIROOT_MESH={}, PROXY_CONFIG_XDS_AGENT={}, data plane {}{}, leaf TTL {}, grace ratio {}.\n",
         p.istio_version,
@@ -159,29 +190,64 @@ pub fn render_runbook(plan: &Plan) -> String {
         format_duration(p.leaf_ttl),
         p.grace_ratio
     ));
-    s.push_str(&format!("Minimum total duration: {}.\n\n", format_duration(plan.min_duration())));
+    s.push_str(&format!(
+        "Minimum total duration: {}.\n\n",
+        format_duration(plan.min_duration())
+    ));
     if !plan.old_roots.is_empty() {
-        s.push_str(&format!("Old root(s): {}\n", plan.old_roots.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")));
+        s.push_str(&format!(
+            "Old root(s): {}\n",
+            plan.old_roots
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
-    s.push_str(&format!("New root(s): {}\n\n", plan.new_roots.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")));
+    s.push_str(&format!(
+        "New root(s): {}\n\n",
+        plan.new_roots
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     s.push_str("Before each step: `meshtrust plan check .` (from this directory) must exit 0. `meshtrust simulate .` replays the plan on a simulated mesh.\n\n");
     for phase in &plan.phases {
         s.push_str(&format!("## {}: {}\n\n", phase.name, phase.title));
         for c in &phase.clusters {
-            let dir = if multi { format!("{}/{}", phase.name, c.cluster) } else { phase.name.clone() };
+            let dir = if multi {
+                format!("{}/{}", phase.name, c.cluster)
+            } else {
+                phase.name.clone()
+            };
             let roots = c.secret.root_bundle().ok();
             let signer = signer_of(&c.secret);
             if multi {
                 s.push_str(&format!("Cluster `{}`:\n\n", c.cluster));
             }
-            s.push_str(&format!("- files: `{dir}/` ({})\n", c.secret.file_names().collect::<Vec<_>>().join(", ")));
+            s.push_str(&format!(
+                "- files: `{dir}/` ({})\n",
+                c.secret.file_names().collect::<Vec<_>>().join(", ")
+            ));
             if let Some(sg) = &signer {
-                s.push_str(&format!("- signer: {} sha256 `{}`\n", sg.subject(), sg.fingerprint()));
+                s.push_str(&format!(
+                    "- signer: {} sha256 `{}`\n",
+                    sg.subject(),
+                    sg.fingerprint()
+                ));
             }
             if let Some(r) = &roots {
-                s.push_str(&format!("- root-cert.pem: {} blocks, trust set:\n", r.len()));
+                s.push_str(&format!(
+                    "- root-cert.pem: {} blocks, trust set:\n",
+                    r.len()
+                ));
                 for cert in r.trust_set().iter() {
-                    s.push_str(&format!("  - {} sha256 `{}`\n", cert.subject(), cert.fingerprint()));
+                    s.push_str(&format!(
+                        "  - {} sha256 `{}`\n",
+                        cert.subject(),
+                        cert.fingerprint()
+                    ));
                 }
             }
             s.push('\n');
@@ -192,23 +258,43 @@ pub fn render_runbook(plan: &Plan) -> String {
         if !phase.actions.is_empty() {
             s.push_str("Steps, in order:\n\n");
             for (i, a) in phase.actions.iter().enumerate() {
-                let dir = if multi { format!("{}/{}", phase.name, a.cluster()) } else { phase.name.clone() };
-                s.push_str(&format!("{}. {}\n\n   ```sh\n   (cd {dir} && {})\n   ```\n\n", i + 1, a.describe(), a.command(multi)));
+                let dir = if multi {
+                    format!("{}/{}", phase.name, a.cluster())
+                } else {
+                    phase.name.clone()
+                };
+                s.push_str(&format!(
+                    "{}. {}\n\n   ```sh\n   (cd {dir} && {})\n   ```\n\n",
+                    i + 1,
+                    a.describe(),
+                    a.command(multi)
+                ));
             }
         }
         if let Some(g) = &phase.gate {
             s.push_str(&format!(
                 "Before the next phase{}: wait at least **{}** after applying this one. {}\n\n",
-                if g.barrier { " (barrier: every cluster)" } else { "" },
+                if g.barrier {
+                    " (barrier: every cluster)"
+                } else {
+                    ""
+                },
                 format_duration(g.min_wait),
                 g.reason
             ));
             for c in &g.checks {
-                s.push_str(&format!("- {}:\n\n  ```sh\n  {}\n  ```\n", c.description, c.command));
+                s.push_str(&format!(
+                    "- {}:\n\n  ```sh\n  {}\n  ```\n",
+                    c.description, c.command
+                ));
                 if !c.expect.is_empty() {
                     s.push_str(&format!(
                         "  expect sha256: {}\n",
-                        c.expect.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+                        c.expect
+                            .iter()
+                            .map(|f| format!("`{f}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 }
                 s.push('\n');
@@ -262,16 +348,25 @@ pub enum PlanDirError {
 /// a temporary sibling directory first, then moved into place in one rename: on any error
 /// nothing is left in `dir`. Keys and secret.yaml files are 0600.
 pub fn write_plan_dir(plan: &Plan, dir: &Path) -> Result<Vec<PathBuf>, PlanDirError> {
-    let io = |path: &Path, e: std::io::Error| PlanDirError::Io { path: path.to_owned(), message: e.to_string() };
+    let io = |path: &Path, e: std::io::Error| PlanDirError::Io {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
         if entries.next().is_some() {
             return Err(PlanDirError::Exists(dir.to_owned()));
         }
     }
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    let base = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plan".to_owned());
+    let base = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plan".to_owned());
     let staging = parent.join(format!(".{base}.meshtrust-{}", std::process::id()));
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| io(&staging, e))?;
@@ -282,18 +377,32 @@ pub fn write_plan_dir(plan: &Plan, dir: &Path) -> Result<Vec<PathBuf>, PlanDirEr
         for c in &phase.clusters {
             let d = phase_dir(&staging, phase, &c.cluster, multi);
             files.extend(c.secret.out_files(&d));
-            files.push(OutFile::secret(d.join("secret.yaml"), zeroize::Zeroizing::new(c.secret.to_manifest_yaml().as_bytes().to_vec())));
+            files.push(OutFile::secret(
+                d.join("secret.yaml"),
+                zeroize::Zeroizing::new(c.secret.to_manifest_yaml().as_bytes().to_vec()),
+            ));
         }
     }
-    files.push(OutFile::public(staging.join("plan.json"), render_plan_json(plan).into_bytes()));
-    files.push(OutFile::public(staging.join("RUNBOOK.md"), render_runbook(plan).into_bytes()));
-    let result = fsio::write_all(&files, false).map_err(PlanDirError::from).and_then(|written| {
-        if dir.exists() {
-            std::fs::remove_dir(dir).map_err(|e| io(dir, e))?;
-        }
-        std::fs::rename(&staging, dir).map_err(|e| io(dir, e))?;
-        Ok(written.into_iter().filter_map(|p| p.strip_prefix(&staging).ok().map(|r| dir.join(r))).collect())
-    });
+    files.push(OutFile::public(
+        staging.join("plan.json"),
+        render_plan_json(plan).into_bytes(),
+    ));
+    files.push(OutFile::public(
+        staging.join("RUNBOOK.md"),
+        render_runbook(plan).into_bytes(),
+    ));
+    let result = fsio::write_all(&files, false)
+        .map_err(PlanDirError::from)
+        .and_then(|written| {
+            if dir.exists() {
+                std::fs::remove_dir(dir).map_err(|e| io(dir, e))?;
+            }
+            std::fs::rename(&staging, dir).map_err(|e| io(dir, e))?;
+            Ok(written
+                .into_iter()
+                .filter_map(|w| w.path.strip_prefix(&staging).ok().map(|r| dir.join(r)))
+                .collect())
+        });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
@@ -310,7 +419,10 @@ fn is_phase_name(name: &str) -> bool {
 /// findings); without it, the kind is inferred, the profile is the default (override it), and
 /// gates are unknown. Returns the plan, whether plan.json was present, and the findings.
 pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanDirError> {
-    let io = |path: &Path, e: std::io::Error| PlanDirError::Io { path: path.to_owned(), message: e.to_string() };
+    let io = |path: &Path, e: std::io::Error| PlanDirError::Io {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| io(dir, e))?
         .filter_map(|e| e.ok())
@@ -324,11 +436,13 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
     }
     let json_path = dir.join("plan.json");
     let json: Option<PlanJson> = match std::fs::read(&json_path) {
-        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| PlanDirError::Json {
-            path: json_path.clone(),
-            line: e.line(),
-            message: e.to_string(),
-        })?),
+        Ok(bytes) => Some(
+            serde_json::from_slice(&bytes).map_err(|e| PlanDirError::Json {
+                path: json_path.clone(),
+                line: e.line(),
+                message: e.to_string(),
+            })?,
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io(&json_path, e)),
     };
@@ -340,8 +454,14 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
         let has_files = istio::KNOWN_KEYS.iter().any(|k| pdir.join(k).is_file());
         let mut clusters = Vec::new();
         if has_files {
-            let secret = istio::read_dir(&pdir).map_err(|source| PlanDirError::Secret { path: pdir.clone(), source })?;
-            clusters.push(ClusterPhase { cluster: DEFAULT_CLUSTER.to_owned(), secret });
+            let secret = istio::read_dir(&pdir).map_err(|source| PlanDirError::Secret {
+                path: pdir.clone(),
+                source,
+            })?;
+            clusters.push(ClusterPhase {
+                cluster: DEFAULT_CLUSTER.to_owned(),
+                secret,
+            });
         } else {
             let mut subs: Vec<String> = std::fs::read_dir(&pdir)
                 .map_err(|e| io(&pdir, e))?
@@ -352,19 +472,33 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
             subs.sort();
             if let Some(j) = &json {
                 // Keep plan.json's cluster order when it names the same clusters.
-                let mut ordered: Vec<String> = j.clusters.iter().filter(|c| subs.contains(c)).cloned().collect();
+                let mut ordered: Vec<String> = j
+                    .clusters
+                    .iter()
+                    .filter(|c| subs.contains(c))
+                    .cloned()
+                    .collect();
                 ordered.extend(subs.iter().filter(|s| !j.clusters.contains(s)).cloned());
                 subs = ordered;
             }
             for sub in subs {
                 let sdir = pdir.join(&sub);
-                let secret = istio::read_dir(&sdir).map_err(|source| PlanDirError::Secret { path: sdir.clone(), source })?;
-                clusters.push(ClusterPhase { cluster: sub, secret });
+                let secret = istio::read_dir(&sdir).map_err(|source| PlanDirError::Secret {
+                    path: sdir.clone(),
+                    source,
+                })?;
+                clusters.push(ClusterPhase {
+                    cluster: sub,
+                    secret,
+                });
             }
             if clusters.is_empty() {
                 return Err(PlanDirError::Secret {
                     path: pdir,
-                    source: istio::ReadError::NotASecret { line: 1, message: "no CA files and no cluster directories".to_owned() },
+                    source: istio::ReadError::NotASecret {
+                        line: 1,
+                        message: "no CA files and no cluster directories".to_owned(),
+                    },
                 });
             }
         }
@@ -373,9 +507,14 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
                 cluster_names.push(c.cluster.clone());
             }
         }
-        let recorded = json.as_ref().and_then(|j| j.phases.iter().find(|p| &p.name == name));
+        let recorded = json
+            .as_ref()
+            .and_then(|j| j.phases.iter().find(|p| &p.name == name));
         if let Some(r) = recorded {
-            let multi = clusters.len() > 1 || clusters.first().is_some_and(|c| c.cluster != DEFAULT_CLUSTER);
+            let multi = clusters.len() > 1
+                || clusters
+                    .first()
+                    .is_some_and(|c| c.cluster != DEFAULT_CLUSTER);
             for (file, want) in &r.files {
                 if file.ends_with("secret.yaml") {
                     continue;
@@ -409,7 +548,9 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
             title: recorded.map(|r| r.title.clone()).unwrap_or_default(),
             clusters,
             trigger: recorded.is_some_and(|r| r.trigger),
-            actions: recorded.map(|r| r.actions.iter().map(|a| a.action.clone()).collect()).unwrap_or_default(),
+            actions: recorded
+                .map(|r| r.actions.iter().map(|a| a.action.clone()).collect())
+                .unwrap_or_default(),
             gate: recorded.and_then(|r| r.gate.clone()),
         });
     }
@@ -426,14 +567,23 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
             }
         }
     }
-    let kind = json.as_ref().map(|j| j.kind).unwrap_or_else(|| infer_kind_from_phases(&phases, cluster_names.len()));
+    let kind = json
+        .as_ref()
+        .map(|j| j.kind)
+        .unwrap_or_else(|| infer_kind_from_phases(&phases, cluster_names.len()));
     let plan = Plan {
         kind,
         profile: json.as_ref().map(|j| j.profile.clone()).unwrap_or_default(),
         clusters: cluster_names,
         phases,
-        old_roots: json.as_ref().map(|j| j.old_roots.clone()).unwrap_or_default(),
-        new_roots: json.as_ref().map(|j| j.new_roots.clone()).unwrap_or_default(),
+        old_roots: json
+            .as_ref()
+            .map(|j| j.old_roots.clone())
+            .unwrap_or_default(),
+        new_roots: json
+            .as_ref()
+            .map(|j| j.new_roots.clone())
+            .unwrap_or_default(),
     };
     Ok((plan, json.is_some(), findings))
 }
@@ -442,8 +592,14 @@ fn infer_kind_from_phases(phases: &[Phase], clusters: usize) -> RotationKind {
     if clusters > 1 {
         return RotationKind::MultiCluster;
     }
-    let first = phases.first().and_then(|p| p.clusters.first()).map(|c| &c.secret);
-    let last = phases.last().and_then(|p| p.clusters.first()).map(|c| &c.secret);
+    let first = phases
+        .first()
+        .and_then(|p| p.clusters.first())
+        .map(|c| &c.secret);
+    let last = phases
+        .last()
+        .and_then(|p| p.clusters.first())
+        .map(|c| &c.secret);
     if first.is_some_and(|s| s.kind == istio::SecretKind::SelfSigned) {
         return RotationKind::SelfSignedToPluggedIn;
     }
@@ -452,9 +608,4 @@ fn infer_kind_from_phases(phases: &[Phase], clusters: usize) -> RotationKind {
         (Some(a), Some(b)) if a == b => RotationKind::IntermediateRotation,
         _ => RotationKind::RootRotation,
     }
-}
-
-/// Minimum waits summed up to (not including) phase `k`.
-pub(crate) fn elapsed_before(plan: &Plan, k: usize) -> Duration {
-    plan.phases[..k].iter().filter_map(|p| p.gate.as_ref()).map(|g| g.min_wait).sum()
 }

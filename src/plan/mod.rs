@@ -113,7 +113,11 @@ pub struct ClusterInput {
 impl ClusterInput {
     /// The one cluster of a single-cluster plan.
     pub fn single(current: CaSecret, new: CaSecret) -> ClusterInput {
-        ClusterInput { name: DEFAULT_CLUSTER.to_owned(), current, new }
+        ClusterInput {
+            name: DEFAULT_CLUSTER.to_owned(),
+            current,
+            new,
+        }
     }
 }
 
@@ -192,9 +196,17 @@ impl Action {
 
     /// The command to run (for a multi-cluster plan, with `--context CLUSTER`).
     pub fn command(&self, multi_cluster: bool) -> String {
-        let ctx = |c: &str| if multi_cluster { format!(" --context {c}") } else { String::new() };
+        let ctx = |c: &str| {
+            if multi_cluster {
+                format!(" --context {c}")
+            } else {
+                String::new()
+            }
+        };
         match self {
-            Action::ApplySecret { cluster, .. } => format!("kubectl{} apply -f secret.yaml", ctx(cluster)),
+            Action::ApplySecret { cluster, .. } => {
+                format!("kubectl{} apply -f secret.yaml", ctx(cluster))
+            }
             Action::RestartIstiod { cluster, .. } => format!(
                 "kubectl{c} rollout restart deployment/istiod -n istio-system && kubectl{c} rollout status deployment/istiod -n istio-system",
                 c = ctx(cluster)
@@ -217,15 +229,21 @@ impl Action {
     /// One line for a human.
     pub fn describe(&self) -> String {
         match self {
-            Action::ApplySecret { cluster, secret } => format!("apply the `{secret}` secret of this phase in cluster {cluster}"),
-            Action::RestartIstiod { cluster, reason } => format!("restart istiod in cluster {cluster}: {reason}"),
+            Action::ApplySecret { cluster, secret } => {
+                format!("apply the `{secret}` secret of this phase in cluster {cluster}")
+            }
+            Action::RestartIstiod { cluster, reason } => {
+                format!("restart istiod in cluster {cluster}: {reason}")
+            }
             Action::RestartZtunnel { cluster } => format!(
                 "restart the ztunnel daemonset in cluster {cluster}: ztunnel learns roots only from CSR responses"
             ),
             Action::RestartSidecars { cluster } => format!(
                 "restart the sidecar workloads and gateways in cluster {cluster}: without PROXY_CONFIG_XDS_AGENT they see new roots only at their next rotation"
             ),
-            Action::RestartWaypoints { cluster } => format!("restart waypoints in cluster {cluster}"),
+            Action::RestartWaypoints { cluster } => {
+                format!("restart waypoints in cluster {cluster}")
+            }
         }
     }
 }
@@ -303,7 +321,10 @@ pub struct Phase {
 impl Phase {
     /// The secret of `cluster`.
     pub fn secret(&self, cluster: &str) -> Option<&CaSecret> {
-        self.clusters.iter().find(|c| c.cluster == cluster).map(|c| &c.secret)
+        self.clusters
+            .iter()
+            .find(|c| c.cluster == cluster)
+            .map(|c| &c.secret)
     }
 }
 
@@ -332,7 +353,11 @@ impl Plan {
 
     /// Total minimum duration: the sum of every gate's wait.
     pub fn min_duration(&self) -> Duration {
-        self.phases.iter().filter_map(|p| p.gate.as_ref()).map(|g| g.min_wait).sum()
+        self.phases
+            .iter()
+            .filter_map(|p| p.gate.as_ref())
+            .map(|g| g.min_wait)
+            .sum()
     }
 }
 
