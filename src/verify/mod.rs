@@ -69,7 +69,10 @@
 //! same-named roots cost no signature at all.
 //!
 //! Roots and intermediates are [`CertPool`]s indexed by subject: built once, a pool of
-//! 10,000 roots costs one hash lookup per path step, like a pool of one.
+//! 10,000 roots costs one hash lookup per path step, like a pool of one. `benches/verify.rs`
+//! measures a leaf -> intermediate -> root verification against 1, 100 and 10,000 roots next
+//! to its two bare signature checks (the floor), and the cold path (parse a 10,001-root PEM
+//! bundle, index it, verify once).
 //!
 //! # Where mainstream verifiers disagree
 //!
