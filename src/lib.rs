@@ -9,7 +9,9 @@
 //!
 //! Data flows one way: bytes -> [`pem`] blocks -> [`cert`] certificates and [`key`] keys ->
 //! [`bundle`] bundles -> [`verify`] verified paths. Nothing in these modules touches the file
-//! system or reads the clock.
+//! system or reads the clock. [`generate`] makes new CA material shaped like Istio's own tools
+//! (its only source of randomness; the instant is a parameter), and [`fsio`] is the file-system
+//! edge that writes it atomically.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -17,6 +19,8 @@ mod b64;
 pub mod bundle;
 pub mod cert;
 mod derwalk;
+pub mod fsio;
+pub mod generate;
 pub mod key;
 pub mod pem;
 pub mod signature;

@@ -640,7 +640,9 @@ fn check_der_frame(der: &[u8]) -> Result<(), String> {
 /// assert_eq!(parse(text.as_bytes()).unwrap()[0].der, [0x30, 0x00]);
 /// ```
 pub fn encode(label: &Label, der: &[u8]) -> String {
-    let body = b64::encode(der);
+    // Wiped when dropped: for a key, this intermediate string is a copy of the key material.
+    // (`out` is allocated once at its final size, so it leaves no stray copy either.)
+    let body = zeroize::Zeroizing::new(b64::encode(der));
     let mut out = String::with_capacity(body.len() + body.len() / 64 + 64);
     out.push_str("-----BEGIN ");
     out.push_str(label.as_str());

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bundle;
 mod common;
+mod generate;
 mod inspect;
 mod verify;
 
@@ -29,6 +30,10 @@ enum Command {
     /// Build and compare trust bundles byte-exactly (cat, dedup, diff).
     #[command(subcommand)]
     Bundle(bundle::Command),
+    /// Make CA material like Istio's tools/certs, without OpenSSL: roots, per-cluster
+    /// intermediates (cacerts directories) and workload certificates.
+    #[command(subcommand)]
+    Generate(generate::Command),
     /// Does a certificate (leaf or CA) chain to a root of a bundle at an instant, by which
     /// path, and if not, why not (one line per failed candidate path). Exit 0 valid, 1 not.
     Verify(verify::Args),
@@ -40,6 +45,7 @@ pub(crate) fn run() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Generate(cmd) => generate::run(cmd),
         Command::Verify(args) => verify::run(args),
     };
     match result {

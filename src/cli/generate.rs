@@ -1,0 +1,487 @@
+//! `meshtrust generate root|intermediate|leaf`: Istio-layout CA material, written atomically.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use meshtrust::bundle::Bundle;
+use meshtrust::fsio;
+use meshtrust::generate::{
+    self, Attribute, Generated, IntermediateSpec, Issuer, KeyType, LeafSpec, RootSpec, files,
+};
+use meshtrust::{Certificate, PrivateKey, Role, SpiffeId};
+
+use super::common::{self, CliError, Outcome};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// A self-signed root CA, as Istio's `make -f Makefile.selfsigned.mk root-ca`
+    /// (O=Istio, CN=Root CA, RSA 4096, 3650 days): writes DIR/root-cert.pem and
+    /// DIR/root-key.pem.
+    Root {
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        ca: CaArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// An intermediate CA for cluster NAME signed by the root in --root DIR (reads
+    /// DIR/root-cert.pem and DIR/root-key.pem), as Istio's `<NAME>-cacerts` (O=Istio,
+    /// CN=Intermediate CA, L=NAME, RSA 4096, 730 days, never beyond the root): writes
+    /// OUT/NAME/{ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem}.
+    Intermediate {
+        /// Directory holding root-cert.pem and root-key.pem.
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        /// Cluster name: the subject's L= and the output subdirectory.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Output directory; files go to OUT/NAME/.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        ca: CaArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// A workload certificate as istiod signs it (empty subject, critical SPIFFE URI SAN,
+    /// notBefore now - 2 min, TTL capped by the CA chain) from the CA in --ca DIR
+    /// (ca-cert.pem + ca-key.pem [+ cert-chain.pem, root-cert.pem], or a root directory):
+    /// writes DIR/{cert-chain.pem, key.pem, root-cert.pem, workload-cert.pem}.
+    Leaf {
+        /// CA directory: a cacerts directory, or a root directory.
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// The workload identity, spiffe://TRUST-DOMAIN/ns/NS/sa/SA.
+        #[arg(long, value_name = "SPIFFE-ID")]
+        spiffe: String,
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Lifetime, e.g. 24h, 90m, 7d, 1h30m (capped by the CA chain's notAfter).
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
+        ttl: String,
+        /// Key type: rsa2048 (istiod's default), rsa3072, rsa4096, ec-p256, ec-p384, ed25519.
+        #[arg(long, default_value = "rsa2048", value_name = "TYPE")]
+        key_type: KeyType,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// Options of the CA commands.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CaArgs {
+    /// Key type: rsa4096 (Istio's default), rsa2048, rsa3072, ec-p256, ec-p384, ed25519.
+    #[arg(long, default_value = "rsa4096", value_name = "TYPE")]
+    key_type: KeyType,
+    /// Validity in days (default: 3650 for a root, 730 for an intermediate).
+    #[arg(long, value_name = "N")]
+    days: Option<u32>,
+    /// Organization (O=); an empty value removes it.
+    #[arg(long, value_name = "O")]
+    org: Option<String>,
+    /// Common name (CN=); an empty value removes it.
+    #[arg(long, value_name = "CN")]
+    cn: Option<String>,
+}
+
+/// Options every generate command has.
+#[derive(Debug, clap::Args)]
+pub(crate) struct OutputArgs {
+    /// Overwrite existing files (atomically; all or nothing).
+    #[arg(long)]
+    force: bool,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The JSON report; these keys are a contract for scripts: do not rename them.
+#[derive(Debug, Serialize)]
+struct Report {
+    files: Vec<FileRow>,
+    certificate: CertRow,
+    clamped: Option<ClampRow>,
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct FileRow {
+    path: String,
+    mode: String,
+    replaced: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct CertRow {
+    role: Role,
+    subject: String,
+    issuer: String,
+    serial: String,
+    key: String,
+    not_before: String,
+    not_after: String,
+    sha256: String,
+    spiffe_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ClampRow {
+    requested_not_after: String,
+    not_after: String,
+    limited_by: String,
+}
+
+pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
+    let now = OffsetDateTime::now_utc();
+    let lib = |e: generate::GenerateError| CliError(e.to_string());
+    let (generated, out_files, output, mut notes) = match cmd {
+        Command::Root { out, ca, output } => {
+            let targets = [out.join(files::ROOT_CERT), out.join(files::ROOT_KEY)];
+            refuse_existing(&targets, output.force)?;
+            let mut spec = RootSpec::istio();
+            spec.key_type = ca.key_type;
+            if let Some(d) = ca.days {
+                spec.days = d;
+            }
+            apply_names(&mut spec.subject, &ca);
+            let root = generate::root(&spec, now).map_err(lib)?;
+            let out_files = generate::root_files(&out, &root);
+            (root, out_files, output, Vec::new())
+        }
+        Command::Intermediate {
+            root,
+            name,
+            out,
+            ca,
+            output,
+        } => {
+            generate::check_cluster_name(&name).map_err(lib)?;
+            let dir = out.join(&name);
+            let targets = [
+                files::CA_CERT,
+                files::CA_KEY,
+                files::CERT_CHAIN,
+                files::ROOT_CERT,
+            ]
+            .map(|f| dir.join(f));
+            refuse_existing(&targets, output.force)?;
+            let (issuer, notes) = load_root_dir(&root)?;
+            let mut spec = IntermediateSpec::istio(&name);
+            spec.key_type = ca.key_type;
+            if let Some(d) = ca.days {
+                spec.days = d;
+            }
+            apply_names(&mut spec.subject, &ca);
+            let inter = generate::intermediate(&spec, &issuer, now).map_err(lib)?;
+            let out_files = generate::intermediate_files(&out, &name, &inter).map_err(lib)?;
+            (inter, out_files, output, notes)
+        }
+        Command::Leaf {
+            ca,
+            spiffe,
+            out,
+            ttl,
+            key_type,
+            output,
+        } => {
+            let id: SpiffeId = spiffe
+                .parse()
+                .map_err(|e| CliError(format!("--spiffe: {e}")))?;
+            let ttl = parse_duration(&ttl).map_err(|e| CliError(format!("--ttl: {e}")))?;
+            let targets = [
+                files::CERT_CHAIN,
+                files::WORKLOAD_KEY,
+                files::ROOT_CERT,
+                files::WORKLOAD_CERT,
+            ]
+            .map(|f| out.join(f));
+            refuse_existing(&targets, output.force)?;
+            let (issuer, notes) = load_ca_dir(&ca)?;
+            let spec = LeafSpec {
+                key_type,
+                ttl,
+                ..LeafSpec::istio(id)
+            };
+            let leaf = generate::leaf(&spec, &issuer, now).map_err(lib)?;
+            let out_files = generate::leaf_files(&out, &leaf).map_err(lib)?;
+            (leaf, out_files, output, notes)
+        }
+    };
+    let written = fsio::write_all(&out_files, output.force).map_err(|e| match e {
+        fsio::FsError::Exists { .. } => CliError(format!("{e} (use --force to replace it)")),
+        other => CliError(other.to_string()),
+    })?;
+    notes.extend(generated.warnings.iter().map(ToString::to_string));
+    report(&generated, &written, &notes, output.json)?;
+    Ok(Outcome::Success)
+}
+
+fn apply_names(subject: &mut generate::Name, ca: &CaArgs) {
+    if let Some(o) = &ca.org {
+        subject.set(Attribute::Organization, o.as_str());
+    }
+    if let Some(cn) = &ca.cn {
+        subject.set(Attribute::CommonName, cn.as_str());
+    }
+}
+
+/// Fails early (before an expensive key generation) when a target exists and --force is not
+/// set. fsio checks again, atomically, when it writes.
+fn refuse_existing(targets: &[PathBuf], force: bool) -> Result<(), CliError> {
+    if force {
+        return Ok(());
+    }
+    match targets
+        .iter()
+        .find(|p| std::fs::symlink_metadata(p).is_ok())
+    {
+        Some(p) => Err(CliError::in_file(
+            p,
+            "already exists; refusing to overwrite it (use --force to replace it)",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn read_key(path: &Path) -> Result<PrivateKey, CliError> {
+    let bytes = common::read_input(path)?;
+    PrivateKey::from_pem(&bytes).map_err(|e| CliError::in_file(path, e))
+}
+
+/// The root of `--root DIR`: the certificate of root-cert.pem that root-key.pem belongs to.
+/// The whole root-cert.pem becomes the new directory's trust bundle, byte for byte.
+fn load_root_dir(dir: &Path) -> Result<(Issuer, Vec<String>), CliError> {
+    let cert_path = dir.join(files::ROOT_CERT);
+    let key_path = dir.join(files::ROOT_KEY);
+    let bundle = common::read_bundle(&cert_path)?;
+    let key = read_key(&key_path)?;
+    let entry = bundle
+        .entries()
+        .iter()
+        .find(|e| key.matches(&e.cert))
+        .ok_or_else(|| {
+            CliError::in_file(
+                &key_path,
+                format!(
+                    "does not belong to any of the {} certificate(s) in {}",
+                    bundle.len(),
+                    cert_path.display()
+                ),
+            )
+        })?;
+    if entry.cert.role() != Role::Root {
+        return Err(CliError::in_file(
+            &cert_path,
+            format!(
+                "line {}: the certificate matching {} is not a self-signed root CA",
+                entry.begin_line,
+                key_path.display()
+            ),
+        ));
+    }
+    let mut notes = Vec::new();
+    if bundle.len() > 1 {
+        notes.push(format!(
+            "{} holds {} certificates: signing with the one at line {} ({}); the file is \
+             copied byte for byte as the new root-cert.pem",
+            cert_path.display(),
+            bundle.len(),
+            entry.begin_line,
+            entry.cert.subject()
+        ));
+    }
+    let issuer = Issuer::new(entry.cert.clone(), key)
+        .map_err(|e| CliError::in_file(&cert_path, e))?
+        .with_trust_bundle(bundle.bytes().to_vec());
+    Ok((issuer, notes))
+}
+
+/// The signing CA of `--ca DIR`: a cacerts directory (ca-cert.pem's first certificate,
+/// ca-key.pem, cert-chain.pem and root-cert.pem when present), or else a root directory.
+fn load_ca_dir(dir: &Path) -> Result<(Issuer, Vec<String>), CliError> {
+    let ca_cert_path = dir.join(files::CA_CERT);
+    if !ca_cert_path.exists() && dir.join(files::ROOT_KEY).exists() {
+        let (issuer, mut notes) = load_root_dir(dir)?;
+        notes.push(format!(
+            "{} has no {}: signing with the root itself",
+            dir.display(),
+            files::CA_CERT
+        ));
+        return Ok((issuer, notes));
+    }
+    let key_path = dir.join(files::CA_KEY);
+    let ca_bundle = common::read_bundle(&ca_cert_path)?;
+    // istiod uses the first certificate of ca-cert.pem.
+    let ca: Certificate = ca_bundle
+        .certificates()
+        .next()
+        .cloned()
+        .ok_or_else(|| CliError::in_file(&ca_cert_path, "holds no certificate"))?;
+    let key = read_key(&key_path)?;
+    let chain_path = dir.join(files::CERT_CHAIN);
+    let mut chain: Vec<Certificate> = if chain_path.exists() {
+        common::read_bundle(&chain_path)?
+            .certificates()
+            .cloned()
+            .skip_while(|c| *c == ca)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let root_path = dir.join(files::ROOT_CERT);
+    let roots: Option<Bundle> = if root_path.exists() {
+        Some(common::read_bundle(&root_path)?)
+    } else {
+        None
+    };
+    // A cert-chain.pem without the root (Istio's samples): complete it from root-cert.pem.
+    if let Some(roots) = &roots {
+        let top = chain.last().unwrap_or(&ca).clone();
+        if top.role() != Role::Root {
+            if let Some(r) = roots
+                .certificates()
+                .find(|r| r.subject_der() == top.issuer_der() && top.verify_signed_by(r).is_ok())
+            {
+                chain.push(r.clone());
+            }
+        }
+    }
+    let mut issuer = Issuer::new(ca, key)
+        .map_err(|e| CliError::in_file(&ca_cert_path, e))?
+        .with_chain(chain)
+        .map_err(|e| CliError::in_file(&chain_path, e))?;
+    if let Some(roots) = roots {
+        issuer = issuer.with_trust_bundle(roots.bytes().to_vec());
+    }
+    Ok((issuer, Vec::new()))
+}
+
+/// Parses `24h`, `90m`, `3600s`, `7d`, `1h30m`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let err = || format!("{s:?} is not a duration like 24h, 90m, 7d or 1h30m");
+    let mut total = Duration::ZERO;
+    let mut digits = String::new();
+    let mut any = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().map_err(|_| err())?;
+        digits.clear();
+        let unit = match c {
+            's' => Duration::seconds(1),
+            'm' => Duration::minutes(1),
+            'h' => Duration::hours(1),
+            'd' => Duration::days(1),
+            _ => return Err(err()),
+        };
+        total = n
+            .checked_mul(unit.whole_seconds())
+            .and_then(|secs| total.checked_add(Duration::seconds(secs)))
+            .ok_or_else(err)?;
+        any = true;
+    }
+    if !digits.is_empty() || !any || total <= Duration::ZERO {
+        return Err(err());
+    }
+    Ok(total)
+}
+
+fn report(
+    g: &Generated,
+    written: &[fsio::Written],
+    notes: &[String],
+    json: bool,
+) -> Result<(), CliError> {
+    let c = &g.certificate;
+    let rep = Report {
+        files: written
+            .iter()
+            .map(|w| FileRow {
+                path: common::display_path(&w.path),
+                mode: format!("{:04o}", w.mode),
+                replaced: w.replaced,
+            })
+            .collect(),
+        certificate: CertRow {
+            role: c.role(),
+            subject: c.subject().to_owned(),
+            issuer: c.issuer().to_owned(),
+            serial: c.serial_hex(),
+            key: c.key_algorithm().to_string(),
+            not_before: common::rfc3339(c.not_before()),
+            not_after: common::rfc3339(c.not_after()),
+            sha256: c.fingerprint().to_string(),
+            spiffe_ids: c.spiffe_ids().iter().map(ToString::to_string).collect(),
+        },
+        clamped: g.clamped.as_ref().map(|cl| ClampRow {
+            requested_not_after: common::rfc3339(cl.requested_not_after),
+            not_after: common::rfc3339(cl.not_after),
+            limited_by: cl.limited_by.clone(),
+        }),
+        warnings: notes.to_vec(),
+    };
+    if json {
+        return common::print_json(&rep);
+    }
+    let mut s = String::new();
+    for f in &rep.files {
+        let verb = if f.replaced { "replaced" } else { "wrote" };
+        s.push_str(&format!("{verb} {} ({})\n", f.path, f.mode));
+    }
+    let cr = &rep.certificate;
+    let subject = if cr.subject.is_empty() {
+        "(empty)"
+    } else {
+        &cr.subject
+    };
+    s.push_str(&format!("{} certificate:\n", cr.role));
+    s.push_str(&format!("  subject     {subject}\n"));
+    s.push_str(&format!("  issuer      {}\n", cr.issuer));
+    for id in &cr.spiffe_ids {
+        s.push_str(&format!("  spiffe id   {id}\n"));
+    }
+    s.push_str(&format!("  key         {}\n", cr.key));
+    s.push_str(&format!("  serial      {}\n", cr.serial));
+    s.push_str(&format!("  not before  {}\n", cr.not_before));
+    s.push_str(&format!("  not after   {}\n", cr.not_after));
+    s.push_str(&format!("  sha256      {}\n", cr.sha256));
+    if let Some(cl) = &g.clamped {
+        s.push_str(&format!("  clamped     {cl}\n"));
+    }
+    for n in notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    common::write_stdout(s.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h").unwrap(), Duration::hours(24));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::minutes(90));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::days(7));
+        assert_eq!(parse_duration("45s").unwrap(), Duration::seconds(45));
+        for bad in [
+            "",
+            "24",
+            "h",
+            "1x",
+            "0h",
+            "-1h",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! istiod's own load checks of a CA secret, by version, plus the warnings an operator needs
+//! before a rotation. Each finding has a stable code, a severity and a message.
+//!
+//! | code | severity | what |
+//! |---|---|---|
+//! | `missing-file` | error | a file istiod needs is absent |
+//! | `missing-ca-key` | warning (1.22-1.26) / error (1.27+) | no ca-key.pem: before 1.27 istiod silently falls back to its self-signed CA |
+//! | `incomplete-ca-bundle` | error (1.27+) | a partial set: "incomplete signing CA bundle detected" |
+//! | `unreadable-file` | error | a file does not parse (PEM, certificate or key), with the line |
+//! | `empty-root-cert` | error | root-cert.pem holds no certificate |
+//! | `private-key-in-bundle` | error | a private key inside root-cert.pem or cert-chain.pem (they are published) |
+//! | `ca-cert-extra-blocks` | warning | ca-cert.pem holds more than one block: istiod uses only the first |
+//! | `ca-cert-not-ca` | error | ca-cert is not a CA ("certificate is not authorized to sign other certificates") |
+//! | `ca-key-mismatch` | error | ca-key.pem does not belong to ca-cert.pem |
+//! | `ca-cert-unverified` | error | ca-cert does not verify against root-cert.pem with cert-chain.pem |
+//! | `cert-chain-not-ca-cert-first` | warning | cert-chain.pem does not start with ca-cert: wrong CA expiry metric and leaf TTL cap |
+//! | `cert-chain-root-repeated` | info | the root is in cert-chain.pem too: sent twice to peers (istio issue 39001) |
+//! | `multiple-roots-without-multiroot` | error | several roots while ISTIO_MULTIROOT_MESH is off: a root change is ignored |
+//! | `ca-expired` | error | a CA certificate is expired or not yet valid |
+//! | `ca-expiring` | warning | a CA certificate has under 90 days left |
+//! | `ca-shorter-than-leaf-ttl` | warning | the signing CA expires before a full leaf TTL: istiod caps leaves |
+//! | `intermediate-outlives-root` | error | ca-cert's notAfter is after its root's (root-transition.sh `check-root`) |
+//! | `ztunnel-multiroot-unsupported` | error | ambient with a ztunnel that trusts only the first or last root of a multi-root bundle |
+//! | `self-signed-root-mismatch` | error | istio-ca-secret whose ca-cert.pem is not its root-cert.pem |
+//! | `istio-generated` | info | cacerts holding `istio-generated`: the self-signed CA's storage, not a plugged-in CA |
+//! | `kubernetes-tls-layout` | info | tls.crt/tls.key/ca.crt layout (chain = tls.crt + ca.crt) |
+
+use std::fmt;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::profile::{IstioProfile, ZtunnelRoots};
+use super::secret::{self, CaSecret, FileError, Layout, SecretKind};
+use crate::cert::{Certificate, Role};
+use crate::verify::{self, CertPool, VerifyOptions};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// For information.
+    Info,
+    /// Works, but is wrong or risky.
+    Warning,
+    /// istiod refuses or misuses the secret, or a rotation with it breaks traffic.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// One result of a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable kebab-case code (see the module docs); scripts match on it.
+    pub code: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// One line for a human.
+    pub message: String,
+}
+
+impl Finding {
+    pub(crate) fn new(code: &'static str, severity: Severity, message: impl Into<String>) -> Finding {
+        Finding { code, severity, message: message.into() }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.severity, self.code, self.message)
+    }
+}
+
+/// True when any finding is an error.
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+const EXPIRY_WARNING_DAYS: i64 = 90;
+
+/// Runs istiod's load checks for `profile`'s version, and the rotation warnings, at `now`.
+///
+/// ```
+/// use meshtrust::istio::{self, IstioProfile};
+/// let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/istio-samples"));
+/// let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+/// let s = istio::CaSecret::cacerts(&read("ca-cert.pem"), &read("ca-key.pem"), &read("cert-chain.pem"), &read("root-cert.pem"));
+/// let findings = istio::check(&s, &IstioProfile::default(), time::OffsetDateTime::now_utc());
+/// assert!(!istio::has_errors(&findings), "{findings:?}");
+/// ```
+pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let v = profile.istio_version;
+    if secret.file(secret::ISTIO_GENERATED).is_some() {
+        out.push(Finding::new(
+            "istio-generated",
+            Severity::Info,
+            "holds `istio-generated`: this is the self-signed CA's storage (USE_CACERTS_FOR_SELF_SIGNED_CA), not a plugged-in CA",
+        ));
+    }
+    if secret.layout == Layout::KubernetesTls {
+        out.push(Finding::new(
+            "kubernetes-tls-layout",
+            Severity::Info,
+            "kubernetes.io/tls layout: signing cert tls.crt, key tls.key, roots ca.crt, chain = tls.crt + ca.crt",
+        ));
+    }
+
+    // Completeness, as each version sees it.
+    let (cert_f, key_f, root_f) = (secret.signing_cert_file(), secret.key_file(), secret.root_file());
+    let chain_needed = secret.layout == Layout::Istio;
+    let mut required = vec![cert_f, key_f, root_f];
+    if chain_needed {
+        required.push(secret::CERT_CHAIN);
+    }
+    let missing: Vec<&str> = required.iter().copied().filter(|f| secret.file(f).is_none()).collect();
+    if !missing.is_empty() {
+        if v.rejects_incomplete_cacerts() {
+            out.push(Finding::new(
+                "incomplete-ca-bundle",
+                Severity::Error,
+                format!("missing {}: Istio {v} refuses it (\"incomplete signing CA bundle detected\")", missing.join(", ")),
+            ));
+        } else if missing.contains(&key_f) {
+            out.push(Finding::new(
+                "missing-ca-key",
+                Severity::Warning,
+                format!("{key_f} is missing: Istio {v} silently falls back to its self-signed CA and ignores this secret"),
+            ));
+            return out;
+        } else {
+            out.push(Finding::new(
+                "missing-file",
+                Severity::Error,
+                format!("missing {}: istiod cannot load the plugged-in CA", missing.join(", ")),
+            ));
+        }
+    }
+
+    let unreadable = |out: &mut Vec<Finding>, e: &FileError| {
+        if !matches!(e, FileError::Missing { .. }) {
+            out.push(Finding::new("unreadable-file", Severity::Error, e.to_string()));
+        }
+    };
+
+    // Published bundles must never carry a key.
+    for f in [root_f, secret::CERT_CHAIN] {
+        if secret.file(f).is_some_and(secret::holds_private_key) {
+            out.push(Finding::new(
+                "private-key-in-bundle",
+                Severity::Error,
+                format!("{f} holds a private key block; it is published to every namespace: remove it and rotate that key"),
+            ));
+        }
+    }
+
+    let ca_cert = match secret.ca_cert() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            unreadable(&mut out, &e);
+            None
+        }
+    };
+    if let Ok(b) = secret.ca_cert_bundle() {
+        if b.len() > 1 || !b.other_blocks().is_empty() {
+            out.push(Finding::new(
+                "ca-cert-extra-blocks",
+                Severity::Warning,
+                format!("{cert_f} holds {} blocks; istiod uses only the first", b.len() + b.other_blocks().len()),
+            ));
+        }
+    }
+    let key = match secret.ca_key() {
+        Ok(k) => Some(k),
+        Err(e) => {
+            unreadable(&mut out, &e);
+            None
+        }
+    };
+    let roots = match secret.root_bundle() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            unreadable(&mut out, &e);
+            None
+        }
+    };
+    let chain = if secret.file(secret::CERT_CHAIN).is_some() || secret.layout == Layout::KubernetesTls {
+        match secret.cert_chain() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                unreadable(&mut out, &e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    if let Some(c) = &ca_cert {
+        if !c.is_ca() {
+            out.push(Finding::new(
+                "ca-cert-not-ca",
+                Severity::Error,
+                format!("{cert_f} ({}) is not a CA: \"certificate is not authorized to sign other certificates\"", describe(c)),
+            ));
+        }
+        if let Some(k) = &key {
+            if let Err(e) = k.check_matches(c) {
+                out.push(Finding::new("ca-key-mismatch", Severity::Error, format!("{key_f}: {e}")));
+            }
+        }
+    }
+
+    if let Some(r) = &roots {
+        if r.is_empty() {
+            out.push(Finding::new("empty-root-cert", Severity::Error, format!("{root_f} holds no certificate")));
+        }
+    }
+
+    // The load check: ca-cert verifies against all of root-cert.pem with cert-chain.pem.
+    let mut anchor: Option<Certificate> = None;
+    if let (Some(c), Some(r)) = (&ca_cert, &roots) {
+        if !r.is_empty() {
+            let root_pool = CertPool::from_certificates(r.certificates());
+            let inter_pool = CertPool::from_certificates(chain.iter().flat_map(|b| b.certificates()));
+            match verify::verify(c, &inter_pool, &root_pool, &VerifyOptions::at(now)) {
+                Ok(path) => anchor = Some(path.anchor().clone()),
+                Err(e) => out.push(Finding::new(
+                    "ca-cert-unverified",
+                    Severity::Error,
+                    format!("{cert_f} does not verify against {root_f} with cert-chain.pem: {e}"),
+                )),
+            }
+        }
+    }
+
+    // cert-chain.pem order and contents.
+    if let (Some(c), Some(ch)) = (&ca_cert, &chain) {
+        if secret.layout == Layout::Istio && secret.kind == SecretKind::PluggedIn {
+            match ch.certificates().next() {
+                Some(first) if first == c => {}
+                Some(first) => out.push(Finding::new(
+                    "cert-chain-not-ca-cert-first",
+                    Severity::Warning,
+                    format!(
+                        "cert-chain.pem starts with {} instead of ca-cert: istiod reports that certificate's expiry as the CA's and caps leaf TTL on it",
+                        describe(first)
+                    ),
+                )),
+                None if c.role() != Role::Root => out.push(Finding::new(
+                    "cert-chain-not-ca-cert-first",
+                    Severity::Warning,
+                    "cert-chain.pem is empty although ca-cert is not a root: peers get no intermediates",
+                )),
+                None => {}
+            }
+        }
+        let root_in_chain = ch.certificates().any(|x| x.role() == Role::Root);
+        if root_in_chain && ch.len() > 1 {
+            out.push(Finding::new(
+                "cert-chain-root-repeated",
+                Severity::Info,
+                "cert-chain.pem includes the root: every leaf response carries it twice (istio issue 39001); harmless",
+            ));
+        }
+    }
+
+    // Several roots need ISTIO_MULTIROOT_MESH (and, in ambient mode, a capable ztunnel).
+    if let Some(r) = &roots {
+        let distinct = r.trust_set().len();
+        if distinct > 1 && !profile.multiroot {
+            out.push(Finding::new(
+                "multiple-roots-without-multiroot",
+                Severity::Error,
+                format!(
+                    "{root_f} holds {distinct} roots but ISTIO_MULTIROOT_MESH is off: istiod ignores root changes (\"updating new ROOT-CA not supported\"), so a rotation cannot proceed"
+                ),
+            ));
+        }
+        if distinct > 1 && profile.data_plane.has_ztunnel() {
+            let z = profile.ztunnel();
+            let which = match z.ztunnel_multi_root() {
+                ZtunnelRoots::All => None,
+                ZtunnelRoots::FirstOnly => Some("only the first root"),
+                ZtunnelRoots::LastOnly => Some("only the last root"),
+            };
+            if let Some(which) = which {
+                out.push(Finding::new(
+                    "ztunnel-multiroot-unsupported",
+                    Severity::Error,
+                    format!(
+                        "ztunnel {z} trusts {which} of a multi-root bundle ({distinct} roots here): upgrade ztunnel to {}",
+                        ZtunnelRoots::FIXED_IN
+                    ),
+                ));
+            }
+        }
+    }
+
+    // Self-signed CA: ca-cert.pem is the root.
+    if secret.kind == SecretKind::SelfSigned {
+        if let (Some(c), Some(r)) = (&ca_cert, &roots) {
+            if !r.trust_set().contains(&c.fingerprint()) {
+                out.push(Finding::new(
+                    "self-signed-root-mismatch",
+                    Severity::Error,
+                    format!("{} is the self-signed CA but its ca-cert.pem is not in root-cert.pem", secret.name),
+                ));
+            }
+        }
+    }
+
+    // Expiry of every CA certificate.
+    let mut cas: Vec<(&'static str, Certificate)> = Vec::new();
+    if let Some(c) = &ca_cert {
+        cas.push((cert_f, c.clone()));
+    }
+    for b in chain.iter() {
+        for c in b.certificates().filter(|c| c.is_ca()) {
+            if !cas.iter().any(|(_, x)| x == c) {
+                cas.push((secret::CERT_CHAIN, c.clone()));
+            }
+        }
+    }
+    for b in roots.iter() {
+        for c in b.trust_set().iter() {
+            if !cas.iter().any(|(_, x)| x == c) {
+                cas.push((root_f, c.clone()));
+            }
+        }
+    }
+    let t = now.unix_timestamp();
+    for (file, c) in &cas {
+        if !c.is_valid_at(now) {
+            let when = if t < c.not_before_unix() { "is not valid before" } else { "expired on" };
+            let date = if t < c.not_before_unix() { c.not_before() } else { c.not_after() };
+            out.push(Finding::new("ca-expired", Severity::Error, format!("{file}: {} {when} {}", describe(c), date.date())));
+        } else {
+            let days = (c.not_after_unix() - t) / 86_400;
+            if days < EXPIRY_WARNING_DAYS {
+                out.push(Finding::new(
+                    "ca-expiring",
+                    Severity::Warning,
+                    format!("{file}: {} expires in {days} days ({})", describe(c), c.not_after().date()),
+                ));
+            }
+        }
+    }
+    if let Some(c) = &ca_cert {
+        let left = c.not_after_unix() - t;
+        if left > 0 && (left as u64) < profile.leaf_ttl.as_secs() {
+            out.push(Finding::new(
+                "ca-shorter-than-leaf-ttl",
+                Severity::Warning,
+                format!("{cert_f} expires in {}h, less than the {}h leaf TTL: istiod caps workload certificates", left / 3600, profile.leaf_ttl.as_secs() / 3600),
+            ));
+        }
+        if let Some(a) = anchor.as_ref().filter(|a| *a != c) {
+            if c.not_after_unix() > a.not_after_unix() {
+                out.push(Finding::new(
+                    "intermediate-outlives-root",
+                    Severity::Error,
+                    format!(
+                        "{cert_f} ({}) is valid until {}, after its root {} ({}): leaves would outlive their trust",
+                        describe(c),
+                        c.not_after().date(),
+                        describe(a),
+                        a.not_after().date()
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `"CN=..,O=.." (sha256 1234abcd…)` for messages.
+pub(crate) fn describe(c: &Certificate) -> String {
+    let name = if c.subject().is_empty() { "(empty subject)" } else { c.subject() };
+    format!("\"{name}\" (sha256 {})", c.fingerprint().short())
+}

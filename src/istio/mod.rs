@@ -1,0 +1,33 @@
+//! Istio's CA secrets: read them in every form operators have them, check them the way istiod
+//! of a given version loads them, and write them back byte for byte.
+//!
+//! Facts modelled here are in `../shared/ISTIO.md` (read from istio/istio: keycertbundle.go,
+//! istio_ca.go, secretcache.go) and summarised in the docs of each item.
+//!
+//! ```
+//! use meshtrust::istio::{self, IstioProfile};
+//! let s = istio::read_path(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/istio-samples")))?;
+//! assert_eq!(s.name, "cacerts");
+//! let profile = IstioProfile { multiroot: true, ..IstioProfile::default() };
+//! for f in istio::check(&s, &profile, time::OffsetDateTime::now_utc()) {
+//!     println!("{f}");
+//! }
+//! # Ok::<(), istio::ReadError>(())
+//! ```
+
+mod check;
+mod profile;
+mod secret;
+mod write;
+
+pub use check::{Finding, Severity, check, has_errors};
+pub(crate) use check::describe;
+pub use profile::{
+    DataPlane, IstioProfile, IstioVersion, VersionParseError, ZtunnelRoots, format_duration, parse_duration,
+};
+pub use secret::{
+    CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, FileError, ISTIO_GENERATED, KEY, KNOWN_KEYS,
+    Layout, MAX_MANIFEST_BYTES, ROOT_CERT, ReadError, SecretForm, SecretKind, TLS_CRT, TLS_KEY, parse_manifest, read_dir,
+    read_path,
+};
+pub use write::{write_dir, write_manifest};

@@ -1,0 +1,375 @@
+//! What a mesh runs: the Istio version and the flags that change how CA material is consumed.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// An Istio (or ztunnel) release, `MAJOR.MINOR[.PATCH]`, with an optional leading `v`.
+///
+/// ```
+/// use meshtrust::istio::IstioVersion;
+/// let v: IstioVersion = "1.24.4".parse()?;
+/// assert!(v >= "1.24".parse()?);
+/// assert_eq!("v1.28".parse::<IstioVersion>()?.to_string(), "1.28.0");
+/// # Ok::<(), meshtrust::istio::VersionParseError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
+pub struct IstioVersion {
+    /// Major (1).
+    pub major: u16,
+    /// Minor.
+    pub minor: u16,
+    /// Patch (0 when not given).
+    pub patch: u16,
+}
+
+impl IstioVersion {
+    /// A version from its parts.
+    pub const fn new(major: u16, minor: u16, patch: u16) -> Self {
+        IstioVersion { major, minor, patch }
+    }
+
+    /// The oldest release meshtrust models (1.22.0).
+    pub const OLDEST: IstioVersion = IstioVersion::new(1, 22, 0);
+    /// The newest release meshtrust models (1.30.0) and the default of every profile.
+    pub const NEWEST: IstioVersion = IstioVersion::new(1, 30, 0);
+
+    /// True from 1.27: an incomplete `cacerts` set is an error ("incomplete signing CA bundle
+    /// detected") instead of a silent fallback to the self-signed CA.
+    pub fn rejects_incomplete_cacerts(&self) -> bool {
+        *self >= IstioVersion::new(1, 27, 0)
+    }
+
+    /// True from 1.30 (PR 59909): a changed root file is accepted when one certificate set
+    /// contains the other; before, when one file's raw bytes contain the other's.
+    pub fn root_change_by_sets(&self) -> bool {
+        *self >= IstioVersion::new(1, 30, 0)
+    }
+
+    /// True before 1.27 (default of ISTIO_MULTIROOT_MESH is false in 1.22-1.28 in any case).
+    pub fn falls_back_when_ca_key_missing(&self) -> bool {
+        !self.rejects_incomplete_cacerts()
+    }
+
+    /// Which roots ztunnel of this release trusts from a multi-root bundle (ISTIO.md's table).
+    pub fn ztunnel_multi_root(&self) -> ZtunnelRoots {
+        let (minor, patch) = (self.minor, self.patch);
+        if self.major != 1 || minor >= 26 {
+            return ZtunnelRoots::All;
+        }
+        match minor {
+            25 if patch >= 3 => ZtunnelRoots::All,
+            25 if patch >= 1 => ZtunnelRoots::LastOnly,
+            24 if patch >= 6 => ZtunnelRoots::All,
+            24 if patch >= 4 => ZtunnelRoots::LastOnly,
+            _ => ZtunnelRoots::FirstOnly,
+        }
+    }
+}
+
+impl fmt::Display for IstioVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// A version string that is not `MAJOR.MINOR[.PATCH]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid Istio version {0:?}: expected MAJOR.MINOR[.PATCH], e.g. 1.28 or 1.24.6")]
+pub struct VersionParseError(pub String);
+
+impl FromStr for IstioVersion {
+    type Err = VersionParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || VersionParseError(s.chars().take(40).collect());
+        let t = s.trim().strip_prefix('v').unwrap_or(s.trim());
+        // Pre-release suffixes (1.29.0-beta.1) are read as the release they precede.
+        let t = t.split(['-', '+']).next().unwrap_or(t);
+        let parts: Vec<&str> = t.split('.').collect();
+        if parts.len() < 2 || parts.len() > 3 {
+            return Err(err());
+        }
+        let num = |p: &str| p.parse::<u16>().map_err(|_| err());
+        Ok(IstioVersion {
+            major: num(parts[0])?,
+            minor: num(parts[1])?,
+            patch: if parts.len() == 3 { num(parts[2])? } else { 0 },
+        })
+    }
+}
+
+impl Serialize for IstioVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IstioVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which roots of a multi-root bundle a ztunnel release trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZtunnelRoots {
+    /// Only the first root (up to 1.24.3, and 1.25.0): it parsed one PEM block.
+    FirstOnly,
+    /// Only the last root (1.24.4-1.24.5, 1.25.1-1.25.2: istiod began splitting roots,
+    /// istio issue 55793).
+    LastOnly,
+    /// Every root (1.24.6+, 1.25.3+, 1.26.0+: ztunnel PR 1510 with istio PR 55835).
+    All,
+}
+
+impl ZtunnelRoots {
+    /// The releases that trust every root, for messages.
+    pub const FIXED_IN: &'static str = "1.24.6+, 1.25.3+ or 1.26.0+";
+}
+
+/// Which proxies carry workload traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
+pub enum DataPlane {
+    /// Envoy sidecars (and gateways).
+    #[default]
+    Sidecar,
+    /// ztunnel on every node, with waypoints.
+    Ambient,
+    /// Both at once (a mesh migrating between them).
+    Both,
+}
+
+impl DataPlane {
+    /// True when ztunnel carries traffic.
+    pub fn has_ztunnel(&self) -> bool {
+        matches!(self, DataPlane::Ambient | DataPlane::Both)
+    }
+
+    /// True when Envoy sidecars carry traffic.
+    pub fn has_sidecars(&self) -> bool {
+        matches!(self, DataPlane::Sidecar | DataPlane::Both)
+    }
+}
+
+impl FromStr for DataPlane {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sidecar" => Ok(DataPlane::Sidecar),
+            "ambient" => Ok(DataPlane::Ambient),
+            "both" => Ok(DataPlane::Both),
+            _ => Err(format!("invalid data plane {s:?}: expected sidecar, ambient or both")),
+        }
+    }
+}
+
+impl fmt::Display for DataPlane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DataPlane::Sidecar => "sidecar",
+            DataPlane::Ambient => "ambient",
+            DataPlane::Both => "both",
+        })
+    }
+}
+
+/// Everything about a mesh that changes how CA material is read and propagated.
+///
+/// ```
+/// use meshtrust::istio::{IstioProfile, DataPlane};
+/// let p = IstioProfile { multiroot: true, xds_agent: true, ..IstioProfile::default() };
+/// assert_eq!(p.data_plane, DataPlane::Sidecar);
+/// assert_eq!(p.leaf_ttl.as_secs(), 24 * 3600);
+/// assert_eq!(p.rotation_after().as_secs(), 12 * 3600);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IstioProfile {
+    /// istiod's release.
+    pub istio_version: IstioVersion,
+    /// istiod env `ISTIO_MULTIROOT_MESH`: allows the root file to change at all.
+    pub multiroot: bool,
+    /// proxy metadata `PROXY_CONFIG_XDS_AGENT`: agents receive new roots by push (PCDS).
+    pub xds_agent: bool,
+    /// Sidecars, ambient (ztunnel + waypoints), or both.
+    pub data_plane: DataPlane,
+    /// ztunnel's release (defaults to istiod's).
+    pub ztunnel_version: Option<IstioVersion>,
+    /// Workload certificate lifetime (Istio's default 24 h).
+    #[serde(with = "duration_secs")]
+    pub leaf_ttl: Duration,
+    /// SECRET_GRACE_PERIOD_RATIO: agents rotate when this fraction of the lifetime remains.
+    pub grace_ratio: f64,
+}
+
+impl Default for IstioProfile {
+    fn default() -> Self {
+        IstioProfile {
+            istio_version: IstioVersion::NEWEST,
+            multiroot: false,
+            xds_agent: false,
+            data_plane: DataPlane::Sidecar,
+            ztunnel_version: None,
+            leaf_ttl: Duration::from_secs(24 * 3600),
+            grace_ratio: 0.5,
+        }
+    }
+}
+
+impl IstioProfile {
+    /// ztunnel's release: the one given, or istiod's.
+    pub fn ztunnel(&self) -> IstioVersion {
+        self.ztunnel_version.unwrap_or(self.istio_version)
+    }
+
+    /// How long after issuance an agent rotates its leaf: `leaf_ttl * (1 - grace_ratio)`.
+    pub fn rotation_after(&self) -> Duration {
+        let r = self.grace_ratio.clamp(0.0, 1.0);
+        Duration::from_secs_f64(self.leaf_ttl.as_secs_f64() * (1.0 - r))
+    }
+
+    /// Checks the profile itself (ratios in range, a TTL Istio accepts).
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..1.0).contains(&self.grace_ratio) || self.grace_ratio.is_nan() {
+            return Err(format!("grace ratio {} must be in [0, 1)", self.grace_ratio));
+        }
+        if self.leaf_ttl.is_zero() || self.leaf_ttl > Duration::from_secs(90 * 24 * 3600) {
+            return Err("leaf TTL must be between 1 s and 90 days (Istio's maximum)".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Parses durations like `24h`, `90m`, `30s`, `2d`, `1h30m`, or plain seconds.
+///
+/// ```
+/// use meshtrust::istio::parse_duration;
+/// assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+/// assert_eq!(parse_duration("2d").unwrap().as_secs(), 172_800);
+/// assert!(parse_duration("soon").is_err());
+/// ```
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let err = || format!("invalid duration {s:?}: expected e.g. 24h, 90m, 1h30m, 2d or seconds");
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(err());
+    }
+    if let Ok(n) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(n));
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| err())?;
+        num.clear();
+        let unit = match c {
+            'd' => 86_400,
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(err()),
+        };
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(err)?;
+    }
+    if !num.is_empty() {
+        return Err(err());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it (`1d2h`, `30m`, `0s`).
+pub fn format_duration(d: Duration) -> String {
+    let mut s = d.as_secs();
+    if s == 0 {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    for (unit, name) in [(86_400, 'd'), (3600, 'h'), (60, 'm'), (1, 's')] {
+        if s >= unit {
+            out.push_str(&format!("{}{name}", s / unit));
+            s %= unit;
+        }
+    }
+    out
+}
+
+mod duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> IstioVersion {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ztunnel_table() {
+        for (ver, want) in [
+            ("1.22.0", ZtunnelRoots::FirstOnly),
+            ("1.24.3", ZtunnelRoots::FirstOnly),
+            ("1.24.4", ZtunnelRoots::LastOnly),
+            ("1.24.5", ZtunnelRoots::LastOnly),
+            ("1.24.6", ZtunnelRoots::All),
+            ("1.25.0", ZtunnelRoots::FirstOnly),
+            ("1.25.1", ZtunnelRoots::LastOnly),
+            ("1.25.2", ZtunnelRoots::LastOnly),
+            ("1.25.3", ZtunnelRoots::All),
+            ("1.26.0", ZtunnelRoots::All),
+            ("1.30", ZtunnelRoots::All),
+        ] {
+            assert_eq!(v(ver).ztunnel_multi_root(), want, "{ver}");
+        }
+    }
+
+    #[test]
+    fn versions_and_rules() {
+        assert!(!v("1.26.9").rejects_incomplete_cacerts());
+        assert!(v("1.27.0").rejects_incomplete_cacerts());
+        assert!(!v("1.29.3").root_change_by_sets());
+        assert!(v("1.30.0").root_change_by_sets());
+        assert_eq!(v("1.29.0-beta.1"), v("1.29.0"));
+        assert!("1".parse::<IstioVersion>().is_err());
+        assert!("1.x".parse::<IstioVersion>().is_err());
+        assert!("1.2.3.4".parse::<IstioVersion>().is_err());
+    }
+
+    #[test]
+    fn durations_round_trip() {
+        for s in ["24h", "1d2h", "90m", "1h30m", "45s", "0s"] {
+            let d = parse_duration(s).unwrap();
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d, "{s}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(86_400)), "1d");
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn profile_validation() {
+        assert!(IstioProfile::default().validate().is_ok());
+        assert!(IstioProfile { grace_ratio: 1.0, ..IstioProfile::default() }.validate().is_err());
+        assert!(IstioProfile { leaf_ttl: Duration::ZERO, ..IstioProfile::default() }.validate().is_err());
+    }
+}

@@ -1,0 +1,630 @@
+//! The CA secrets as Istio reads them: `cacerts` (plugged-in CA) and `istio-ca-secret`
+//! (self-signed CA), from a directory, from `kubectl get secret -o yaml|json`, or from a Secret
+//! manifest (`data` and `stringData`), in Istio's layout or the kubernetes.io/tls one.
+//!
+//! A [`CaSecret`] keeps every file's exact bytes. Parsing them into certificates and keys is
+//! done on demand and may fail: a broken file is a finding of [`super::check`], not a read error.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::bundle::{Bundle, BundleError};
+use crate::cert::Certificate;
+use crate::key::{KeyError, PrivateKey};
+use crate::pem::{self, Label};
+
+/// `ca-cert.pem`: the signing CA certificate (only its first block is used).
+pub const CA_CERT: &str = "ca-cert.pem";
+/// `ca-key.pem`: the signing CA's private key.
+pub const CA_KEY: &str = "ca-key.pem";
+/// `cert-chain.pem`: intermediates from ca-cert upward.
+pub const CERT_CHAIN: &str = "cert-chain.pem";
+/// `root-cert.pem`: the trust bundle.
+pub const ROOT_CERT: &str = "root-cert.pem";
+/// `ca-crl.pem`: optional CRL.
+pub const CA_CRL: &str = "ca-crl.pem";
+/// `key.pem`: empty in istio-ca-secret.
+pub const KEY: &str = "key.pem";
+/// kubernetes.io/tls: signing certificate.
+pub const TLS_CRT: &str = "tls.crt";
+/// kubernetes.io/tls: key.
+pub const TLS_KEY: &str = "tls.key";
+/// kubernetes.io/tls: roots.
+pub const CA_CRT: &str = "ca.crt";
+/// Marks a `cacerts` secret that is the self-signed CA's own storage
+/// (USE_CACERTS_FOR_SELF_SIGNED_CA).
+pub const ISTIO_GENERATED: &str = "istio-generated";
+
+/// Every key meshtrust reads from a CA secret.
+pub const KNOWN_KEYS: [&str; 10] = [CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, CA_CRL, KEY, TLS_CRT, TLS_KEY, CA_CRT, ISTIO_GENERATED];
+
+/// The four files of a plugged-in `cacerts`, in the order Istio's docs list them.
+pub const CACERTS_FILES: [&str; 4] = [CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT];
+
+fn is_secret_key(name: &str) -> bool {
+    matches!(name, CA_KEY | TLS_KEY | KEY)
+}
+
+/// Which CA the secret belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretKind {
+    /// `cacerts`: a plugged-in CA (istiod signs with ca-cert/ca-key).
+    PluggedIn,
+    /// `istio-ca-secret` (or `cacerts` with `istio-generated`): istiod's self-signed CA.
+    SelfSigned,
+}
+
+/// How the files are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem.
+    Istio,
+    /// tls.crt, tls.key, ca.crt (Istio 1.15+): chain = tls.crt + ca.crt.
+    KubernetesTls,
+}
+
+/// Where a secret was read from (so it can be written back in the same form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretForm {
+    /// A directory of files (e.g. Istio's tools/certs output, or /etc/cacerts).
+    Directory,
+    /// A Secret as YAML.
+    Yaml,
+    /// A Secret as JSON.
+    Json,
+    /// Built in memory.
+    Memory,
+}
+
+/// A CA secret: its name and namespace, and the exact bytes of every file it holds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaSecret {
+    /// Secret name (`cacerts` or `istio-ca-secret`).
+    pub name: String,
+    /// Namespace (`istio-system`).
+    pub namespace: String,
+    /// Plugged-in or self-signed.
+    pub kind: SecretKind,
+    /// File naming.
+    pub layout: Layout,
+    /// Where it came from.
+    pub form: SecretForm,
+    files: BTreeMap<String, Zeroizing<Vec<u8>>>,
+}
+
+impl fmt::Debug for CaSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // File contents are not shown: ca-key.pem is secret, and the rest is noise.
+        let files: BTreeMap<&str, String> = self
+            .files
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret_key(k) { format!("<{} bytes, redacted>", v.len()) } else { format!("<{} bytes>", v.len()) }))
+            .collect();
+        f.debug_struct("CaSecret")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("kind", &self.kind)
+            .field("layout", &self.layout)
+            .field("form", &self.form)
+            .field("files", &files)
+            .finish()
+    }
+}
+
+/// A file of the secret could not be parsed as what it must hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    /// The file is absent.
+    #[error("{file} is missing")]
+    Missing {
+        /// File name.
+        file: String,
+    },
+    /// The file holds no certificate.
+    #[error("{file} holds no certificate")]
+    NoCertificate {
+        /// File name.
+        file: String,
+    },
+    /// PEM or certificate errors, with the line.
+    #[error("{file}: {source}")]
+    Bundle {
+        /// File name.
+        file: String,
+        /// What is wrong.
+        source: BundleError,
+    },
+    /// The key does not parse.
+    #[error("{file}: {source}")]
+    Key {
+        /// File name.
+        file: String,
+        /// What is wrong (never key material).
+        source: KeyError,
+    },
+}
+
+impl CaSecret {
+    /// A secret from (name, bytes) pairs; kind and layout are inferred: `tls.crt` means the
+    /// kubernetes.io/tls layout; the name `istio-ca-secret`, an `istio-generated` key, or an
+    /// empty `cert-chain.pem` with a `key.pem` mean the self-signed CA.
+    pub fn from_files<N: Into<String>>(
+        name: &str,
+        namespace: &str,
+        form: SecretForm,
+        files: impl IntoIterator<Item = (N, Vec<u8>)>,
+    ) -> CaSecret {
+        let files: BTreeMap<String, Zeroizing<Vec<u8>>> =
+            files.into_iter().map(|(k, v)| (k.into(), Zeroizing::new(v))).collect();
+        let layout = if files.contains_key(TLS_CRT) { Layout::KubernetesTls } else { Layout::Istio };
+        let empty = |k: &str| files.get(k).is_some_and(|v| v.is_empty());
+        let self_signed = name == "istio-ca-secret"
+            || files.contains_key(ISTIO_GENERATED)
+            || (files.contains_key(KEY) && empty(KEY) && (empty(CERT_CHAIN) || !files.contains_key(CERT_CHAIN)));
+        CaSecret {
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            kind: if self_signed { SecretKind::SelfSigned } else { SecretKind::PluggedIn },
+            layout,
+            form,
+            files,
+        }
+    }
+
+    /// A plugged-in `cacerts` in namespace `istio-system` from the four files' bytes.
+    pub fn cacerts(ca_cert: &[u8], ca_key: &[u8], cert_chain: &[u8], root_cert: &[u8]) -> CaSecret {
+        Self::from_files(
+            "cacerts",
+            "istio-system",
+            SecretForm::Memory,
+            [
+                (CA_CERT, ca_cert.to_vec()),
+                (CA_KEY, ca_key.to_vec()),
+                (CERT_CHAIN, cert_chain.to_vec()),
+                (ROOT_CERT, root_cert.to_vec()),
+            ],
+        )
+    }
+
+    /// The exact bytes of a file, when present.
+    pub fn file(&self, name: &str) -> Option<&[u8]> {
+        self.files.get(name).map(|v| v.as_slice())
+    }
+
+    /// The names of the files present, sorted.
+    pub fn file_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.files.keys().map(String::as_str)
+    }
+
+    /// Replaces (or adds) one file.
+    pub fn set_file(&mut self, name: &str, bytes: Vec<u8>) {
+        self.files.insert(name.to_owned(), Zeroizing::new(bytes));
+    }
+
+    /// Name of the file holding the signing certificate in this layout.
+    pub fn signing_cert_file(&self) -> &'static str {
+        match self.layout {
+            Layout::Istio => CA_CERT,
+            Layout::KubernetesTls => TLS_CRT,
+        }
+    }
+
+    /// Name of the file holding the key in this layout.
+    pub fn key_file(&self) -> &'static str {
+        match self.layout {
+            Layout::Istio => CA_KEY,
+            Layout::KubernetesTls => TLS_KEY,
+        }
+    }
+
+    /// Name of the file holding the roots in this layout.
+    pub fn root_file(&self) -> &'static str {
+        match self.layout {
+            Layout::Istio => ROOT_CERT,
+            Layout::KubernetesTls => CA_CRT,
+        }
+    }
+
+    /// The bytes istiod uses as the certificate chain: `cert-chain.pem`, or for the
+    /// kubernetes.io/tls layout `tls.crt` + `ca.crt`.
+    pub fn chain_bytes(&self) -> Option<Vec<u8>> {
+        match self.layout {
+            Layout::Istio => self.file(CERT_CHAIN).map(<[u8]>::to_vec),
+            Layout::KubernetesTls => {
+                let mut v = self.file(TLS_CRT)?.to_vec();
+                if !v.is_empty() && !v.ends_with(b"\n") {
+                    v.push(b'\n');
+                }
+                v.extend_from_slice(self.file(CA_CRT).unwrap_or_default());
+                Some(v)
+            }
+        }
+    }
+
+    fn bundle_of(&self, file: &str, bytes: Option<&[u8]>) -> Result<Bundle, FileError> {
+        let bytes = bytes.ok_or_else(|| FileError::Missing { file: file.to_owned() })?;
+        Bundle::parse_strict(bytes).map_err(|source| FileError::Bundle { file: file.to_owned(), source })
+    }
+
+    /// The signing certificate: the FIRST certificate of ca-cert.pem (istiod ignores the rest).
+    pub fn ca_cert(&self) -> Result<Certificate, FileError> {
+        let file = self.signing_cert_file();
+        let b = self.bundle_of(file, self.file(file))?;
+        b.certificates().next().cloned().ok_or(FileError::NoCertificate { file: file.to_owned() })
+    }
+
+    /// Every certificate block of ca-cert.pem.
+    pub fn ca_cert_bundle(&self) -> Result<Bundle, FileError> {
+        let file = self.signing_cert_file();
+        self.bundle_of(file, self.file(file))
+    }
+
+    /// The signing key.
+    pub fn ca_key(&self) -> Result<PrivateKey, FileError> {
+        let file = self.key_file();
+        let bytes = self.file(file).ok_or_else(|| FileError::Missing { file: file.to_owned() })?;
+        PrivateKey::from_pem(bytes).map_err(|source| FileError::Key { file: file.to_owned(), source })
+    }
+
+    /// cert-chain.pem as a bundle (may be empty).
+    pub fn cert_chain(&self) -> Result<Bundle, FileError> {
+        let chain = self.chain_bytes();
+        self.bundle_of(CERT_CHAIN, chain.as_deref())
+    }
+
+    /// root-cert.pem as a bundle.
+    pub fn root_bundle(&self) -> Result<Bundle, FileError> {
+        let file = self.root_file();
+        self.bundle_of(file, self.file(file))
+    }
+}
+
+/// Why a secret could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// File system error.
+    #[error("{path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+    /// YAML or JSON syntax error.
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The document is not a Secret, or holds none of the keys of a CA secret.
+    #[error("line {line}: {message}")]
+    NotASecret {
+        /// 1-based line (1 when the whole document is wrong).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `data` value is not strict base64.
+    #[error("line {line}: data.{key} is not valid base64 ({reason})")]
+    Base64 {
+        /// 1-based line of the key.
+        line: usize,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Inputs larger than this are refused (a Kubernetes Secret holds at most 1 MiB).
+pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
+const MAX_NESTING: usize = 64;
+
+/// Parses a Secret manifest: `kubectl get secret NAME -o yaml|json` output, a `List` holding
+/// CA secrets (the `cacerts` one is taken, else `istio-ca-secret`, else the only item), or a
+/// hand-written manifest with `data` (base64) and/or `stringData` (text, which wins on a
+/// shared key, as the API server does).
+///
+/// ```
+/// let yaml = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: cacerts\n  namespace: istio-system\n\
+///             data:\n  root-cert.pem: aGVsbG8=\nstringData:\n  ca-cert.pem: |\n    text\n";
+/// let s = meshtrust::istio::parse_manifest(yaml.as_bytes())?;
+/// assert_eq!(s.file("root-cert.pem"), Some(&b"hello"[..]));
+/// assert_eq!(s.file("ca-cert.pem"), Some(&b"text\n"[..]));
+/// # Ok::<(), meshtrust::istio::ReadError>(())
+/// ```
+pub fn parse_manifest(bytes: &[u8]) -> Result<CaSecret, ReadError> {
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(ReadError::NotASecret { line: 1, message: format!("larger than {MAX_MANIFEST_BYTES} bytes") });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        ReadError::Syntax { line, column: 1, message: "not UTF-8 text".to_owned() }
+    })?;
+    let first = text.trim_start_matches('\u{feff}').trim_start();
+    let doc = if first.starts_with('{') || first.starts_with('[') { json_to_doc(text)? } else { yaml_to_doc(text)? };
+    doc_to_secret(&doc, text, first.starts_with('{') || first.starts_with('['))
+}
+
+/// A format-neutral view of the parsed document.
+#[derive(Debug, Clone)]
+enum Doc {
+    Map(Vec<(String, Doc)>),
+    List(Vec<Doc>),
+    Str(String),
+    Other,
+}
+
+impl Doc {
+    fn get(&self, key: &str) -> Option<&Doc> {
+        match self {
+            Doc::Map(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    fn str(&self) -> Option<&str> {
+        match self {
+            Doc::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+fn json_to_doc(text: &str) -> Result<Doc, ReadError> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ReadError::Syntax { line: e.line(), column: e.column(), message: e.to_string() })?;
+    fn conv(v: &serde_json::Value) -> Doc {
+        match v {
+            serde_json::Value::Object(m) => Doc::Map(m.iter().map(|(k, v)| (k.clone(), conv(v))).collect()),
+            serde_json::Value::Array(a) => Doc::List(a.iter().map(conv).collect()),
+            serde_json::Value::String(s) => Doc::Str(s.clone()),
+            _ => Doc::Other,
+        }
+    }
+    Ok(conv(&v))
+}
+
+fn yaml_to_doc(text: &str) -> Result<Doc, ReadError> {
+    check_flow_nesting(text)?;
+    let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| ReadError::Syntax {
+        line: e.marker().line(),
+        column: e.marker().col() + 1,
+        message: e.info().to_owned(),
+    })?;
+    let mut docs: Vec<_> = docs.into_iter().filter(|d| !matches!(d, yaml_rust2::Yaml::Null)).collect();
+    match docs.len() {
+        0 => Err(ReadError::NotASecret { line: 1, message: "empty document".to_owned() }),
+        1 => Ok(yaml_conv(&docs.remove(0), 0)),
+        // Several `---` documents: treat them as a List.
+        _ => Ok(Doc::Map(vec![
+            ("kind".to_owned(), Doc::Str("List".to_owned())),
+            ("items".to_owned(), Doc::List(docs.iter().map(|d| yaml_conv(d, 0)).collect())),
+        ])),
+    }
+}
+
+fn yaml_conv(y: &yaml_rust2::Yaml, depth: usize) -> Doc {
+    use yaml_rust2::Yaml;
+    if depth > MAX_NESTING {
+        return Doc::Other;
+    }
+    match y {
+        Yaml::Hash(h) => Doc::Map(
+            h.iter()
+                .filter_map(|(k, v)| scalar_string(k).map(|k| (k, yaml_conv(v, depth + 1))))
+                .collect(),
+        ),
+        Yaml::Array(a) => Doc::List(a.iter().map(|v| yaml_conv(v, depth + 1)).collect()),
+        other => scalar_string(other).map_or(Doc::Other, Doc::Str),
+    }
+}
+
+fn scalar_string(y: &yaml_rust2::Yaml) -> Option<String> {
+    use yaml_rust2::Yaml;
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        Yaml::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// Refuses deeply nested flow collections before the YAML parser sees them (its recursive
+/// data structures would exhaust the stack on `[[[[...`).
+fn check_flow_nesting(text: &str) -> Result<(), ReadError> {
+    let mut depth = 0usize;
+    let mut line = 1;
+    for c in text.bytes() {
+        match c {
+            b'\n' => line += 1,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(ReadError::Syntax { line, column: 1, message: "collections nested too deeply".to_owned() });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// 1-based line of the first line mentioning `key` as a key (for error messages).
+fn line_of(text: &str, key: &str) -> usize {
+    let yaml = format!("{key}:");
+    let json = format!("\"{key}\"");
+    text.lines().position(|l| l.trim_start().starts_with(&yaml) || l.contains(&json)).map_or(1, |i| i + 1)
+}
+
+fn doc_to_secret(doc: &Doc, text: &str, json: bool) -> Result<CaSecret, ReadError> {
+    let not_secret = |message: String| ReadError::NotASecret { line: 1, message };
+    let kind = doc.get("kind").and_then(Doc::str).unwrap_or("Secret");
+    let secret = match kind {
+        "Secret" => doc,
+        "List" | "SecretList" => {
+            let items = match doc.get("items") {
+                Some(Doc::List(items)) => items,
+                _ => return Err(not_secret("a List without items".to_owned())),
+            };
+            let name_of = |d: &Doc| d.get("metadata").and_then(|m| m.get("name")).and_then(Doc::str).map(str::to_owned);
+            items
+                .iter()
+                .find(|d| name_of(d).as_deref() == Some("cacerts"))
+                .or_else(|| items.iter().find(|d| name_of(d).as_deref() == Some("istio-ca-secret")))
+                .or(if items.len() == 1 { items.first() } else { None })
+                .ok_or_else(|| not_secret(format!("a List of {} items, none named cacerts or istio-ca-secret", items.len())))?
+        }
+        other => return Err(not_secret(format!("kind {other}, expected Secret"))),
+    };
+    if !matches!(secret, Doc::Map(_)) {
+        return Err(not_secret("not a mapping".to_owned()));
+    }
+    let meta = secret.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Doc::str).unwrap_or("cacerts").to_owned();
+    let namespace = meta.and_then(|m| m.get("namespace")).and_then(Doc::str).unwrap_or("istio-system").to_owned();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(Doc::Map(data)) = secret.get("data") {
+        for (k, v) in data {
+            let value = v.str().unwrap_or_default();
+            let decoded = crate::b64::decode(value.as_bytes()).map_err(|e| ReadError::Base64 {
+                line: line_of(text, k),
+                key: k.clone(),
+                reason: match e {
+                    crate::b64::B64Error::BadChar { offset, byte } => {
+                        format!("character {:?} at offset {offset}", char::from(byte))
+                    }
+                    crate::b64::B64Error::BadLength => "length is not a multiple of 4".to_owned(),
+                    crate::b64::B64Error::NonCanonical { .. } => "non-canonical ending".to_owned(),
+                },
+            })?;
+            files.push((k.clone(), decoded));
+        }
+    }
+    if let Some(Doc::Map(sdata)) = secret.get("stringData") {
+        for (k, v) in sdata {
+            files.retain(|(name, _)| name != k);
+            files.push((k.clone(), v.str().unwrap_or_default().as_bytes().to_vec()));
+        }
+    }
+    if !files.iter().any(|(k, _)| KNOWN_KEYS.contains(&k.as_str())) {
+        let found: Vec<&str> = files.iter().map(|(k, _)| k.as_str()).collect();
+        return Err(ReadError::NotASecret {
+            line: 1,
+            message: format!("no CA secret keys (ca-cert.pem, root-cert.pem, tls.crt, ...) in data/stringData; found {found:?}"),
+        });
+    }
+    Ok(CaSecret::from_files(&name, &namespace, if json { SecretForm::Json } else { SecretForm::Yaml }, files))
+}
+
+/// Reads a directory of CA files (regular files or symlinks to them, as in a mounted
+/// secret; dot entries such as `..data` are skipped). Only the keys Istio reads are loaded.
+pub fn read_dir(dir: &std::path::Path) -> Result<CaSecret, ReadError> {
+    let io = |p: &std::path::Path, e: std::io::Error| ReadError::Io { path: p.display().to_string(), message: e.to_string() };
+    let mut files = Vec::new();
+    for name in KNOWN_KEYS {
+        let p = dir.join(name);
+        match std::fs::read(&p) {
+            Ok(bytes) => files.push((name, bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&p, e)),
+        }
+    }
+    if files.is_empty() {
+        std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
+        return Err(ReadError::NotASecret {
+            line: 1,
+            message: format!("{}: no CA files (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, tls.crt, ...)", dir.display()),
+        });
+    }
+    let name = if files.iter().any(|(k, _)| *k == KEY) { "istio-ca-secret" } else { "cacerts" };
+    let mut s = CaSecret::from_files(name, "istio-system", SecretForm::Directory, files);
+    if s.kind == SecretKind::PluggedIn {
+        s.name = "cacerts".to_owned();
+    }
+    Ok(s)
+}
+
+/// Reads a CA secret from a directory or a kubectl YAML/JSON file.
+pub fn read_path(path: &std::path::Path) -> Result<CaSecret, ReadError> {
+    if path.is_dir() {
+        return read_dir(path);
+    }
+    let bytes = std::fs::read(path).map_err(|e| ReadError::Io { path: path.display().to_string(), message: e.to_string() })?;
+    parse_manifest(&bytes)
+}
+
+/// True when the bytes hold a PEM private-key block (a key in a trust bundle is a leak).
+pub(crate) fn holds_private_key(bytes: &[u8]) -> bool {
+    pem::blocks(bytes).any(|b| b.is_ok_and(|b| b.label.is_private_key() || b.label == Label::Other("ENCRYPTED PRIVATE KEY".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/fixtures/istio-samples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn kubectl_yaml_and_json() {
+        let b64 = crate::b64::encode(&sample("root-cert.pem"));
+        let yaml = format!(
+            "apiVersion: v1\ndata:\n  ca-cert.pem: {}\n  root-cert.pem: {b64}\nkind: Secret\nmetadata:\n  name: cacerts\n  namespace: istio-system\ntype: Opaque\n",
+            crate::b64::encode(&sample("ca-cert.pem"))
+        );
+        let s = parse_manifest(yaml.as_bytes()).unwrap();
+        assert_eq!(s.file(ROOT_CERT), Some(&sample("root-cert.pem")[..]));
+        assert_eq!((s.kind, s.layout, s.form), (SecretKind::PluggedIn, Layout::Istio, SecretForm::Yaml));
+        let json = format!(r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"cacerts","namespace":"istio-system"}},"data":{{"root-cert.pem":"{b64}"}}}}"#);
+        let s = parse_manifest(json.as_bytes()).unwrap();
+        assert_eq!(s.form, SecretForm::Json);
+        assert_eq!(s.root_bundle().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = parse_manifest(b"kind: Secret\nmetadata:\n  name: cacerts\ndata:\n  ca-cert.pem: not*base64\n").unwrap_err();
+        assert!(matches!(e, ReadError::Base64 { line: 5, .. }), "{e:?}");
+        let e = parse_manifest(b"kind: Secret\ndata: [\n").unwrap_err();
+        assert!(matches!(e, ReadError::Syntax { .. }), "{e:?}");
+        let e = parse_manifest(b"kind: ConfigMap\n").unwrap_err();
+        assert!(matches!(e, ReadError::NotASecret { .. }), "{e:?}");
+        let e = parse_manifest(b"{\"kind\": \"Secret\", \"data\": {\"x\": \"\"}}").unwrap_err();
+        assert!(matches!(e, ReadError::NotASecret { .. }), "{e:?}");
+        let deep = format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_manifest(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn self_signed_and_tls_layouts() {
+        let s = CaSecret::from_files(
+            "istio-ca-secret",
+            "istio-system",
+            SecretForm::Memory,
+            [(CA_CERT, sample("root-cert.pem")), (CA_KEY, vec![]), (ROOT_CERT, sample("root-cert.pem")), (CERT_CHAIN, vec![]), (KEY, vec![])],
+        );
+        assert_eq!(s.kind, SecretKind::SelfSigned);
+        let t = CaSecret::from_files(
+            "cacerts",
+            "istio-system",
+            SecretForm::Memory,
+            [(TLS_CRT, sample("ca-cert.pem")), (TLS_KEY, sample("ca-key.pem")), (CA_CRT, sample("root-cert.pem"))],
+        );
+        assert_eq!(t.layout, Layout::KubernetesTls);
+        assert_eq!(t.cert_chain().unwrap().len(), 2);
+        assert!(t.ca_key().unwrap().matches(&t.ca_cert().unwrap()));
+        assert!(!format!("{t:?}").contains("BEGIN"));
+    }
+}

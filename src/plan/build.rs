@@ -1,0 +1,555 @@
+//! Building plans: input checks, kind inference, and the phases of each kind.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{
+    Action, ClusterInput, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanError, PlanFinding, PlanOptions, RotationKind,
+    checks,
+};
+use crate::bundle::Bundle;
+use crate::cert::{Certificate, Fingerprint};
+use crate::istio::{self, CaSecret, IstioProfile, Layout, SecretKind, Severity, ZtunnelRoots, format_duration};
+use crate::verify::{self, CertPool, VerifyOptions};
+
+/// What the planner knows about one cluster's inputs, after checking them.
+struct Material {
+    name: String,
+    current: CaSecret,
+    new: CaSecret,
+    /// The current signing CA's files: ca-cert, ca-key, cert-chain (as istiod would use them).
+    current_files: [Vec<u8>; 3],
+    current_roots: Bundle,
+    current_signer: Certificate,
+    new_roots: Bundle,
+    new_signer: Certificate,
+}
+
+fn refuse(code: &'static str, cluster: &str, message: impl Into<String>) -> PlanFinding {
+    PlanFinding { code, severity: Severity::Error, phase: "inputs".to_owned(), cluster: Some(cluster.to_owned()), message: message.into() }
+}
+
+/// Makes a plan for `clusters` (one for kinds 1-3; several for a multi-cluster rotation).
+///
+/// Refuses, with a finding per reason, inputs that cannot be rotated safely: a root change
+/// with ISTIO_MULTIROOT_MESH off, a ztunnel that does not trust every root of a multi-root
+/// bundle in ambient mode, a new intermediate that does not chain to the new root, a key that
+/// does not match its certificate, a "root rotation" to the same root, a new CA that expires
+/// before the leaves it must cover. The finished plan is then checked with
+/// [`super::check_plan`]; the planner never returns a plan its own checks reject.
+pub fn plan(clusters: &[ClusterInput], profile: &IstioProfile, opts: &PlanOptions, now: OffsetDateTime) -> Result<Plan, PlanError> {
+    if clusters.is_empty() {
+        return Err(PlanError::Input("no cluster given".to_owned()));
+    }
+    profile.validate().map_err(PlanError::Input)?;
+    let mut names = std::collections::HashSet::new();
+    for c in clusters {
+        if c.name.is_empty() || c.name.starts_with('.') || c.name.contains(['/', '\\']) || !names.insert(c.name.as_str()) {
+            return Err(PlanError::Input(format!("invalid or duplicate cluster name {:?}", c.name)));
+        }
+    }
+
+    let mut refusals = Vec::new();
+    let mut material = Vec::new();
+    for c in clusters {
+        if let Some(m) = examine(c, now, &mut refusals) {
+            material.push(m);
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(PlanError::Refused(refusals));
+    }
+
+    let kind = infer_kind(&material, opts, &mut refusals);
+    // Root-changing rotations need ISTIO_MULTIROOT_MESH and a ztunnel that trusts all roots.
+    let changes_roots = kind != RotationKind::IntermediateRotation || opts.reissue_now;
+    if changes_roots && !profile.multiroot {
+        refusals.push(refuse(
+            "multiroot-off",
+            &material[0].name,
+            "ISTIO_MULTIROOT_MESH is off: istiod ignores every change of root-cert.pem (\"updating new ROOT-CA not supported\"); enable it on istiod first",
+        ));
+    }
+    if changes_roots && profile.data_plane.has_ztunnel() && profile.ztunnel().ztunnel_multi_root() != ZtunnelRoots::All {
+        refusals.push(refuse(
+            "ztunnel-multiroot-unsupported",
+            &material[0].name,
+            format!(
+                "ztunnel {} trusts only one root of a multi-root bundle: traffic breaks while two roots are trusted; upgrade ztunnel to {}",
+                profile.ztunnel(),
+                ZtunnelRoots::FIXED_IN
+            ),
+        ));
+    }
+    if !refusals.is_empty() {
+        return Err(PlanError::Refused(refusals));
+    }
+
+    let mut plan = match kind {
+        RotationKind::IntermediateRotation => intermediate_plan(&material, profile, opts),
+        _ => root_plan(kind, &material, profile, opts),
+    };
+    plan.old_roots = old_roots(&material, kind);
+    plan.new_roots = material[0].new_roots.trust_set().fingerprints().copied().collect();
+
+    // The new CA must outlive the rotation plus a leaf lifetime.
+    let horizon = now + plan.min_duration() + profile.leaf_ttl;
+    for m in &material {
+        if m.new_signer.not_after() < horizon {
+            refusals.push(refuse(
+                "new-ca-expires-early",
+                &m.name,
+                format!(
+                    "the new CA {} expires {} but must sign leaves until at least {} (rotation of {} plus one {} leaf lifetime)",
+                    istio::describe(&m.new_signer),
+                    m.new_signer.not_after().date(),
+                    horizon.date(),
+                    format_duration(plan.min_duration()),
+                    format_duration(profile.leaf_ttl)
+                ),
+            ));
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(PlanError::Refused(refusals));
+    }
+
+    let findings = checks::check_plan(&plan, &checks::CheckOptions { now, margin: opts.margin, waits_known: true });
+    if super::has_errors(&findings) {
+        return Err(PlanError::Refused(findings.into_iter().filter(|f| f.severity == Severity::Error).collect()));
+    }
+    Ok(plan)
+}
+
+/// Reads and checks one cluster's inputs.
+fn examine(c: &ClusterInput, now: OffsetDateTime, refusals: &mut Vec<PlanFinding>) -> Option<Material> {
+    let n = &c.name;
+    let before = refusals.len();
+    let current_signer = c.current.ca_cert().map_err(|e| refusals.push(refuse("current-unreadable", n, e.to_string()))).ok();
+    let current_roots = c.current.root_bundle().map_err(|e| refusals.push(refuse("current-unreadable", n, e.to_string()))).ok();
+    if c.current.file(c.current.key_file()).is_none() {
+        refusals.push(refuse("current-unreadable", n, format!("the current secret has no {}", c.current.key_file())));
+    }
+    if c.new.kind != SecretKind::PluggedIn || c.new.layout != Layout::Istio {
+        refusals.push(refuse(
+            "new-not-cacerts",
+            n,
+            "the new CA must be a cacerts-layout directory (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)",
+        ));
+    }
+    for f in istio::CACERTS_FILES {
+        if c.new.file(f).is_none() {
+            refusals.push(refuse("new-incomplete", n, format!("the new CA has no {f}")));
+        }
+    }
+    let new_signer = c.new.ca_cert().map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string()))).ok();
+    let new_roots = c.new.root_bundle().map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string()))).ok();
+    let new_chain = c.new.cert_chain().map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string()))).ok();
+    match c.new.ca_key() {
+        Err(e) => refusals.push(refuse("new-unreadable", n, e.to_string())),
+        Ok(k) => {
+            if let Some(s) = &new_signer {
+                if let Err(e) = k.check_matches(s) {
+                    refusals.push(refuse("ca-key-mismatch", n, format!("new ca-key.pem: {e}")));
+                }
+            }
+        }
+    }
+    if let Ok(k) = c.current.ca_key() {
+        if let Some(s) = &current_signer {
+            if let Err(e) = k.check_matches(s) {
+                refusals.push(refuse("ca-key-mismatch", n, format!("current {}: {e}", c.current.key_file())));
+            }
+        }
+    }
+    if let (Some(s), Some(r), Some(ch)) = (&new_signer, &new_roots, &new_chain) {
+        if r.is_empty() {
+            refusals.push(refuse("new-unreadable", n, "the new root-cert.pem holds no certificate"));
+        } else {
+            let roots = CertPool::from_certificates(r.certificates());
+            let inter = CertPool::from_certificates(ch.certificates());
+            if let Err(e) = verify::verify(s, &inter, &roots, &VerifyOptions::at(now)) {
+                refusals.push(refuse(
+                    "new-intermediate-unchained",
+                    n,
+                    format!("the new ca-cert.pem does not chain to the new root-cert.pem: {e}"),
+                ));
+            }
+        }
+    }
+    if refusals.len() > before {
+        return None;
+    }
+    let (current_signer, current_roots, new_signer, new_roots) = (current_signer?, current_roots?, new_signer?, new_roots?);
+    let current_files = [
+        c.current.file(c.current.signing_cert_file()).unwrap_or_default().to_vec(),
+        c.current.file(c.current.key_file()).unwrap_or_default().to_vec(),
+        match c.current.kind {
+            // istio-ca-secret has an empty cert-chain.pem; a cacerts needs one starting with ca-cert.
+            SecretKind::SelfSigned => c.current.file(c.current.signing_cert_file()).unwrap_or_default().to_vec(),
+            SecretKind::PluggedIn => c.current.chain_bytes().unwrap_or_default(),
+        },
+    ];
+    Some(Material {
+        name: c.name.clone(),
+        current: c.current.clone(),
+        new: c.new.clone(),
+        current_files,
+        current_roots,
+        current_signer,
+        new_roots,
+        new_signer,
+    })
+}
+
+fn infer_kind(material: &[Material], opts: &PlanOptions, refusals: &mut Vec<PlanFinding>) -> RotationKind {
+    let m = &material[0];
+    let same_roots = m.new_roots.trust_set().is_subset(&m.current_roots.trust_set());
+    let inferred = if material.len() > 1 {
+        RotationKind::MultiCluster
+    } else if m.current.kind == SecretKind::SelfSigned {
+        RotationKind::SelfSignedToPluggedIn
+    } else if same_roots {
+        RotationKind::IntermediateRotation
+    } else {
+        RotationKind::RootRotation
+    };
+    let kind = opts.kind.unwrap_or(inferred);
+    for m in material {
+        let same_roots = m.new_roots.trust_set().is_subset(&m.current_roots.trust_set());
+        if m.new_signer == m.current_signer {
+            refusals.push(refuse("nothing-to-rotate", &m.name, "the new ca-cert.pem is the current one"));
+        }
+        match kind {
+            RotationKind::RootRotation | RotationKind::MultiCluster | RotationKind::SelfSignedToPluggedIn if same_roots => {
+                refusals.push(refuse(
+                    "same-root",
+                    &m.name,
+                    "the new root is already the current root: this is an intermediate rotation (use --kind intermediate-rotation)",
+                ));
+            }
+            RotationKind::IntermediateRotation if !same_roots => refusals.push(refuse(
+                "kind-mismatch",
+                &m.name,
+                "an intermediate rotation keeps the root, but the new root-cert.pem holds a root the cluster does not trust",
+            )),
+            RotationKind::SelfSignedToPluggedIn if m.current.kind != SecretKind::SelfSigned => refusals.push(refuse(
+                "kind-mismatch",
+                &m.name,
+                "the current secret is a plugged-in cacerts, not istiod's self-signed istio-ca-secret",
+            )),
+            RotationKind::RootRotation if m.current.kind == SecretKind::SelfSigned => refusals.push(refuse(
+                "kind-mismatch",
+                &m.name,
+                "the current CA is istiod's self-signed one: use --kind self-signed-to-plugged-in",
+            )),
+            _ => {}
+        }
+    }
+    if material.len() > 1 {
+        if kind != RotationKind::MultiCluster {
+            refusals.push(refuse("kind-mismatch", &material[0].name, "several clusters make a multi-cluster rotation"));
+        }
+        let first = material[0].new_roots.trust_set();
+        for m in &material[1..] {
+            if m.new_roots.trust_set() != first {
+                refusals.push(refuse(
+                    "new-roots-differ",
+                    &m.name,
+                    format!("its new root-cert.pem differs from cluster {}'s: the clusters must move to one shared root", material[0].name),
+                ));
+            }
+        }
+    } else if kind == RotationKind::MultiCluster {
+        refusals.push(refuse("kind-mismatch", &material[0].name, "a multi-cluster rotation needs two clusters or more"));
+    }
+    kind
+}
+
+fn old_roots(material: &[Material], kind: RotationKind) -> Vec<Fingerprint> {
+    if kind == RotationKind::IntermediateRotation {
+        return Vec::new();
+    }
+    let new = material[0].new_roots.trust_set();
+    let mut out: Vec<Fingerprint> = Vec::new();
+    for m in material {
+        for fp in m.current_roots.trust_set().fingerprints() {
+            if !new.contains(fp) && !out.contains(fp) {
+                out.push(*fp);
+            }
+        }
+    }
+    out
+}
+
+fn secret(ca_cert: &[u8], ca_key: &[u8], chain: &[u8], roots: &[u8]) -> CaSecret {
+    CaSecret::cacerts(ca_cert, ca_key, chain, roots)
+}
+
+fn new_files(m: &Material) -> [&[u8]; 3] {
+    [
+        m.new.file(istio::CA_CERT).unwrap_or_default(),
+        m.new.file(istio::CA_KEY).unwrap_or_default(),
+        m.new.file(istio::CERT_CHAIN).unwrap_or_default(),
+    ]
+}
+
+/// Restarts that make proxies see a change now rather than at their next rotation.
+fn propagation_actions(cluster: &str, profile: &IstioProfile) -> Vec<Action> {
+    let mut a = Vec::new();
+    if profile.data_plane.has_ztunnel() {
+        a.push(Action::RestartZtunnel { cluster: cluster.to_owned() });
+    }
+    if !profile.xds_agent {
+        if profile.data_plane.has_sidecars() {
+            a.push(Action::RestartSidecars { cluster: cluster.to_owned() });
+        }
+        if profile.data_plane.has_ztunnel() {
+            a.push(Action::RestartWaypoints { cluster: cluster.to_owned() });
+        }
+    }
+    a
+}
+
+fn fp_list(b: &Bundle) -> Vec<Fingerprint> {
+    b.trust_set().fingerprints().copied().collect()
+}
+
+fn roots_check(profile: &IstioProfile, expect: Vec<Fingerprint>, what: &str) -> Vec<GateCheck> {
+    let mut checks = vec![GateCheck {
+        description: format!("every sidecar, gateway and waypoint trusts {what} (the ROOTCA secret)"),
+        command: "istioctl proxy-config secret deploy/WORKLOAD -n NAMESPACE -o json | jq -r '.dynamicActiveSecrets[] | select(.name == \"ROOTCA\") | .secret.validationContext.trustedCa.inlineBytes' | base64 -d | meshtrust inspect -".to_owned(),
+        expect: expect.clone(),
+    }];
+    if profile.data_plane.has_ztunnel() {
+        checks.push(GateCheck {
+            description: format!("every ztunnel lists {what} as Root (check one pod per node that carries traffic)"),
+            command: "istioctl ztunnel-config certificates ZTUNNEL_POD -n istio-system".to_owned(),
+            expect,
+        });
+    }
+    checks
+}
+
+fn signer_check(profile: &IstioProfile, signer: &Certificate) -> Vec<GateCheck> {
+    let mut checks = vec![GateCheck {
+        description: format!("every workload certificate is issued by {} (its chain shows this CA)", istio::describe(signer)),
+        command: "istioctl proxy-config secret deploy/WORKLOAD -n NAMESPACE -o json | jq -r '.dynamicActiveSecrets[] | select(.name == \"default\") | .secret.tlsCertificate.certificateChain.inlineBytes' | base64 -d | meshtrust inspect -".to_owned(),
+        expect: vec![signer.fingerprint()],
+    }];
+    if profile.data_plane.has_ztunnel() {
+        checks.push(GateCheck {
+            description: format!("every ztunnel certificate lists intermediate serial {} ({})", signer.serial_hex(), signer.subject()),
+            command: "istioctl ztunnel-config certificates ZTUNNEL_POD -n istio-system".to_owned(),
+            expect: vec![signer.fingerprint()],
+        });
+    }
+    checks
+}
+
+fn precondition_gate(profile: &IstioProfile, kind: RotationKind, reissue_now: bool) -> Gate {
+    let mut checks = Vec::new();
+    if kind != RotationKind::IntermediateRotation || reissue_now {
+        checks.push(GateCheck {
+            description: "istiod runs with ISTIO_MULTIROOT_MESH=true".to_owned(),
+            command: "kubectl get deployment istiod -n istio-system -o jsonpath='{.spec.template.spec.containers[0].env}' | grep -o '\"ISTIO_MULTIROOT_MESH\",\"value\":\"true\"'".to_owned(),
+            expect: Vec::new(),
+        });
+    }
+    if profile.xds_agent {
+        checks.push(GateCheck {
+            description: "proxies run with PROXY_CONFIG_XDS_AGENT=true (mesh config proxyMetadata)".to_owned(),
+            command: "kubectl get configmap istio -n istio-system -o jsonpath='{.data.mesh}' | grep PROXY_CONFIG_XDS_AGENT".to_owned(),
+            expect: Vec::new(),
+        });
+    }
+    if profile.data_plane.has_ztunnel() {
+        checks.push(GateCheck {
+            description: format!("ztunnel is {} or newer in every cluster", ZtunnelRoots::FIXED_IN),
+            command: "kubectl get daemonset ztunnel -n istio-system -o jsonpath='{.spec.template.spec.containers[0].image}'".to_owned(),
+            expect: Vec::new(),
+        });
+    }
+    Gate { min_wait: Duration::ZERO, reason: "preconditions of the rotation".to_owned(), barrier: false, checks }
+}
+
+fn current_phase(material: &[Material], profile: &IstioProfile, kind: RotationKind, reissue_now: bool) -> Phase {
+    Phase {
+        name: "00-current".to_owned(),
+        title: "what the cluster runs now, as read".to_owned(),
+        clusters: material.iter().map(|m| ClusterPhase { cluster: m.name.clone(), secret: m.current.clone() }).collect(),
+        trigger: false,
+        actions: Vec::new(),
+        gate: Some(precondition_gate(profile, kind, reissue_now)),
+    }
+}
+
+/// Kinds 1, 2 and 4: trust both, switch signer (A+B+B), drop the old root.
+fn root_plan(kind: RotationKind, material: &[Material], profile: &IstioProfile, opts: &PlanOptions) -> Plan {
+    let multi = material.len() > 1;
+    let mut p1 = Vec::new();
+    let mut p2 = Vec::new();
+    let mut p3 = Vec::new();
+    let (mut a1, mut a2, mut a3) = (Vec::new(), Vec::new(), Vec::new());
+    for m in material {
+        let b = Bundle::parse(m.new.file(istio::ROOT_CERT).unwrap_or_default()).unwrap_or_else(|_| m.new_roots.clone());
+        let r1 = m.current_roots.append(&b);
+        let r2 = r1.append(&b);
+        let [cc, ck, ch] = &m.current_files;
+        p1.push(ClusterPhase { cluster: m.name.clone(), secret: secret(cc, ck, ch, r1.bytes()) });
+        let [nc, nk, nch] = new_files(m);
+        p2.push(ClusterPhase { cluster: m.name.clone(), secret: secret(nc, nk, nch, r2.bytes()) });
+        p3.push(ClusterPhase { cluster: m.name.clone(), secret: secret(nc, nk, nch, b.bytes()) });
+
+        a1.push(Action::ApplySecret { cluster: m.name.clone(), secret: "cacerts".to_owned() });
+        if m.current.kind == SecretKind::SelfSigned {
+            a1.push(Action::RestartIstiod {
+                cluster: m.name.clone(),
+                reason: "istiod runs its self-signed CA and watches /etc/cacerts only in plugged-in mode; a restart makes it load the new cacerts"
+                    .to_owned(),
+            });
+        } else if m.current.layout == Layout::KubernetesTls {
+            a1.push(Action::RestartIstiod {
+                cluster: m.name.clone(),
+                reason: "the secret moves from the kubernetes.io/tls layout to Istio's; a restart loads it cleanly".to_owned(),
+            });
+        }
+        a1.extend(propagation_actions(&m.name, profile));
+        a2.push(Action::ApplySecret { cluster: m.name.clone(), secret: "cacerts".to_owned() });
+        a2.extend(propagation_actions(&m.name, profile));
+        a3.push(Action::ApplySecret { cluster: m.name.clone(), secret: "cacerts".to_owned() });
+        a3.extend(propagation_actions(&m.name, profile));
+    }
+    let m0 = &material[0];
+    let both = fp_list(&m0.current_roots.append(&m0.new_roots));
+    let who = if multi { " in every cluster" } else { "" };
+    let gate1 = Gate {
+        min_wait: opts.propagation,
+        reason: format!(
+            "let istiod push the new roots and the restarts finish{who} ({}), then verify every proxy trusts both roots before any signer changes",
+            if profile.xds_agent { "PROXY_CONFIG_XDS_AGENT pushes roots at once" } else { "without PROXY_CONFIG_XDS_AGENT only restarted proxies have them" }
+        ),
+        barrier: multi,
+        checks: roots_check(profile, both, "both the old and the new roots"),
+    };
+    let wait2 = profile.leaf_ttl + opts.margin;
+    let gate2 = Gate {
+        min_wait: wait2,
+        reason: format!(
+            "the old root may go only when no leaf from the old intermediate can still be valid: one leaf lifetime ({}) plus a {} margin after the switch{}",
+            format_duration(profile.leaf_ttl),
+            format_duration(opts.margin),
+            if multi { " of the LAST cluster" } else { "" }
+        ),
+        barrier: multi,
+        checks: material.iter().flat_map(|m| signer_check(profile, &m.new_signer)).collect(),
+    };
+    let new_fps = fp_list(&m0.new_roots);
+    let gate3 = Gate {
+        min_wait: opts.propagation,
+        reason: "final state: verify every proxy trusts only the new root".to_owned(),
+        barrier: multi,
+        checks: roots_check(profile, new_fps, "only the new root"),
+    };
+    let phases = vec![
+        current_phase(material, profile, kind, false),
+        Phase {
+            name: "01-trust-both".to_owned(),
+            title: "trust the old and the new root; the old intermediate keeps signing".to_owned(),
+            clusters: p1,
+            trigger: false,
+            actions: a1,
+            gate: Some(gate1),
+        },
+        Phase {
+            name: "02-switch-signer".to_owned(),
+            title: "sign with the new intermediate; the root file repeats the new root (A+B+B) so every proxy re-issues its leaf now"
+                .to_owned(),
+            clusters: p2,
+            trigger: true,
+            actions: a2,
+            gate: Some(gate2),
+        },
+        Phase {
+            name: "03-drop-old-root".to_owned(),
+            title: "trust only the new root".to_owned(),
+            clusters: p3,
+            trigger: false,
+            actions: a3,
+            gate: Some(gate3),
+        },
+    ];
+    Plan {
+        kind,
+        profile: profile.clone(),
+        clusters: material.iter().map(|m| m.name.clone()).collect(),
+        phases,
+        old_roots: Vec::new(),
+        new_roots: Vec::new(),
+    }
+}
+
+/// Kind 3: a new intermediate under the same root.
+fn intermediate_plan(material: &[Material], profile: &IstioProfile, opts: &PlanOptions) -> Plan {
+    let m = &material[0];
+    let [nc, nk, nch] = new_files(m);
+    let cluster = m.name.clone();
+    let apply = Action::ApplySecret { cluster: cluster.clone(), secret: "cacerts".to_owned() };
+    let mut phases = vec![current_phase(material, profile, RotationKind::IntermediateRotation, opts.reissue_now)];
+    if opts.reissue_now {
+        // The deliberate duplicate of the (unchanged) trust set: bytes change, trust does not.
+        let dup = m.current_roots.with_last_duplicated().unwrap_or_else(|_| m.current_roots.clone());
+        let mut a1 = vec![apply.clone()];
+        a1.extend(propagation_actions(&cluster, profile));
+        phases.push(Phase {
+            name: "01-new-intermediate".to_owned(),
+            title: "sign with the new intermediate; the root file repeats its last root (A+A) so every proxy re-issues its leaf now"
+                .to_owned(),
+            clusters: vec![ClusterPhase { cluster: cluster.clone(), secret: secret(nc, nk, nch, dup.bytes()) }],
+            trigger: true,
+            actions: a1,
+            gate: Some(Gate {
+                min_wait: opts.propagation,
+                reason: "let every proxy re-issue from the new intermediate".to_owned(),
+                barrier: false,
+                checks: signer_check(profile, &m.new_signer),
+            }),
+        });
+        phases.push(Phase {
+            name: "02-cleanup".to_owned(),
+            title: "restore the original root file (the duplicate served its purpose)".to_owned(),
+            clusters: vec![ClusterPhase { cluster: cluster.clone(), secret: secret(nc, nk, nch, m.current_roots.bytes()) }],
+            trigger: false,
+            actions: vec![apply],
+            gate: None,
+        });
+    } else {
+        let rotation = Duration::from_secs_f64(profile.rotation_after().as_secs_f64() * 1.01) + opts.margin;
+        phases.push(Phase {
+            name: "01-new-intermediate".to_owned(),
+            title: "sign with the new intermediate; root-cert.pem is unchanged, so istiod only reloads its signer".to_owned(),
+            clusters: vec![ClusterPhase { cluster: cluster.clone(), secret: secret(nc, nk, nch, m.current_roots.bytes()) }],
+            trigger: false,
+            actions: vec![apply],
+            gate: Some(Gate {
+                min_wait: rotation,
+                reason: format!(
+                    "leaves move to the new intermediate at their normal rotation ({} of the {} lifetime, plus jitter); nothing breaks meanwhile",
+                    format_duration(profile.rotation_after()),
+                    format_duration(profile.leaf_ttl)
+                ),
+                barrier: false,
+                checks: signer_check(profile, &m.new_signer),
+            }),
+        });
+    }
+    Plan {
+        kind: RotationKind::IntermediateRotation,
+        profile: profile.clone(),
+        clusters: vec![cluster],
+        phases,
+        old_roots: Vec::new(),
+        new_roots: Vec::new(),
+    }
+}

@@ -1,0 +1,365 @@
+//! Plan checks: every invariant a safe rotation needs, each violation a finding naming the phase.
+//!
+//! | code | what |
+//! |---|---|
+//! | istiod load-check codes (`ca-key-mismatch`, `ca-cert-unverified`, `multiple-roots-without-multiroot`, `ztunnel-multiroot-unsupported`, ...) | the phase's `cacerts` fails istiod's own checks for the profile's version (see [`crate::istio::check`]) |
+//! | `too-few-phases` | fewer than two phases |
+//! | `multiroot-off` | the root file changes but ISTIO_MULTIROOT_MESH is off: istiod ignores the change |
+//! | `root-containment` | istiod refuses the new root file: up to 1.29 neither file's bytes contain the other's; from 1.30 neither certificate set contains the other |
+//! | `signer-not-trusted` | a phase signs with a CA that the previous phase's bundles (of every cluster) do not trust |
+//! | `missing-trigger` | the signer moves to another root but the root bytes do not change, so leaves are not re-issued |
+//! | `trigger-changes-trust` | the phase that switches the signer also changes the trust set |
+//! | `cross-matrix` | a leaf of one phase does not verify against the bundle of the same, the next or the previous phase (of any cluster) |
+//! | `early-root-removal` | a root leaves the bundle while leaves chaining to it can still be valid |
+//! | `waits-unknown` | (info) no recorded waits: the minimum wait before the removal is stated instead |
+//! | `final-trust` | the last phase trusts more (or other) than the root of its signer |
+//! | `no-rotation` | the last phase signs with the same CA as the first |
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{Action, Phase, Plan, PlanFinding};
+use crate::bundle::{self, Bundle};
+use crate::cert::{Certificate, Fingerprint, SpiffeId};
+use crate::generate::{self, Issuer, KeyType, LeafSpec};
+use crate::istio::{self, CaSecret, Severity, format_duration};
+use crate::verify::{self, CertPool, VerifyOptions};
+
+/// How to check a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckOptions {
+    /// The instant at which certificates are checked (and throwaway leaves issued).
+    pub now: OffsetDateTime,
+    /// The margin the planner adds to waits (for messages; the minimum enforced is one leaf
+    /// lifetime).
+    pub margin: Duration,
+    /// False for a plan read from directories without plan.json: gates are unknown, so the
+    /// waits before a root removal are stated as info instead of checked.
+    pub waits_known: bool,
+}
+
+/// What the checker derives once per (phase, cluster).
+struct View {
+    roots: Option<Bundle>,
+    root_bytes: Vec<u8>,
+    signer: Option<Certificate>,
+    chain: Vec<Certificate>,
+    /// The root the signer chains to within its own phase.
+    anchor: Option<Fingerprint>,
+    /// A throwaway leaf issued by the phase's signer (None when the key is unusable).
+    leaf: Option<Certificate>,
+}
+
+fn view(secret: &CaSecret, now: OffsetDateTime) -> View {
+    let roots = secret.root_bundle().ok();
+    let root_bytes = secret.file(secret.root_file()).unwrap_or_default().to_vec();
+    let signer = secret.ca_cert().ok();
+    let chain: Vec<Certificate> = secret.cert_chain().map(|b| b.certificates().cloned().collect()).unwrap_or_default();
+    let anchor = match (&signer, &roots) {
+        (Some(s), Some(r)) => verify::verify(
+            s,
+            &CertPool::from_certificates(chain.iter()),
+            &CertPool::from_certificates(r.certificates()),
+            &VerifyOptions::at(now),
+        )
+        .ok()
+        .map(|p| p.anchor().fingerprint()),
+        _ => None,
+    };
+    let leaf = match (&signer, secret.ca_key()) {
+        (Some(s), Ok(k)) => Issuer::new(s.clone(), k).ok().and_then(|issuer| {
+            let id = SpiffeId::istio("cluster.local", "meshtrust-check", "probe").ok()?;
+            let mut spec = LeafSpec::istio(id);
+            spec.key_type = KeyType::EcP256;
+            generate::leaf(&spec, &issuer, now).ok().map(|g| g.certificate)
+        }),
+        _ => None,
+    };
+    View { roots, root_bytes, signer, chain, anchor, leaf }
+}
+
+fn finding(code: &'static str, severity: Severity, phase: &Phase, cluster: &str, multi: bool, message: String) -> PlanFinding {
+    PlanFinding {
+        code,
+        severity,
+        phase: phase.name.clone(),
+        cluster: if multi { Some(cluster.to_owned()) } else { None },
+        message,
+    }
+}
+
+/// Checks a plan (see the module docs for the codes). Returns every finding; the plan is safe
+/// when none is an error ([`super::has_errors`]).
+pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
+    let mut out = Vec::new();
+    let multi = plan.is_multi_cluster();
+    let profile = &plan.profile;
+    let now = opts.now;
+    if plan.phases.len() < 2 {
+        out.push(PlanFinding {
+            code: "too-few-phases",
+            severity: Severity::Error,
+            phase: plan.phases.first().map(|p| p.name.clone()).unwrap_or_default(),
+            cluster: None,
+            message: format!("a rotation needs the current state and at least one phase; found {}", plan.phases.len()),
+        });
+        return out;
+    }
+    // views[p][c]
+    let views: Vec<Vec<(String, View)>> = plan
+        .phases
+        .iter()
+        .map(|p| p.clusters.iter().map(|c| (c.cluster.clone(), view(&c.secret, now))).collect())
+        .collect();
+
+    // 1. istiod's load checks of every phase's secret.
+    for p in &plan.phases {
+        for c in &p.clusters {
+            for f in istio::check(&c.secret, profile, now) {
+                if f.severity > Severity::Info {
+                    out.push(finding(f.code, f.severity, p, &c.cluster, multi, f.message));
+                }
+            }
+        }
+    }
+
+    // 2. Transitions.
+    for k in 1..plan.phases.len() {
+        let (prev, cur) = (&plan.phases[k - 1], &plan.phases[k]);
+        for (ci, (cluster, v)) in views[k].iter().enumerate() {
+            let Some((_, pv)) = views[k - 1].iter().find(|(n, _)| n == cluster).or_else(|| views[k - 1].get(ci)) else {
+                out.push(finding("cross-matrix", Severity::Error, cur, cluster, multi, format!("cluster {cluster} is not in phase {}", prev.name)));
+                continue;
+            };
+            let restarted = cur.actions.iter().any(|a| matches!(a, Action::RestartIstiod { cluster: c, .. } if c == cluster));
+            let prev_secret = prev.secret(cluster);
+            let mode_switch = prev_secret.is_some_and(|s| s.kind != cur.secret(cluster).map_or(s.kind, |x| x.kind));
+            if pv.root_bytes != v.root_bytes && !restarted && !mode_switch {
+                if !profile.multiroot {
+                    out.push(finding(
+                        "multiroot-off",
+                        Severity::Error,
+                        cur,
+                        cluster,
+                        multi,
+                        "root-cert.pem changes but ISTIO_MULTIROOT_MESH is off: istiod ignores the new secret (\"updating new ROOT-CA not supported\")".to_owned(),
+                    ));
+                }
+                let accepted = if profile.istio_version.root_change_by_sets() {
+                    match (&pv.roots, &v.roots) {
+                        (Some(a), Some(b)) => {
+                            let (a, b) = (a.trust_set(), b.trust_set());
+                            !b.is_empty() && (a.is_subset(&b) || b.is_subset(&a))
+                        }
+                        _ => false,
+                    }
+                } else {
+                    bundle::istiod_byte_containment(&pv.root_bytes, &v.root_bytes)
+                };
+                if !accepted {
+                    out.push(finding(
+                        "root-containment",
+                        Severity::Error,
+                        cur,
+                        cluster,
+                        multi,
+                        if profile.istio_version.root_change_by_sets() {
+                            format!("istiod {} refuses the new root file: neither certificate set contains the other", profile.istio_version)
+                        } else {
+                            format!(
+                                "istiod {} refuses the new root file: neither file's bytes contain the other's (build each root file by appending to or trimming the previous one, never by reordering or re-encoding)",
+                                profile.istio_version
+                            )
+                        },
+                    ));
+                }
+            }
+
+            // Signer trust: the new signer must be trusted by every cluster's previous bundle.
+            let signer_changed = v.signer.as_ref().map(Certificate::fingerprint) != pv.signer.as_ref().map(Certificate::fingerprint);
+            if let (true, Some(s)) = (signer_changed, &v.signer) {
+                for (other, ov) in &views[k - 1] {
+                    let Some(r) = &ov.roots else { continue };
+                    let ok = verify::verify(
+                        s,
+                        &CertPool::from_certificates(v.chain.iter()),
+                        &CertPool::from_certificates(r.certificates()),
+                        &VerifyOptions::at(now),
+                    );
+                    if let Err(e) = ok {
+                        out.push(finding(
+                            "signer-not-trusted",
+                            Severity::Error,
+                            cur,
+                            cluster,
+                            multi,
+                            format!(
+                                "signs with {} but the bundle of {}{} does not trust it: {e}",
+                                istio::describe(s),
+                                prev.name,
+                                if multi { format!(" in cluster {other}") } else { String::new() }
+                            ),
+                        ));
+                    }
+                }
+                // Trigger: moving to a CA under another root must re-issue every leaf now.
+                if v.anchor.is_some() && pv.anchor.is_some() && v.anchor != pv.anchor {
+                    if v.root_bytes == pv.root_bytes {
+                        out.push(finding(
+                            "missing-trigger",
+                            Severity::Error,
+                            cur,
+                            cluster,
+                            multi,
+                            "the signer moves to another root but root-cert.pem keeps its bytes: proxies keep leaves from the old CA until their normal rotation; repeat the new root in the file (A+B -> A+B+B)".to_owned(),
+                        ));
+                    } else if let (Some(a), Some(b)) = (&pv.roots, &v.roots) {
+                        if a.trust_set() != b.trust_set() {
+                            out.push(finding(
+                                "trigger-changes-trust",
+                                Severity::Error,
+                                cur,
+                                cluster,
+                                multi,
+                                "the phase that switches the signer also changes the trust set; switch with the same roots and a changed byte layout (A+B+B)".to_owned(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+
+        // Cross matrix over every pair of clusters.
+        for (ci, (cname, v)) in views[k].iter().enumerate() {
+            let pv = &views[k - 1].get(ci).map(|x| &x.1);
+            for (oname, ov) in &views[k] {
+                let opv = views[k - 1].iter().find(|(n, _)| n == oname).map(|x| &x.1);
+                let pairs = [
+                    (Some(v), Some(ov), k, k, "its own phase"),
+                    (pv.as_deref(), Some(ov), k - 1, k, "the next phase"),
+                    (Some(v), opv, k, k - 1, "the previous phase"),
+                ];
+                for (leaf_view, bundle_view, lp, bp, rel) in pairs {
+                    let (Some(lv), Some(bv)) = (leaf_view, bundle_view) else { continue };
+                    let (Some(leaf), Some(roots)) = (&lv.leaf, &bv.roots) else { continue };
+                    let mut inter: Vec<&Certificate> = lv.chain.iter().collect();
+                    if let Some(s) = &lv.signer {
+                        inter.push(s);
+                    }
+                    let r = verify::verify(
+                        leaf,
+                        &CertPool::from_certificates(inter),
+                        &CertPool::from_certificates(roots.certificates()),
+                        &VerifyOptions::at(now),
+                    );
+                    if let Err(e) = r {
+                        out.push(finding(
+                            "cross-matrix",
+                            Severity::Error,
+                            &plan.phases[bp],
+                            oname,
+                            multi,
+                            format!(
+                                "a leaf issued in {}{} is refused by the bundle of {}{} ({rel}): {e}",
+                                plan.phases[lp].name,
+                                if multi { format!(" by cluster {cname}") } else { String::new() },
+                                plan.phases[bp].name,
+                                if multi { format!(" in cluster {oname}") } else { String::new() },
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    // 3. Early removal of a root that still anchors live leaves.
+    let anchors: Vec<Vec<Fingerprint>> = views.iter().map(|p| p.iter().filter_map(|(_, v)| v.anchor).collect()).collect();
+    for k in 1..plan.phases.len() {
+        for (cluster, v) in &views[k] {
+            let Some(prev) = views[k - 1].iter().find(|(n, _)| n == cluster).map(|x| &x.1) else { continue };
+            let (Some(a), Some(b)) = (&prev.roots, &v.roots) else { continue };
+            let (a, b) = (a.trust_set(), b.trust_set());
+            for removed in a.fingerprints().filter(|fp| !b.contains(fp)) {
+                let Some(j) = (0..k).rev().find(|&p| anchors[p].contains(removed)) else { continue };
+                let cur = &plan.phases[k];
+                let name = a.get(removed).map(istio::describe).unwrap_or_else(|| removed.short());
+                if j + 1 == k {
+                    out.push(finding(
+                        "early-root-removal",
+                        Severity::Error,
+                        cur,
+                        cluster,
+                        multi,
+                        format!("drops root {name} while {} still signs under it: those leaves stop verifying at once", plan.phases[j].name),
+                    ));
+                    continue;
+                }
+                if opts.waits_known {
+                    let waited: Duration = plan.phases[j + 1..k].iter().filter_map(|p| p.gate.as_ref()).map(|g| g.min_wait).sum();
+                    if waited < profile.leaf_ttl {
+                        out.push(finding(
+                            "early-root-removal",
+                            Severity::Error,
+                            cur,
+                            cluster,
+                            multi,
+                            format!(
+                                "drops root {name} {} after {} stopped signing under it; leaves live {}: wait at least that long (plus a margin of {})",
+                                format_duration(waited),
+                                plan.phases[j + 1].name,
+                                format_duration(profile.leaf_ttl),
+                                format_duration(opts.margin)
+                            ),
+                        ));
+                    }
+                } else {
+                    out.push(finding(
+                        "waits-unknown",
+                        Severity::Info,
+                        cur,
+                        cluster,
+                        multi,
+                        format!(
+                            "drops root {name}: apply this phase no sooner than {} (one leaf lifetime plus margin) after {}",
+                            format_duration(profile.leaf_ttl + opts.margin),
+                            plan.phases[j + 1].name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    // 4. The end state.
+    let (first, last) = (&views[0], &views[views.len() - 1]);
+    let last_phase = &plan.phases[plan.phases.len() - 1];
+    for (cluster, v) in last {
+        if let (Some(roots), Some(anchor)) = (&v.roots, v.anchor) {
+            let set = roots.trust_set();
+            if set.len() != 1 || !set.contains(&anchor) {
+                out.push(finding(
+                    "final-trust",
+                    Severity::Error,
+                    last_phase,
+                    cluster,
+                    multi,
+                    format!("the last phase trusts {} roots; it must trust only the root of its signer", set.len()),
+                ));
+            }
+        }
+        let before = first.iter().find(|(n, _)| n == cluster).and_then(|(_, v)| v.signer.as_ref());
+        if before.is_some() && before == v.signer.as_ref() {
+            out.push(finding(
+                "no-rotation",
+                Severity::Error,
+                last_phase,
+                cluster,
+                multi,
+                "the last phase signs with the same CA as the first".to_owned(),
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,378 @@
+//! The rotation planner: from the CA material a cluster has now and the new material, the
+//! exact `cacerts` contents of every phase, in order, with what to do and what to wait for
+//! between phases; and a checker that proves a plan (also a hand-edited one) safe.
+//!
+//! Four kinds of rotation (inferred from the inputs, or forced):
+//!
+//! 1. [`RotationKind::RootRotation`], plugged-in root A -> B (Istio's own integration test):
+//!    `00-current` -> `01-trust-both` (intermediate A signs; roots = current bytes + B) ->
+//!    `02-switch-signer` (intermediate B signs; roots = A+B+B, the deliberate duplicate that
+//!    makes every proxy re-issue from B at once) -> `03-drop-old-root` (roots = B).
+//! 2. [`RotationKind::SelfSignedToPluggedIn`]: istiod's self-signed root S keeps signing while
+//!    roots = S+B (a new `cacerts`; istiod restarts to enter plugged-in mode), then B's
+//!    intermediate signs with S+B+B, then B only.
+//! 3. [`RotationKind::IntermediateRotation`], same root: the root bytes stay, istiod reloads
+//!    the signer, leaves move over at their normal rotation; with
+//!    [`PlanOptions::reissue_now`] the roots read A+A (re-issue at once) and a clean-up phase
+//!    restores A.
+//! 4. [`RotationKind::MultiCluster`]: several clusters sharing root A, each with its own
+//!    intermediate, move to a shared root B with new per-cluster intermediates. Barriers: no
+//!    cluster switches signer before every cluster trusts B; no cluster drops A before every
+//!    cluster has switched and a leaf lifetime has passed.
+//!
+//! Every phase's root file is built from the previous one's bytes ([`Bundle::append`]), so
+//! istiod's byte-containment rule (to 1.29) accepts every step, and the final B is byte-identical
+//! text to B in the earlier phases.
+//!
+//! ```no_run
+//! use meshtrust::{istio, plan};
+//! let current = istio::read_path("cluster/cacerts".as_ref())?;
+//! let new = istio::read_path("rootB/intermediateB".as_ref())?;
+//! let profile = istio::IstioProfile { multiroot: true, xds_agent: true, ..Default::default() };
+//! let p = plan::plan(&[plan::ClusterInput::single(current, new)], &profile, &plan::PlanOptions::default(), time::OffsetDateTime::now_utc())?;
+//! for phase in &p.phases {
+//!     println!("{} {}", phase.name, phase.title);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod build;
+mod checks;
+mod io;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::Bundle;
+use crate::cert::Fingerprint;
+use crate::istio::{CaSecret, IstioProfile, Severity};
+
+pub use build::plan;
+pub use checks::{CheckOptions, check_plan};
+pub use io::{PlanDirError, read_plan_dir, render_plan_json, render_runbook, write_plan_dir};
+
+/// The name a single-cluster plan uses for its one cluster.
+pub const DEFAULT_CLUSTER: &str = "default";
+
+/// What kind of rotation a plan performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RotationKind {
+    /// Plugged-in root A -> plugged-in root B.
+    RootRotation,
+    /// istiod's self-signed CA -> a plugged-in CA.
+    SelfSignedToPluggedIn,
+    /// A new intermediate under the same root.
+    IntermediateRotation,
+    /// Several clusters sharing a root move to a new shared root.
+    MultiCluster,
+}
+
+impl fmt::Display for RotationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RotationKind::RootRotation => "root-rotation",
+            RotationKind::SelfSignedToPluggedIn => "self-signed-to-plugged-in",
+            RotationKind::IntermediateRotation => "intermediate-rotation",
+            RotationKind::MultiCluster => "multi-cluster",
+        })
+    }
+}
+
+impl std::str::FromStr for RotationKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "root-rotation" | "root" => RotationKind::RootRotation,
+            "self-signed-to-plugged-in" | "self-signed" => RotationKind::SelfSignedToPluggedIn,
+            "intermediate-rotation" | "intermediate" => RotationKind::IntermediateRotation,
+            "multi-cluster" => RotationKind::MultiCluster,
+            _ => {
+                return Err(format!(
+                    "unknown rotation kind {s:?}: root-rotation, self-signed-to-plugged-in, intermediate-rotation or multi-cluster"
+                ));
+            }
+        })
+    }
+}
+
+/// One cluster's inputs: the CA secret it has now, and the new CA (a cacerts-layout
+/// directory of the new intermediate, whose root-cert.pem is the new root).
+#[derive(Debug, Clone)]
+pub struct ClusterInput {
+    /// Cluster name (a directory name in multi-cluster plans).
+    pub name: String,
+    /// The secret istiod uses now (`cacerts` or `istio-ca-secret`).
+    pub current: CaSecret,
+    /// The new CA material.
+    pub new: CaSecret,
+}
+
+impl ClusterInput {
+    /// The one cluster of a single-cluster plan.
+    pub fn single(current: CaSecret, new: CaSecret) -> ClusterInput {
+        ClusterInput { name: DEFAULT_CLUSTER.to_owned(), current, new }
+    }
+}
+
+/// Knobs of the planner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanOptions {
+    /// Force the kind instead of inferring it.
+    pub kind: Option<RotationKind>,
+    /// Intermediate rotation: re-issue every leaf at once (A -> A+A, then a clean-up phase).
+    pub reissue_now: bool,
+    /// Time allowed for istiod's push, the agents and any rollout restarts to take effect.
+    pub propagation: Duration,
+    /// Safety margin added to leaf lifetimes (clock skew, slow rollouts).
+    pub margin: Duration,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            kind: None,
+            reissue_now: false,
+            propagation: Duration::from_secs(5 * 60),
+            margin: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// A step an operator performs to enter a phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    /// Apply the phase's secret (`kubectl apply`, replacing it in place).
+    ApplySecret {
+        /// Cluster.
+        cluster: String,
+        /// Secret name.
+        secret: String,
+    },
+    /// `kubectl rollout restart deployment/istiod`.
+    RestartIstiod {
+        /// Cluster.
+        cluster: String,
+        /// Why.
+        reason: String,
+    },
+    /// `kubectl rollout restart daemonset/ztunnel`: ztunnel learns roots only from CSR
+    /// responses, so a restart makes it fetch roots and a leaf now.
+    RestartZtunnel {
+        /// Cluster.
+        cluster: String,
+    },
+    /// Restart the workloads' sidecars (and gateways): without PROXY_CONFIG_XDS_AGENT they
+    /// learn new roots only at their next certificate rotation.
+    RestartSidecars {
+        /// Cluster.
+        cluster: String,
+    },
+    /// Restart waypoints and gateways (Envoy proxies of ambient mode).
+    RestartWaypoints {
+        /// Cluster.
+        cluster: String,
+    },
+}
+
+impl Action {
+    /// The cluster it applies to.
+    pub fn cluster(&self) -> &str {
+        match self {
+            Action::ApplySecret { cluster, .. }
+            | Action::RestartIstiod { cluster, .. }
+            | Action::RestartZtunnel { cluster }
+            | Action::RestartSidecars { cluster }
+            | Action::RestartWaypoints { cluster } => cluster,
+        }
+    }
+
+    /// The command to run (for a multi-cluster plan, with `--context CLUSTER`).
+    pub fn command(&self, multi_cluster: bool) -> String {
+        let ctx = |c: &str| if multi_cluster { format!(" --context {c}") } else { String::new() };
+        match self {
+            Action::ApplySecret { cluster, .. } => format!("kubectl{} apply -f secret.yaml", ctx(cluster)),
+            Action::RestartIstiod { cluster, .. } => format!(
+                "kubectl{c} rollout restart deployment/istiod -n istio-system && kubectl{c} rollout status deployment/istiod -n istio-system",
+                c = ctx(cluster)
+            ),
+            Action::RestartZtunnel { cluster } => format!(
+                "kubectl{c} rollout restart daemonset/ztunnel -n istio-system && kubectl{c} rollout status daemonset/ztunnel -n istio-system",
+                c = ctx(cluster)
+            ),
+            Action::RestartSidecars { cluster } => format!(
+                "for ns in $(kubectl{c} get ns -l istio-injection=enabled -o name | cut -d/ -f2); do kubectl{c} rollout restart deployment -n \"$ns\"; done",
+                c = ctx(cluster)
+            ),
+            Action::RestartWaypoints { cluster } => format!(
+                "kubectl{c} rollout restart deployment -l gateway.istio.io/managed=istio.io-mesh-controller -A",
+                c = ctx(cluster)
+            ),
+        }
+    }
+
+    /// One line for a human.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::ApplySecret { cluster, secret } => format!("apply the `{secret}` secret of this phase in cluster {cluster}"),
+            Action::RestartIstiod { cluster, reason } => format!("restart istiod in cluster {cluster}: {reason}"),
+            Action::RestartZtunnel { cluster } => format!(
+                "restart the ztunnel daemonset in cluster {cluster}: ztunnel learns roots only from CSR responses"
+            ),
+            Action::RestartSidecars { cluster } => format!(
+                "restart the sidecar workloads and gateways in cluster {cluster}: without PROXY_CONFIG_XDS_AGENT they see new roots only at their next rotation"
+            ),
+            Action::RestartWaypoints { cluster } => format!("restart waypoints in cluster {cluster}"),
+        }
+    }
+}
+
+/// Something to verify before moving on, with the command and what it must show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateCheck {
+    /// What is verified.
+    pub description: String,
+    /// The command (istioctl / kubectl).
+    pub command: String,
+    /// The SHA-256 fingerprints the output must show.
+    pub expect: Vec<Fingerprint>,
+}
+
+/// What must hold, and how long to wait, after a phase before the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gate {
+    /// The minimum time between applying this phase and applying the next.
+    #[serde(rename = "min_wait_seconds", with = "secs")]
+    pub min_wait: Duration,
+    /// Why that long.
+    pub reason: String,
+    /// Multi-cluster: the wait and checks hold for every cluster before any moves on.
+    pub barrier: bool,
+    /// What to verify.
+    pub checks: Vec<GateCheck>,
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs(u64::deserialize(d)?))
+    }
+}
+
+/// One cluster's secret in a phase.
+#[derive(Debug, Clone)]
+pub struct ClusterPhase {
+    /// Cluster name.
+    pub cluster: String,
+    /// The exact secret of this phase.
+    pub secret: CaSecret,
+}
+
+impl ClusterPhase {
+    /// The root file of this phase as a bundle.
+    pub fn roots(&self) -> Option<Bundle> {
+        self.secret.root_bundle().ok()
+    }
+}
+
+/// One phase of a plan.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// Directory name: `NN-slug` (`00-current`, `01-trust-both`, ...).
+    pub name: String,
+    /// One line saying what the phase does.
+    pub title: String,
+    /// The secrets, one per cluster, in cluster order.
+    pub clusters: Vec<ClusterPhase>,
+    /// True when this phase changes the root bytes on purpose to make every proxy re-issue
+    /// its leaf at once while the trust set stays (the deliberate duplicate).
+    pub trigger: bool,
+    /// What to do to enter this phase, in order.
+    pub actions: Vec<Action>,
+    /// What to wait for and verify before the next phase.
+    pub gate: Option<Gate>,
+}
+
+impl Phase {
+    /// The secret of `cluster`.
+    pub fn secret(&self, cluster: &str) -> Option<&CaSecret> {
+        self.clusters.iter().find(|c| c.cluster == cluster).map(|c| &c.secret)
+    }
+}
+
+/// A rotation plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Its kind.
+    pub kind: RotationKind,
+    /// The mesh it was made for.
+    pub profile: IstioProfile,
+    /// Cluster names, in order (one, [`DEFAULT_CLUSTER`], for single-cluster plans).
+    pub clusters: Vec<String>,
+    /// The phases, `00-current` first.
+    pub phases: Vec<Phase>,
+    /// The old root(s) being retired (empty for an intermediate rotation).
+    pub old_roots: Vec<Fingerprint>,
+    /// The root(s) trusted at the end.
+    pub new_roots: Vec<Fingerprint>,
+}
+
+impl Plan {
+    /// True for a plan with per-cluster subdirectories.
+    pub fn is_multi_cluster(&self) -> bool {
+        self.kind == RotationKind::MultiCluster || self.clusters.len() > 1
+    }
+
+    /// Total minimum duration: the sum of every gate's wait.
+    pub fn min_duration(&self) -> Duration {
+        self.phases.iter().filter_map(|p| p.gate.as_ref()).map(|g| g.min_wait).sum()
+    }
+}
+
+/// One result of a plan check; codes are stable (see [`check_plan`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanFinding {
+    /// Stable kebab-case code.
+    pub code: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// The phase it concerns (directory name).
+    pub phase: String,
+    /// The cluster, in multi-cluster plans.
+    pub cluster: Option<String>,
+    /// One line for a human.
+    pub message: String,
+}
+
+impl fmt::Display for PlanFinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.severity, self.code, self.phase)?;
+        if let Some(c) = &self.cluster {
+            write!(f, " [{c}]")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// True when any finding is an error.
+pub fn has_errors(findings: &[PlanFinding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+/// Why no plan was made.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlanError {
+    /// The inputs cannot be rotated safely; each finding says why.
+    #[error("refusing to plan: {}", .0.iter().filter(|f| f.severity == Severity::Error).map(|f| format!("[{}] {}", f.code, f.message)).collect::<Vec<_>>().join("; "))]
+    Refused(Vec<PlanFinding>),
+    /// Malformed inputs (no cluster, duplicate names...).
+    #[error("{0}")]
+    Input(String),
+}
