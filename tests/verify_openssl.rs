@@ -13,10 +13,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use common::chains::{AT, Built, Case, Mutation, Pos, case_strategy, kind_strategy};
 use common::{openssl_verify, pem_of};
 use meshtrust::Bundle;
 use meshtrust::signature::KeyAlgorithm;
+use meshtrust::testkit::chains::{
+    AT, BuiltChain, ChainCase, Defect, Node, Pos, TOPOLOGY_AT, TopologySpec, chain_case, key_kind,
+    topology,
+};
 use meshtrust::verify::{CertPool, VerifyOptions, verify};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -41,28 +44,28 @@ const MISSING_AUTHORITY_KEY_IDENTIFIER: u32 = 85;
 const CA_CERT_MISSING_KEY_USAGE: u32 = 92;
 
 /// The model: the meshtrust failure kind expected (None = valid) and OpenSSL's relation.
-fn model(c: &Case, built: &Built) -> (Option<&'static str>, Ossl) {
+fn model(c: &ChainCase, built: &BuiltChain) -> (Option<&'static str>, Ossl) {
     let on = |p: Pos| c.on_path(p);
     let issuer_on = |p: Pos| c.on_path(p) && p != c.target;
     let single = c.target == Pos::Root; // the target is the trusted root itself
     let valid = (None, Ossl::Same);
     let invalid = |k| (Some(k), Ossl::Same);
-    match c.mutation {
-        Mutation::None | Mutation::NotBeforeBoundary(_) => valid,
-        Mutation::Expired(p) if on(p) => invalid("expired"),
-        Mutation::NotYetValid(p) if on(p) => invalid("not-yet-valid"),
-        Mutation::UnknownIssuerName if c.target == Pos::Leaf => invalid("unknown-issuer"),
-        Mutation::WrongKey if c.target == Pos::Leaf => invalid("bad-signature"),
-        Mutation::Tampered(p) if on(p) && p != Pos::Root => invalid("bad-signature"),
-        Mutation::IssuerNotCa(p) | Mutation::IssuerNoBasicConstraints(p) if issuer_on(p) => {
+    match c.defect {
+        Defect::None | Defect::NotBeforeBoundary(_) => valid,
+        Defect::Expired(p) if on(p) => invalid("expired"),
+        Defect::NotYetValid(p) if on(p) => invalid("not-yet-valid"),
+        Defect::UnknownIssuerName if c.target == Pos::Leaf => invalid("unknown-issuer"),
+        Defect::WrongKey if c.target == Pos::Leaf => invalid("bad-signature"),
+        Defect::Tampered(p) if on(p) && p != Pos::Root => invalid("bad-signature"),
+        Defect::IssuerNotCa(p) | Defect::IssuerNoBasicConstraints(p) if issuer_on(p) => {
             invalid("issuer-not-ca")
         }
-        Mutation::PathLenTooSmall(p) if issuer_on(p) && c.below(p) >= 1 => {
+        Defect::PathLenTooSmall(p) if issuer_on(p) && c.below(p) >= 1 => {
             invalid("path-length-exceeded")
         }
-        Mutation::NoKeyCertSign(p) if issuer_on(p) => invalid("missing-key-cert-sign"),
-        Mutation::UnknownCriticalExtension(p) if on(p) => invalid("unknown-critical-extension"),
-        Mutation::AlgorithmMismatch(p) if on(p) => (
+        Defect::NoKeyCertSign(p) if issuer_on(p) => invalid("missing-key-cert-sign"),
+        Defect::UnknownCriticalExtension(p) if on(p) => invalid("unknown-critical-extension"),
+        Defect::AlgorithmMismatch(p) if on(p) => (
             Some("signature-algorithm-mismatch"),
             // OpenSSL runs its -x509_strict checks only on chains of two or more.
             // That holds when the TBS algorithm still fits the key type (the generated
@@ -75,49 +78,49 @@ fn model(c: &Case, built: &Built) -> (Option<&'static str>, Ossl) {
                 Ossl::Same
             },
         ),
-        Mutation::RootTwin { keep_real: false } => invalid("bad-signature"),
+        Defect::RootTwin { keep_real: false } => invalid("bad-signature"),
         // The target is the real root; the twin has its name and comes first in the file.
         // Neither carries an authorityKeyIdentifier (as Istio's tools/certs roots), so
         // OpenSSL takes the twin as the target's trusted "issuer" without checking a
         // signature, and never tries the real one.
-        Mutation::RootTwin { keep_real: true } if single && built.twin_first() => (
+        Defect::RootTwin { keep_real: true } if single && built.twin_first() => (
             None,
             Ossl::Rejects(
                 "difference 8: no backtracking in OpenSSL",
                 &[DEPTH_ZERO_SELF_SIGNED_CERT],
             ),
         ),
-        Mutation::ExpiryBoundary(p) if on(p) => (
+        Defect::ExpiryBoundary(p) if on(p) => (
             None,
             Ossl::Rejects("difference 4: notAfter inclusive", &[CERT_HAS_EXPIRED]),
         ),
-        Mutation::CaWithoutKeyUsage(p) if on(p) && !single => (
+        Defect::CaWithoutKeyUsage(p) if on(p) && !single => (
             None,
             Ossl::Rejects("difference 1: profile rule", &[CA_CERT_MISSING_KEY_USAGE]),
         ),
-        Mutation::MissingAki(p) if on(p) => (
+        Defect::MissingAki(p) if on(p) => (
             None,
             Ossl::Rejects(
                 "difference 1: profile rule",
                 &[MISSING_AUTHORITY_KEY_IDENTIFIER],
             ),
         ),
-        Mutation::MisleadingAki(p) if on(p) => (
+        Defect::MisleadingAki(p) if on(p) => (
             None,
             Ossl::Rejects(
                 "difference 2: AKI is a hint",
                 &[UNABLE_TO_GET_ISSUER_CERT, UNABLE_TO_GET_ISSUER_CERT_LOCALLY],
             ),
         ),
-        Mutation::IntermediateAsAnchor if c.target == Pos::Root => invalid("unknown-issuer"),
-        Mutation::IntermediateAsAnchor => (
+        Defect::IntermediateAsAnchor if c.target == Pos::Root => invalid("unknown-issuer"),
+        Defect::IntermediateAsAnchor => (
             None,
             Ossl::Rejects(
                 "difference 3: any root is an anchor",
                 &[UNABLE_TO_GET_ISSUER_CERT, UNABLE_TO_GET_ISSUER_CERT_LOCALLY],
             ),
         ),
-        Mutation::RekeyedRootCrossSigned if matches!(c.target, Pos::Leaf | Pos::Int(1..)) => (
+        Defect::RekeyedRootCrossSigned if matches!(c.target, Pos::Leaf | Pos::Int(1..)) => (
             Some("path-length-exceeded"),
             Ossl::Accepts("difference 5: self-issued intermediates count"),
         ),
@@ -131,12 +134,12 @@ struct Stats {
     cases: usize,
     depths: BTreeMap<usize, usize>,
     algorithms: BTreeMap<String, usize>,
-    by_mutation: BTreeMap<String, [usize; 2]>,
+    by_defect: BTreeMap<String, [usize; 2]>,
     differences: BTreeMap<&'static str, usize>,
     openssl_codes: BTreeMap<u32, usize>,
 }
 
-fn check(case: &Case, stats: &Mutex<Stats>) -> Result<(), TestCaseError> {
+fn check(case: &ChainCase, stats: &Mutex<Stats>) -> Result<(), TestCaseError> {
     let built = case
         .build()
         .map_err(|e| TestCaseError::fail(format!("building {case:?}: {e}")))?;
@@ -162,7 +165,7 @@ fn check(case: &Case, stats: &Mutex<Stats>) -> Result<(), TestCaseError> {
     match (&ours, expected) {
         (Ok(p), None) => {
             let mut want: Vec<Pos> = case.path();
-            if case.mutation == Mutation::IntermediateAsAnchor {
+            if case.defect == Defect::IntermediateAsAnchor {
                 want.pop(); // the path ends at intermediate 0, trusted as an anchor
             }
             let want: Vec<_> = want.iter().map(|p| built.by_pos[p].fingerprint()).collect();
@@ -222,7 +225,7 @@ fn check(case: &Case, stats: &Mutex<Stats>) -> Result<(), TestCaseError> {
             .entry(c.signature_algorithm().name())
             .or_default() += 1;
     }
-    s.by_mutation.entry(case.mutation.name()).or_default()[usize::from(ours.is_ok())] += 1;
+    s.by_defect.entry(case.defect.name()).or_default()[usize::from(ours.is_ok())] += 1;
     match relation {
         Ossl::Same => {}
         Ossl::Rejects(why, _) | Ossl::Accepts(why) => *s.differences.entry(why).or_default() += 1,
@@ -241,14 +244,12 @@ fn run(cases: u32) {
         ..Config::default()
     });
     runner
-        .run(&case_strategy(kind_strategy().boxed()), |case| {
-            check(&case, &stats)
-        })
+        .run(&chain_case(key_kind().boxed()), |case| check(&case, &stats))
         .unwrap();
     let s = stats.into_inner().unwrap();
     println!(
-        "{} cases; (invalid, valid) per mutation: {:#?}",
-        s.cases, s.by_mutation
+        "{} cases; (invalid, valid) per defect: {:#?}",
+        s.cases, s.by_defect
     );
     println!(
         "depths: {:?}\nsignature algorithms: {:?}",
@@ -258,7 +259,7 @@ fn run(cases: u32) {
     println!("OpenSSL error codes seen: {:?}", s.openssl_codes);
     assert_eq!(s.cases, cases as usize);
     // Every kind of defect was generated, and each documented difference was observed.
-    assert!(s.by_mutation.len() >= 18, "{:?}", s.by_mutation.keys());
+    assert!(s.by_defect.len() >= 18, "{:?}", s.by_defect.keys());
     assert!(s.differences.len() >= 5, "{:?}", s.differences);
     assert_eq!(s.depths.len(), 4, "depths 1 to 4: {:?}", s.depths);
     for alg in [
@@ -285,13 +286,13 @@ fn run(cases: u32) {
 #[test]
 fn every_documented_difference_is_observed() {
     use meshtrust::testkit::KeyKind::*;
-    let base = Case {
+    let base = ChainCase {
         depth: 3,
         kinds: vec![Rsa2048, EcP256, Ed25519, EcP384],
         sigs: vec![3, 0, 0, 0],
         windows: vec![(100, 100); 4],
         target: Pos::Leaf,
-        mutation: Mutation::None,
+        defect: Defect::None,
         distractors: 1,
         dup_roots: true,
         seed: 7,
@@ -300,26 +301,26 @@ fn every_documented_difference_is_observed() {
         workload_leaf: true,
         leaf_eku: 0,
     };
-    let with = |m: Mutation, target: Pos| Case {
-        mutation: m,
+    let with = |m: Defect, target: Pos| ChainCase {
+        defect: m,
         target,
         ..base.clone()
     };
     let mut cases = vec![
-        with(Mutation::CaWithoutKeyUsage(Pos::Int(0)), Pos::Leaf),
-        with(Mutation::MissingAki(Pos::Leaf), Pos::Leaf),
-        with(Mutation::MisleadingAki(Pos::Int(1)), Pos::Leaf),
-        with(Mutation::IntermediateAsAnchor, Pos::Leaf),
-        with(Mutation::ExpiryBoundary(Pos::Root), Pos::Leaf),
-        with(Mutation::RekeyedRootCrossSigned, Pos::Leaf),
-        with(Mutation::AlgorithmMismatch(Pos::Root), Pos::Root),
+        with(Defect::CaWithoutKeyUsage(Pos::Int(0)), Pos::Leaf),
+        with(Defect::MissingAki(Pos::Leaf), Pos::Leaf),
+        with(Defect::MisleadingAki(Pos::Int(1)), Pos::Leaf),
+        with(Defect::IntermediateAsAnchor, Pos::Leaf),
+        with(Defect::ExpiryBoundary(Pos::Root), Pos::Leaf),
+        with(Defect::RekeyedRootCrossSigned, Pos::Leaf),
+        with(Defect::AlgorithmMismatch(Pos::Root), Pos::Root),
     ];
     // Difference 8 needs the twin before the real root in the file: try seeds until so.
     let twin = (0..64u64)
-        .map(|seed| Case {
+        .map(|seed| ChainCase {
             seed,
             dup_roots: false,
-            ..with(Mutation::RootTwin { keep_real: true }, Pos::Root)
+            ..with(Defect::RootTwin { keep_real: true }, Pos::Root)
         })
         .find(|c| c.build().unwrap().twin_first())
         .unwrap();
@@ -464,4 +465,95 @@ fn openssl_made_pss_chains() {
         at.unix_timestamp(),
     );
     assert!(ossl.ok, "{}", ossl.output);
+}
+
+/// Where OpenSSL's greedy issuer choice (trusted store first, then the untrusted file; no
+/// backtracking, difference 8) cannot go wrong: each step has at most one candidate issuer
+/// (and a trusted one that is valid, or none in the untrusted file). Returns the verdict
+/// OpenSSL must give, or None when the topology is ambiguous for it.
+fn openssl_greedy_verdict(spec: &TopologySpec, leaf: usize) -> Option<bool> {
+    let valid = |n: Node| spec.lifetime(n).is_some_and(|l| l.is_valid());
+    let mut n = Node::Leaf(leaf);
+    if !valid(n) {
+        return Some(false);
+    }
+    for _ in 0..16 {
+        if matches!(n, Node::Root(_)) {
+            return Some(false); // a self-signed, untrusted certificate ends OpenSSL's chain
+        }
+        let is = spec.issuers(n);
+        if let Some(&r) = is.trusted.first() {
+            if valid(Node::Root(r)) {
+                return Some(true);
+            }
+            if is.pool.is_empty() {
+                return Some(false);
+            }
+            return None; // meshtrust backtracks into the untrusted file, OpenSSL does not
+        }
+        match is.pool.as_slice() {
+            [] => return Some(false),
+            [one] if !valid(*one) => return Some(false),
+            [one] => n = *one,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Random CA topologies (cross-signed and re-keyed roots, trees of intermediates): meshtrust
+/// finds a path exactly when the testkit's model says a trusted root is reachable, and
+/// OpenSSL agrees wherever its greedy choice is unambiguous.
+#[test]
+fn openssl_agrees_on_topologies() {
+    let at = time::OffsetDateTime::from_unix_timestamp(TOPOLOGY_AT).unwrap();
+    let compared = Mutex::new((0usize, 0usize, 0usize));
+    let mut runner = TestRunner::new(Config {
+        cases: 128,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&topology(), |spec| {
+            let t = spec
+                .build()
+                .map_err(|e| TestCaseError::fail(format!("building {spec:?}: {e}")))?;
+            let trusted = t.trusted_roots();
+            let chain = t.chain_pool();
+            let roots: CertPool = trusted.iter().cloned().collect();
+            let pool: CertPool = chain.iter().cloned().collect();
+            let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for (l, leaf) in t.leaves.iter().enumerate() {
+                let ours = verify(leaf.cert(), &pool, &roots, &VerifyOptions::at(at));
+                let model = !spec.expected_anchors(l, true).is_empty();
+                prop_assert_eq!(ours.is_ok(), model, "leaf {} of {:?}", l, spec);
+                let mut c = compared.lock().unwrap();
+                c.0 += 1;
+                let Some(want) = openssl_greedy_verdict(&spec, l) else {
+                    continue;
+                };
+                prop_assert_eq!(want, model, "greedy and full search disagree on {:?}", spec);
+                if trusted.is_empty() {
+                    continue; // openssl refuses an empty -CAfile
+                }
+                let ossl = openssl_verify(
+                    dir.path(),
+                    true,
+                    &pem_of(&trusted),
+                    &pem_of(&chain),
+                    &leaf.cert().to_pem(),
+                    TOPOLOGY_AT,
+                );
+                prop_assert_eq!(ossl.ok, want, "leaf {} of {:?}: {}", l, spec, ossl.output);
+                c.1 += 1;
+                c.2 += usize::from(want);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (leaves, with_openssl, valid) = compared.into_inner().unwrap();
+    println!("{leaves} leaves; {with_openssl} compared with OpenSSL, {valid} of them valid");
+    assert!(
+        with_openssl >= leaves / 2 && valid >= with_openssl / 4 && valid <= with_openssl * 3 / 4
+    );
 }

@@ -1,5 +1,7 @@
 //! Differential test: meshtrust's verifier against rustls-webpki 0.103 (what ztunnel uses) on
-//! generated leaf chains with one defect each, for server and client usage.
+//! generated leaf chains with one defect each, for server and client usage, and on random CA
+//! topologies (cross-signed and re-keyed roots, expired certificates) against the testkit's
+//! model of which roots anchor each leaf.
 //!
 //! The verdicts must agree, except where a documented difference applies (see the
 //! `meshtrust::verify` docs): webpki does not check its trust anchors (validity, cA,
@@ -11,31 +13,42 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::chains::{AT, Built, Case, Mutation, Pos, case_strategy, kind_strategy};
-use meshtrust::verify::{CertPool, RequiredEku, VerifyOptions, verify};
+use meshtrust::Certificate;
+use meshtrust::testkit::chains::{AT, BuiltChain, ChainCase, Defect, Pos, chain_case, key_kind};
+use meshtrust::testkit::chains::{Node, TOPOLOGY_AT, topology};
+use meshtrust::verify::{CertPool, RequiredEku, VerifyOptions, anchoring_roots, verify};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 
 /// Which documented difference makes webpki accept what meshtrust rejects, if any.
-fn webpki_accepts_because(c: &Case) -> Option<&'static str> {
+fn webpki_accepts_because(c: &ChainCase) -> Option<&'static str> {
     let anchor = "anchor not checked by webpki";
-    match c.mutation {
-        Mutation::Expired(Pos::Root)
-        | Mutation::NotYetValid(Pos::Root)
-        | Mutation::IssuerNotCa(Pos::Root)
-        | Mutation::IssuerNoBasicConstraints(Pos::Root)
-        | Mutation::UnknownCriticalExtension(Pos::Root)
-        | Mutation::RekeyedRootCrossSigned => Some(anchor),
-        Mutation::PathLenTooSmall(Pos::Root) if c.below(Pos::Root) >= 1 => Some(anchor),
-        Mutation::NoKeyCertSign(p) if c.on_path(p) => Some("keyUsage ignored by webpki"),
+    match c.defect {
+        Defect::Expired(Pos::Root)
+        | Defect::NotYetValid(Pos::Root)
+        | Defect::IssuerNotCa(Pos::Root)
+        | Defect::IssuerNoBasicConstraints(Pos::Root)
+        | Defect::UnknownCriticalExtension(Pos::Root)
+        | Defect::RekeyedRootCrossSigned => Some(anchor),
+        Defect::PathLenTooSmall(Pos::Root) if c.below(Pos::Root) >= 1 => Some(anchor),
+        Defect::NoKeyCertSign(p) if c.on_path(p) => Some("keyUsage ignored by webpki"),
         _ => None,
     }
 }
 
-fn webpki_verify(built: &Built, server: bool) -> Result<(), String> {
-    let ders: Vec<CertificateDer<'static>> = built
-        .roots
+fn webpki_verify(built: &BuiltChain, server: bool) -> Result<(), String> {
+    webpki_verify_parts(&built.roots, &built.chain, &built.target, AT, server)
+}
+
+fn webpki_verify_parts(
+    roots: &[Certificate],
+    chain: &[Certificate],
+    target: &Certificate,
+    at: i64,
+    server: bool,
+) -> Result<(), String> {
+    let ders: Vec<CertificateDer<'static>> = roots
         .iter()
         .map(|c| CertificateDer::from(c.der().to_vec()))
         .collect();
@@ -48,12 +61,11 @@ fn webpki_verify(built: &Built, server: bool) -> Result<(), String> {
                 .map(|a| a.to_owned())
         })
         .collect();
-    let chain: Vec<CertificateDer<'static>> = built
-        .chain
+    let chain: Vec<CertificateDer<'static>> = chain
         .iter()
         .map(|c| CertificateDer::from(c.der().to_vec()))
         .collect();
-    let leaf = CertificateDer::from(built.target.der().to_vec());
+    let leaf = CertificateDer::from(target.der().to_vec());
     let ee = webpki::EndEntityCert::try_from(&leaf).map_err(|e| format!("end entity: {e:?}"))?;
     let usage = if server {
         webpki::KeyUsage::server_auth()
@@ -64,7 +76,7 @@ fn webpki_verify(built: &Built, server: bool) -> Result<(), String> {
         webpki::ALL_VERIFICATION_ALGS,
         &anchors,
         &chain,
-        UnixTime::since_unix_epoch(Duration::from_secs(AT as u64)),
+        UnixTime::since_unix_epoch(Duration::from_secs(at as u64)),
         usage,
         None,
         None,
@@ -80,7 +92,7 @@ struct Stats {
     differences: BTreeMap<&'static str, usize>,
 }
 
-fn check(case: &Case, server: bool, stats: &Mutex<Stats>) -> Result<(), TestCaseError> {
+fn check(case: &ChainCase, server: bool, stats: &Mutex<Stats>) -> Result<(), TestCaseError> {
     let built = case
         .build()
         .map_err(|e| TestCaseError::fail(format!("building {case:?}: {e}")))?;
@@ -145,7 +157,7 @@ fn webpki_agrees_on_generated_leaf_chains() {
         failure_persistence: None,
         ..Config::default()
     });
-    let strategy = (case_strategy(kind_strategy().boxed()), any::<bool>());
+    let strategy = (chain_case(key_kind().boxed()), any::<bool>());
     runner
         .run(&strategy, |(mut case, server)| {
             case.target = Pos::Leaf; // webpki verifies end entities only
@@ -165,4 +177,102 @@ fn webpki_agrees_on_generated_leaf_chains() {
         s.agreed
     );
     assert_eq!(s.differences.len(), 2, "{:?}", s.differences);
+}
+
+#[derive(Default, Debug)]
+struct TopologyStats {
+    leaves: usize,
+    anchored: usize,
+    several_anchors: usize,
+    only_through_cross_signature: usize,
+    rekeyed_roots: usize,
+    expired_anchor_webpki_accepts: usize,
+}
+
+/// Random topologies: meshtrust finds exactly the anchors the testkit's model predicts (every
+/// trusted root reachable through valid certificates, by name and key), and webpki's verdict
+/// is the model's with unchecked anchors (documented difference 1).
+#[test]
+fn topologies_anchor_as_modelled() {
+    let at = time::OffsetDateTime::from_unix_timestamp(TOPOLOGY_AT).unwrap();
+    let stats = Mutex::new(TopologyStats::default());
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&topology(), |spec| {
+            let t = spec
+                .build()
+                .map_err(|e| TestCaseError::fail(format!("building {spec:?}: {e}")))?;
+            let trusted = t.trusted_roots();
+            let roots: CertPool = trusted.iter().cloned().collect();
+            let chain = t.chain_pool();
+            let pool: CertPool = chain.iter().cloned().collect();
+            let mut s = stats.lock().unwrap();
+            let names: std::collections::HashSet<usize> =
+                spec.roots.iter().map(|r| r.name).collect();
+            if names.len() < spec.roots.len() {
+                s.rekeyed_roots += 1;
+            }
+            for (l, leaf) in t.leaves.iter().enumerate() {
+                let found = anchoring_roots(leaf.cert(), &pool, &roots, &VerifyOptions::at(at));
+                prop_assert!(found.is_complete(), "budget ran out on {spec:?}");
+                let got: Vec<usize> = found
+                    .roots()
+                    .iter()
+                    .map(|c| t.roots.iter().position(|r| r.cert() == c).unwrap())
+                    .collect();
+                let want = spec.expected_anchors(l, true);
+                prop_assert_eq!(&got, &want, "leaf {} of {:?}", l, spec);
+                let webpki_want = spec.expected_anchors(l, false);
+                let theirs = webpki_verify_parts(&trusted, &chain, leaf.cert(), TOPOLOGY_AT, true);
+                prop_assert_eq!(
+                    theirs.is_ok(),
+                    !webpki_want.is_empty(),
+                    "webpki on leaf {} of {:?}: {:?}",
+                    l,
+                    spec,
+                    theirs
+                );
+                s.leaves += 1;
+                s.anchored += usize::from(!want.is_empty());
+                s.several_anchors += usize::from(want.len() > 1);
+                s.expired_anchor_webpki_accepts += usize::from(want.is_empty() && theirs.is_ok());
+                // Anchored, but not by the root its own chain of parents leads to.
+                let mut n = Node::Leaf(l);
+                let own_root = loop {
+                    n = match n {
+                        Node::Leaf(i) => ca(spec.leaves[i].parent),
+                        Node::Intermediate(i) => ca(spec.intermediates[i].parent),
+                        Node::Root(r) => break r,
+                        Node::CrossSigned(_) => unreachable!(),
+                    };
+                };
+                if !want.is_empty() && !want.contains(&own_root) {
+                    s.only_through_cross_signature += 1;
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    let s = stats.into_inner().unwrap();
+    println!("{s:?}");
+    assert!(s.anchored > 0 && s.anchored < s.leaves, "{s:?}");
+    assert!(
+        s.several_anchors > 0 && s.only_through_cross_signature > 0,
+        "{s:?}"
+    );
+    assert!(
+        s.rekeyed_roots > 0 && s.expired_anchor_webpki_accepts > 0,
+        "{s:?}"
+    );
+}
+
+fn ca(c: meshtrust::testkit::chains::CaRef) -> Node {
+    match c {
+        meshtrust::testkit::chains::CaRef::Root(i) => Node::Root(i),
+        meshtrust::testkit::chains::CaRef::Intermediate(i) => Node::Intermediate(i),
+    }
 }

@@ -12,7 +12,7 @@ use super::TestkitError;
 use crate::signature::{Hash, KeyAlgorithm};
 
 /// The kind (and size) of a test key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, arbitrary::Arbitrary)]
 pub enum KeyKind {
     /// RSA, 2048-bit modulus.
     Rsa2048,
@@ -429,6 +429,61 @@ impl TestKey {
     /// SubjectPublicKeyInfo. Its signatures are placeholders; [`super::certs`] re-signs.
     pub(crate) fn rcgen(&self) -> RcgenKey<'_> {
         RcgenKey(self)
+    }
+}
+
+/// Hands out distinct pooled keys, so that no two certificates of a test case share a key
+/// by accident (a shared key would let one CA's signatures verify under another's name).
+///
+/// [`KeyAllocator::take`] returns the next unused key of the wanted kind; when that pool is
+/// used up it falls back to the generated pools (P-256, P-384, Ed25519), and only when every
+/// pool is used up does it reuse a key.
+///
+/// ```
+/// use meshtrust::testkit::{KeyAllocator, KeyKind};
+/// let mut keys = KeyAllocator::new();
+/// let a = keys.take(KeyKind::Rsa4096);
+/// let b = keys.take(KeyKind::Rsa4096);
+/// assert_ne!(a, b);
+/// // The RSA-4096 pool holds three keys: the fourth request falls back to another kind.
+/// let _ = keys.take(KeyKind::Rsa4096);
+/// assert_eq!(keys.take(KeyKind::Rsa4096).kind(), KeyKind::EcP256);
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct KeyAllocator {
+    used: Vec<(KeyKind, usize)>,
+}
+
+impl KeyAllocator {
+    /// An allocator that has handed out nothing.
+    pub fn new() -> KeyAllocator {
+        KeyAllocator::default()
+    }
+
+    /// The next unused pooled key of `wanted` (or of a fallback kind, see the type docs).
+    pub fn take(&mut self, wanted: KeyKind) -> TestKey {
+        for kind in
+            std::iter::once(wanted).chain([KeyKind::EcP256, KeyKind::EcP384, KeyKind::Ed25519])
+        {
+            if let Some(i) = (0..kind.pool_size()).find(|i| !self.used.contains(&(kind, *i))) {
+                self.used.push((kind, i));
+                return TestKey::pooled(kind, i);
+            }
+        }
+        // Every pool is used up: reuse, round robin over the wanted kind.
+        let n = self.used.len();
+        self.used.push((wanted, n));
+        TestKey::pooled(wanted, n)
+    }
+
+    /// How many keys were handed out.
+    pub fn len(&self) -> usize {
+        self.used.len()
+    }
+
+    /// True before the first [`KeyAllocator::take`].
+    pub fn is_empty(&self) -> bool {
+        self.used.is_empty()
     }
 }
 

@@ -46,6 +46,7 @@
 
 pub mod bundles;
 mod certs;
+pub mod chains;
 pub mod fuzz;
 mod keys;
 pub mod plans;
@@ -54,7 +55,7 @@ pub use certs::{
     Aki, Basic, CertSpec, DEFAULT_NOT_AFTER, DEFAULT_NOT_BEFORE, Eku, Issued, NameAttr, TestChain,
     UNKNOWN_EXTENSION_OID,
 };
-pub use keys::{KeyKind, SigAlg, TestKey};
+pub use keys::{KeyAllocator, KeyKind, SigAlg, TestKey};
 
 /// Why test material could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -24,7 +24,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
-use super::{CertSpec, Issued, KeyKind, TestKey, TestkitError};
+use super::{CertSpec, Issued, KeyAllocator, KeyKind, TestKey, TestkitError};
 use crate::bundle::Bundle;
 use crate::istio::{self, CaSecret, DataPlane, IstioProfile, IstioVersion, SecretForm};
 use crate::pem::{self, Label};
@@ -137,29 +137,6 @@ impl TestCa {
                 (istio::ROOT_CERT, root),
             ],
         )
-    }
-}
-
-/// Hands out distinct pooled keys, so that no two CAs of a case share one.
-#[derive(Debug, Default)]
-struct KeyAllocator {
-    used: Vec<(KeyKind, usize)>,
-}
-
-impl KeyAllocator {
-    fn take(&mut self, wanted: KeyKind) -> TestKey {
-        // Fall back to another kind when the pool of the wanted one is used up.
-        for kind in
-            std::iter::once(wanted).chain([KeyKind::EcP256, KeyKind::EcP384, KeyKind::Ed25519])
-        {
-            for i in 0..kind.pool_size() {
-                if !self.used.contains(&(kind, i)) {
-                    self.used.push((kind, i));
-                    return TestKey::pooled(kind, i);
-                }
-            }
-        }
-        TestKey::pooled(wanted, 0)
     }
 }
 
@@ -276,7 +253,7 @@ pub fn build_case(
     profile: IstioProfile,
 ) -> Result<RotationCase, TestkitError> {
     let [root_a, int_a, root_b, int_b] = kinds;
-    let mut keys = KeyAllocator::default();
+    let mut keys = KeyAllocator::new();
     let inter_keys = |keys: &mut KeyAllocator, kind: KeyKind| -> Vec<TestKey> {
         (0..depth).map(|_| keys.take(kind)).collect()
     };

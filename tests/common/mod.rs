@@ -1,8 +1,7 @@
-//! Shared helpers for the integration tests: running `openssl verify` as an oracle, and
-//! generated chains with deliberate defects.
+//! Shared helpers for the integration tests: running `openssl verify` as an oracle and
+//! OpenSSL recipes (the strategies live in `meshtrust::testkit`).
 #![allow(dead_code)]
 
-pub mod chains;
 pub mod recipe;
 
 use std::collections::BTreeSet;
