@@ -3,8 +3,8 @@
 //! every mutation of it is caught with the right code.
 
 use meshtrust::bundle::{self, Bundle};
-use meshtrust::plan::{self, RotationKind};
-use meshtrust::testkit::plans::{self, PlanMutation};
+use meshtrust::plan::{self, PlanError, RotationKind};
+use meshtrust::testkit::plans::{self, PlanMutation, ProfileExpectation};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
@@ -64,6 +64,44 @@ proptest! {
                 f.iter().any(|x| m.expected_codes().contains(&x.code) && x.severity == meshtrust::istio::Severity::Error),
                 "{:?} on a {} plan not caught; findings: {:#?}", m, p.kind, f
             );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() * 2, ..ProptestConfig::default() })]
+
+    /// Any profile, the unsafe and invalid ones included: the planner refuses exactly with
+    /// the codes Istio's behaviour calls for, rejects invalid profiles as bad input, and
+    /// plans the rest into plans that pass their checks.
+    #[test]
+    fn refusals_follow_the_profile(case in plans::rotation_case_with(plans::any_profile())) {
+        let expected = plans::profile_expectation(&case.profile, case.kind, case.options.reissue_now);
+        match (plan::plan(&case.inputs, &case.profile, &case.options, case.now), &expected) {
+            (Ok(p), ProfileExpectation::Plannable) => {
+                let f = plan::check_plan(&p, &case.check_options());
+                prop_assert!(!plan::has_errors(&f), "{f:#?}");
+            }
+            (Err(PlanError::Refused(findings)), ProfileExpectation::Refused(codes)) => {
+                let mut got: Vec<&str> = findings.iter().map(|f| f.code).collect();
+                got.sort_unstable();
+                let mut want = codes.clone();
+                want.sort_unstable();
+                prop_assert_eq!(got, want);
+            }
+            (Err(PlanError::Input(_)), ProfileExpectation::Invalid) => {}
+            (r, e) => prop_assert!(false, "{:?} under {:?}: expected {:?}, got {:?}", case.kind, case.profile, e, r.map(|p| p.kind)),
+        }
+    }
+
+    /// Whole scenarios as the structure-aware fuzz target draws them (profiles, mutations).
+    #[test]
+    fn scenarios_hold(bytes in proptest::collection::vec(any::<u8>(), 16..96)) {
+        use arbitrary::{Arbitrary, Unstructured};
+        if let Ok(s) = plans::PlanScenario::arbitrary(&mut Unstructured::new(&bytes)) {
+            if let Err(e) = s.run() {
+                prop_assert!(false, "{s:?}: {e}");
+            }
         }
     }
 }

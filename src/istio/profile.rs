@@ -197,6 +197,7 @@ impl fmt::Display for DataPlane {
 /// assert_eq!(p.rotation_after().as_secs(), 12 * 3600);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
 pub struct IstioProfile {
     /// istiod's release.
     pub istio_version: IstioVersion,

@@ -58,6 +58,7 @@ pub const DEFAULT_CLUSTER: &str = "default";
 
 /// What kind of rotation a plan performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
 #[serde(rename_all = "kebab-case")]
 pub enum RotationKind {
     /// Plugged-in root A -> plugged-in root B.

@@ -48,8 +48,15 @@ pub mod bundles;
 mod certs;
 pub mod chains;
 pub mod fuzz;
+pub mod invariants;
 mod keys;
 pub mod plans;
+
+/// The `arbitrary` crate the testkit's `Arbitrary` implementations use (for your own fuzz
+/// targets, without a version mismatch).
+pub use arbitrary;
+/// The `proptest` crate the testkit's strategies are built with.
+pub use proptest;
 
 pub use certs::{
     Aki, Basic, CertSpec, DEFAULT_NOT_AFTER, DEFAULT_NOT_BEFORE, Eku, Issued, NameAttr, TestChain,

@@ -26,7 +26,9 @@ use time::OffsetDateTime;
 
 use super::{CertSpec, Issued, KeyAllocator, KeyKind, TestKey, TestkitError};
 use crate::bundle::Bundle;
-use crate::istio::{self, CaSecret, DataPlane, IstioProfile, IstioVersion, SecretForm};
+use crate::istio::{
+    self, CaSecret, DataPlane, IstioProfile, IstioVersion, SecretForm, ZtunnelRoots,
+};
 use crate::pem::{self, Label};
 use crate::plan::{CheckOptions, ClusterInput, Plan, PlanOptions, RotationKind};
 
@@ -203,6 +205,116 @@ pub fn safe_profile() -> impl Strategy<Value = IstioProfile> {
         })
 }
 
+/// ztunnel releases of every multi-root behaviour: first root only (1.24.0, 1.25.0), last
+/// root only (1.24.4, 1.25.1), every root (1.24.6, 1.25.3, 1.26.0, 1.28.0).
+const ZTUNNEL_VERSIONS: [&str; 8] = [
+    "1.24.0", "1.24.4", "1.24.6", "1.25.0", "1.25.1", "1.25.3", "1.26.0", "1.28.0",
+];
+
+/// Random Istio profiles of every kind, the unsafe and the invalid ones included, for tests
+/// that expect refusals: ISTIO_MULTIROOT_MESH on or off, every data plane, ztunnel releases
+/// that trust only the first or only the last root of a bundle (or default to istiod's
+/// release), leaf TTLs from one hour to two days, and now and then a TTL or grace ratio
+/// Istio refuses (zero, over 90 days, a ratio of 1 or NaN). [`profile_expectation`] says what
+/// the planner must do with each.
+///
+/// ```
+/// use meshtrust::testkit::plans::{self, ProfileExpectation};
+/// use meshtrust::plan::RotationKind;
+/// use proptest::prelude::*;
+/// proptest!(ProptestConfig::with_cases(16), |(profile in plans::any_profile())| {
+///     if plans::profile_expectation(&profile, RotationKind::RootRotation, false) == ProfileExpectation::Plannable {
+///         prop_assert!(profile.multiroot && profile.validate().is_ok());
+///     }
+/// });
+/// ```
+pub fn any_profile() -> impl Strategy<Value = IstioProfile> {
+    (
+        prop::sample::select(vec![
+            "1.22.0", "1.24.3", "1.24.6", "1.25.1", "1.26.2", "1.27.0", "1.28.0", "1.29.1",
+            "1.30.0",
+        ]),
+        prop_oneof![3 => Just(true), 1 => Just(false)],
+        any::<bool>(),
+        prop::sample::select(vec![
+            DataPlane::Sidecar,
+            DataPlane::Ambient,
+            DataPlane::Both,
+        ]),
+        prop_oneof![1 => Just(None), 3 => prop::sample::select(ZTUNNEL_VERSIONS.to_vec()).prop_map(Some)],
+        prop_oneof![
+            20 => (1u64..=48).prop_map(|h| Duration::from_secs(h * 3600)),
+            1 => Just(Duration::ZERO),
+            1 => Just(Duration::from_secs(91 * 24 * 3600)),
+        ],
+        prop_oneof![
+            20 => prop::sample::select(vec![0.3, 0.5, 0.7]),
+            1 => Just(1.0),
+            1 => Just(f64::NAN),
+        ],
+    )
+        .prop_map(|(v, multiroot, xds, dp, z, leaf_ttl, grace_ratio)| IstioProfile {
+            istio_version: v.parse().unwrap_or(IstioVersion::NEWEST),
+            multiroot,
+            xds_agent: xds,
+            data_plane: dp,
+            ztunnel_version: z.and_then(|z| z.parse().ok()),
+            leaf_ttl,
+            grace_ratio,
+        })
+}
+
+/// What the planner must do with a profile, from Istio's documented behaviour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileExpectation {
+    /// A plan can be made.
+    Plannable,
+    /// The planner refuses with exactly these error codes.
+    Refused(Vec<&'static str>),
+    /// The profile itself is invalid ([`IstioProfile::validate`]): a
+    /// [`crate::plan::PlanError::Input`].
+    Invalid,
+}
+
+/// The expectation for a rotation of `kind` under `profile`: when the root file changes (any
+/// root rotation, or an intermediate rotation with immediate re-issue), istiod must have
+/// ISTIO_MULTIROOT_MESH on (`multiroot-off`) and ztunnel, when present, must trust every root
+/// of a bundle (`ztunnel-multiroot-unsupported`).
+///
+/// ```
+/// use meshtrust::testkit::plans::{profile_expectation, ProfileExpectation};
+/// use meshtrust::istio::IstioProfile;
+/// use meshtrust::plan::RotationKind;
+/// let off = IstioProfile::default(); // ISTIO_MULTIROOT_MESH is off by default
+/// assert_eq!(profile_expectation(&off, RotationKind::RootRotation, false), ProfileExpectation::Refused(vec!["multiroot-off"]));
+/// assert_eq!(profile_expectation(&off, RotationKind::IntermediateRotation, false), ProfileExpectation::Plannable);
+/// ```
+pub fn profile_expectation(
+    profile: &IstioProfile,
+    kind: RotationKind,
+    reissue_now: bool,
+) -> ProfileExpectation {
+    if profile.validate().is_err() {
+        return ProfileExpectation::Invalid;
+    }
+    let changes_roots = kind != RotationKind::IntermediateRotation || reissue_now;
+    let mut codes = Vec::new();
+    if changes_roots && !profile.multiroot {
+        codes.push("multiroot-off");
+    }
+    if changes_roots
+        && profile.data_plane.has_ztunnel()
+        && profile.ztunnel().ztunnel_multi_root() != ZtunnelRoots::All
+    {
+        codes.push("ztunnel-multiroot-unsupported");
+    }
+    if codes.is_empty() {
+        ProfileExpectation::Plannable
+    } else {
+        ProfileExpectation::Refused(codes)
+    }
+}
+
 fn key_kind() -> impl Strategy<Value = KeyKind> {
     prop::sample::select(KeyKind::ALL.to_vec())
 }
@@ -212,6 +324,24 @@ fn key_kind() -> impl Strategy<Value = KeyKind> {
 /// of two or three clusters; roots and intermediates of any key type; one or two
 /// intermediate levels.
 pub fn rotation_case() -> impl Strategy<Value = RotationCase> {
+    rotation_case_with(safe_profile())
+}
+
+/// [`rotation_case`] with profiles from `profiles` (e.g. [`any_profile`], to test refusals
+/// with [`profile_expectation`]).
+///
+/// ```
+/// use meshtrust::testkit::plans::{self, ProfileExpectation};
+/// use proptest::prelude::*;
+/// proptest!(ProptestConfig::with_cases(2), |(case in plans::rotation_case_with(plans::any_profile()))| {
+///     let result = meshtrust::plan::plan(&case.inputs, &case.profile, &case.options, case.now);
+///     let expected = plans::profile_expectation(&case.profile, case.kind, case.options.reissue_now);
+///     prop_assert_eq!(result.is_ok(), expected == ProfileExpectation::Plannable);
+/// });
+/// ```
+pub fn rotation_case_with(
+    profiles: impl Strategy<Value = IstioProfile>,
+) -> impl Strategy<Value = RotationCase> {
     (
         prop::sample::select(vec![
             RotationKind::RootRotation,
@@ -226,7 +356,7 @@ pub fn rotation_case() -> impl Strategy<Value = RotationCase> {
         1usize..=2,
         2usize..=3,
         any::<bool>(),
-        safe_profile(),
+        profiles,
     )
         .prop_map(
             |(kind, root_a, int_a, root_b, int_b, depth, clusters, reissue, profile)| {
@@ -314,7 +444,7 @@ pub fn build_case(
 }
 
 /// A way to break a plan, as operators do by hand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, arbitrary::Arbitrary)]
 pub enum PlanMutation {
     /// Remove phase `k` (k >= 1).
     DropPhase(usize),
@@ -404,11 +534,11 @@ impl PlanMutation {
                 p.phases.remove(k);
             }
             PlanMutation::SwapPhases(k) => {
-                (k >= 1 && k + 1 < n).then_some(())?;
+                (k >= 1 && k < n.saturating_sub(1)).then_some(())?;
                 p.phases.swap(k, k + 1);
             }
             PlanMutation::DropTrigger => {
-                let t = trigger?;
+                let t = trigger.filter(|&t| t >= 1)?;
                 for ci in 0..p.phases[t].clusters.len() {
                     let prev = p.phases[t - 1]
                         .clusters
@@ -477,5 +607,285 @@ impl PlanMutation {
             }
         }
         Some(p)
+    }
+}
+
+/// Istio's `samples/certs` (embedded when the `testkit` feature is on) as a root rotation
+/// A -> B: current = `ca-cert.pem`, `ca-key.pem`, `cert-chain.pem`, `root-cert.pem`; new =
+/// the `-alt` files and `root-cert-alt.pem`; a profile with ISTIO_MULTIROOT_MESH and
+/// PROXY_CONFIG_XDS_AGENT on; planned at [`test_now`]. No key is generated: a ready-made
+/// plan for examples and quick tests.
+///
+/// ```
+/// let case = meshtrust::testkit::plans::istio_samples_case();
+/// let plan = meshtrust::plan::plan(&case.inputs, &case.profile, &case.options, case.now)?;
+/// assert_eq!(plan.phases.len(), 4);
+/// assert!(!meshtrust::plan::has_errors(&meshtrust::plan::check_plan(&plan, &case.check_options())));
+/// # Ok::<(), meshtrust::plan::PlanError>(())
+/// ```
+pub fn istio_samples_case() -> RotationCase {
+    macro_rules! sample {
+        ($f:literal) => {
+            include_bytes!(concat!("../../tests/fixtures/istio-samples/", $f)).as_slice()
+        };
+    }
+    let current = CaSecret::cacerts(
+        sample!("ca-cert.pem"),
+        sample!("ca-key.pem"),
+        sample!("cert-chain.pem"),
+        sample!("root-cert.pem"),
+    );
+    let new = CaSecret::cacerts(
+        sample!("ca-cert-alt.pem"),
+        sample!("ca-key-alt.pem"),
+        sample!("cert-chain-alt.pem"),
+        sample!("root-cert-alt.pem"),
+    );
+    RotationCase {
+        kind: RotationKind::RootRotation,
+        inputs: vec![ClusterInput::single(current, new)],
+        profile: IstioProfile {
+            multiroot: true,
+            xds_agent: true,
+            ..IstioProfile::default()
+        },
+        options: PlanOptions::default(),
+        now: test_now(),
+    }
+}
+
+/// Istio releases a [`PlanScenario`] draws from.
+const ISTIO_VERSIONS: [&str; 9] = [
+    "1.22.0", "1.24.3", "1.24.6", "1.25.1", "1.26.2", "1.27.0", "1.28.0", "1.29.1", "1.30.0",
+];
+
+/// A whole planner scenario for structure-aware fuzzing: rotation kind, key types, depth,
+/// clusters, a profile (mostly well-formed, now and then any [`IstioProfile`] at all) and
+/// up to three plan mutations. [`PlanScenario::run`] plans it and checks everything that
+/// must hold; [`super::fuzz::plan_scenario`] feeds it from raw fuzzer bytes.
+///
+/// ```
+/// use arbitrary::{Arbitrary, Unstructured};
+/// use meshtrust::testkit::plans::PlanScenario;
+/// let s = PlanScenario::arbitrary(&mut Unstructured::new(&[7; 64])).unwrap();
+/// s.run().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanScenario {
+    /// The rotation kind the inputs are made for.
+    pub kind: RotationKind,
+    /// Key kinds of root A, intermediate A, root B, intermediate B.
+    pub keys: [KeyKind; 4],
+    /// Intermediate levels (1 or 2).
+    pub depth: usize,
+    /// Clusters of a multi-cluster rotation (2 or 3).
+    pub clusters: usize,
+    /// Intermediate rotation with immediate re-issue.
+    pub reissue_now: bool,
+    /// The mesh.
+    pub profile: IstioProfile,
+    /// Mutations to apply, one at a time, to the emitted plan.
+    pub mutations: Vec<PlanMutation>,
+}
+
+impl<'a> arbitrary::Arbitrary<'a> for PlanScenario {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let kind = u.arbitrary()?;
+        let keys = [
+            u.arbitrary()?,
+            u.arbitrary()?,
+            u.arbitrary()?,
+            u.arbitrary()?,
+        ];
+        let depth = u.int_in_range(1..=2)?;
+        let clusters = u.int_in_range(2..=3)?;
+        let reissue_now = u.arbitrary()?;
+        let profile = if u.ratio(1, 8)? {
+            u.arbitrary()?
+        } else {
+            let z: Option<&&str> = if u.arbitrary()? {
+                Some(u.choose(&ZTUNNEL_VERSIONS)?)
+            } else {
+                None
+            };
+            IstioProfile {
+                istio_version: u
+                    .choose(&ISTIO_VERSIONS)?
+                    .parse()
+                    .unwrap_or(IstioVersion::NEWEST),
+                multiroot: u.ratio(3, 4)?,
+                xds_agent: u.arbitrary()?,
+                data_plane: u.arbitrary()?,
+                ztunnel_version: z.and_then(|z| z.parse().ok()),
+                leaf_ttl: Duration::from_secs(u64::from(u.int_in_range(1u8..=48)?) * 3600),
+                grace_ratio: *u.choose(&[0.3, 0.5, 0.7])?,
+            }
+        };
+        let mut mutations = Vec::new();
+        for _ in 0..u.int_in_range(0..=3)? {
+            let k = u.int_in_range(0usize..=4)?;
+            mutations.push(match u.int_in_range(0u8..=7)? {
+                0 => PlanMutation::DropPhase(k),
+                1 => PlanMutation::SwapPhases(k),
+                2 => PlanMutation::DropTrigger,
+                3 => PlanMutation::ReorderRoots(k),
+                4 => PlanMutation::DropOldRootEarly,
+                5 => PlanMutation::ShortenRemovalWait,
+                6 => PlanMutation::MismatchKey(k),
+                _ => PlanMutation::SwitchOneClusterEarly,
+            });
+        }
+        Ok(PlanScenario {
+            kind,
+            keys,
+            depth,
+            clusters,
+            reissue_now,
+            profile,
+            mutations,
+        })
+    }
+}
+
+/// What went wrong in a [`PlanScenario`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ScenarioFailure {
+    /// The test material could not be built (a testkit defect).
+    #[error("test material: {0}")]
+    Material(#[from] TestkitError),
+    /// The planner did not do what the profile calls for.
+    #[error("expected {expected:?}; the planner {}", match .got { Some(e) => format!("said: {e}"), None => "made a plan".to_owned() })]
+    Planner {
+        /// What [`profile_expectation`] says.
+        expected: ProfileExpectation,
+        /// The planner's error (None: it made a plan).
+        got: Option<crate::plan::PlanError>,
+    },
+    /// The planner inferred another kind than the inputs were made for.
+    #[error("inputs made for {expected}, the planner made a {got} plan")]
+    Kind {
+        /// The scenario's kind.
+        expected: RotationKind,
+        /// The plan's kind.
+        got: RotationKind,
+    },
+    /// An emitted plan breaks an invariant.
+    #[error("the emitted plan breaks an invariant: {0}")]
+    Invariant(#[from] super::invariants::Violation),
+    /// A mutation that breaks the plan is not reported with one of its codes.
+    #[error("{mutation:?} is not caught with {:?}; findings: {findings:?}", .mutation.expected_codes())]
+    MutationMissed {
+        /// The mutation.
+        mutation: PlanMutation,
+        /// What the checks reported.
+        findings: Vec<crate::plan::PlanFinding>,
+    },
+}
+
+/// What [`PlanScenario::run`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScenarioReport {
+    /// A plan was made (else the refusal was the expected one).
+    pub planned: bool,
+    /// Mutations that applied and were caught.
+    pub mutations_caught: usize,
+    /// Mutations that applied but are not known to break this plan (only checked not to
+    /// panic).
+    pub mutations_unjudged: usize,
+}
+
+impl PlanScenario {
+    /// The rotation case (keys from the pool).
+    pub fn case(&self) -> Result<RotationCase, TestkitError> {
+        build_case(
+            self.kind,
+            self.keys,
+            self.depth.clamp(1, 2),
+            self.clusters.clamp(2, 3),
+            self.reissue_now,
+            self.profile.clone(),
+        )
+    }
+
+    /// Plans the scenario and checks: the planner refuses exactly as
+    /// [`profile_expectation`] says; an emitted plan has the scenario's kind, passes every
+    /// plan invariant, and every root file round-trips byte for byte; each mutation known to
+    /// break the plan ([`PlanMutation::all_for`]) is caught with one of its codes.
+    pub fn run(&self) -> Result<ScenarioReport, ScenarioFailure> {
+        use super::invariants;
+        use crate::plan::{self, PlanError};
+        let case = self.case()?;
+        let expected = profile_expectation(&case.profile, case.kind, case.options.reissue_now);
+        let result = plan::plan(&case.inputs, &case.profile, &case.options, case.now);
+        let p = match (&expected, result) {
+            (ProfileExpectation::Plannable, Ok(p)) => p,
+            (ProfileExpectation::Refused(codes), Err(PlanError::Refused(findings))) => {
+                let mut got: Vec<&str> = findings
+                    .iter()
+                    .filter(|f| f.severity == istio::Severity::Error)
+                    .map(|f| f.code)
+                    .collect();
+                got.sort_unstable();
+                got.dedup();
+                let mut want = codes.clone();
+                want.sort_unstable();
+                if got != want {
+                    return Err(ScenarioFailure::Planner {
+                        expected,
+                        got: Some(PlanError::Refused(findings)),
+                    });
+                }
+                return Ok(ScenarioReport::default());
+            }
+            (ProfileExpectation::Invalid, Err(PlanError::Input(_))) => {
+                return Ok(ScenarioReport::default());
+            }
+            (_, r) => {
+                return Err(ScenarioFailure::Planner {
+                    expected,
+                    got: r.err(),
+                });
+            }
+        };
+        if p.kind != case.kind {
+            return Err(ScenarioFailure::Kind {
+                expected: case.kind,
+                got: p.kind,
+            });
+        }
+        let opts = case.check_options();
+        if let Some(v) = invariants::plan_violations(&p, &opts).into_iter().next() {
+            return Err(v.into());
+        }
+        for phase in &p.phases {
+            for c in &phase.clusters {
+                invariants::round_trip_bytes(
+                    c.secret.file(c.secret.root_file()).unwrap_or_default(),
+                )?;
+            }
+        }
+        let mut report = ScenarioReport {
+            planned: true,
+            ..ScenarioReport::default()
+        };
+        let breaking = PlanMutation::all_for(&p);
+        for &m in &self.mutations {
+            let Some(bad) = m.apply(&p) else { continue };
+            let findings = plan::check_plan(&bad, &opts);
+            if !breaking.contains(&m) {
+                report.mutations_unjudged += 1;
+                continue;
+            }
+            if !findings.iter().any(|f| {
+                f.severity == istio::Severity::Error && m.expected_codes().contains(&f.code)
+            }) {
+                return Err(ScenarioFailure::MutationMissed {
+                    mutation: m,
+                    findings,
+                });
+            }
+            report.mutations_caught += 1;
+        }
+        Ok(report)
     }
 }
