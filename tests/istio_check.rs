@@ -522,3 +522,64 @@ fn check_command_contract() {
     let out = run(&["check", tmp.path().join("nope").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn same_named_roots_and_an_intermediate_without_aki_warn() {
+    use meshtrust::testkit::{Aki, CertSpec, Issued, KeyKind, TestKey};
+    // Istio's tools name every root "O=Istio, CN=Root CA": during a rotation both are trusted.
+    let r1 = Issued::self_signed(
+        &CertSpec::root("Istio", "Root CA"),
+        &TestKey::pooled(KeyKind::EcP256, 1),
+    )
+    .unwrap();
+    let r2 = Issued::self_signed(
+        &CertSpec::root("Istio", "Root CA"),
+        &TestKey::pooled(KeyKind::EcP256, 2),
+    )
+    .unwrap();
+    let roots = [r1.pem(), r2.pem()].concat();
+    let profile = IstioProfile {
+        multiroot: true,
+        ..IstioProfile::default()
+    };
+    for (aki, warned) in [(Aki::Omit, true), (Aki::FromIssuer, false)] {
+        let ik = TestKey::pooled(KeyKind::EcP256, 3);
+        let int = r1
+            .issue(
+                &CertSpec::intermediate("Istio", "Intermediate CA").aki(aki.clone()),
+                &ik,
+            )
+            .unwrap();
+        let key = meshtrust::pem::encode(&meshtrust::pem::Label::PrivateKey, ik.pkcs8_der());
+        let chain = [int.pem(), r1.pem()].concat();
+        let s = CaSecret::cacerts(
+            int.pem().as_bytes(),
+            key.as_bytes(),
+            chain.as_bytes(),
+            roots.as_bytes(),
+        );
+        let f = istio::check(&s, &profile, now());
+        assert!(errors(&f).is_empty(), "{f:#?}");
+        assert_eq!(
+            codes(&f).contains(&"same-name-roots-without-aki"),
+            warned,
+            "{aki:?}: {f:#?}"
+        );
+    }
+}
+
+#[test]
+fn boolean_profile_flags_do_not_swallow_the_path() {
+    // `--multiroot PATH` must read PATH as the secret, not as the flag's value.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("c");
+    istio::write_dir(&set_a(), &d, false).unwrap();
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_meshtrust")).args(args).output().unwrap();
+    for flags in [&["--multiroot"][..], &["--xds-agent"], &["--multiroot=true", "--xds-agent=false"]] {
+        let mut args = vec!["check"];
+        args.extend_from_slice(flags);
+        args.push(d.to_str().unwrap());
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
