@@ -10,8 +10,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use meshtrust::generate::{self, IntermediateSpec, KeyType, LeafSpec, RootSpec};
+use meshtrust::generate::{self, IntermediateSpec, LeafSpec, RootSpec};
 use meshtrust::istio::{self, IstioProfile, Severity};
+use meshtrust::testkit::generation::{instant, key_type};
 use meshtrust::verify::{self, CertPool, RequiredEku, VerifyOptions};
 use meshtrust::{Certificate, SpiffeId};
 use proptest::prelude::*;
@@ -23,18 +24,6 @@ fn cases() -> u32 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(24)
-}
-
-fn key_type() -> impl Strategy<Value = KeyType> {
-    let available: Vec<KeyType> = KeyType::ALL.into_iter().filter(|k| k.available()).collect();
-    prop::sample::select(available)
-}
-
-fn instant() -> impl Strategy<Value = OffsetDateTime> {
-    // 2001 .. 2090, with sub-second noise that must be truncated away.
-    (978_307_200i64..3_786_912_000, 0u32..1_000_000_000).prop_map(|(s, n)| {
-        OffsetDateTime::from_unix_timestamp(s).unwrap() + Duration::nanoseconds(i64::from(n))
-    })
 }
 
 fn openssl_verify(dir: &Path, at: OffsetDateTime, root: &str, untrusted: &str, cert: &str) {

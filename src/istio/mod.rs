@@ -29,6 +29,6 @@ pub use profile::{
 pub use secret::{
     CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, FileError,
     ISTIO_GENERATED, KEY, KNOWN_KEYS, Layout, MAX_MANIFEST_BYTES, ROOT_CERT, ReadError, SecretForm,
-    SecretKind, TLS_CRT, TLS_KEY, parse_manifest, read_dir, read_path,
+    SecretKind, TLS_CRT, TLS_KEY, from_dir_files, parse_manifest, read_dir, read_path,
 };
 pub use write::{write_dir, write_manifest};

@@ -239,7 +239,10 @@ impl IstioProfile {
     /// How long after issuance an agent rotates its leaf: `leaf_ttl * (1 - grace_ratio)`.
     pub fn rotation_after(&self) -> Duration {
         let r = self.grace_ratio.clamp(0.0, 1.0);
-        Duration::from_secs_f64(self.leaf_ttl.as_secs_f64() * (1.0 - r))
+        // A NaN ratio or a product beyond Duration's range (only for profiles `validate`
+        // refuses) reads as rotating at the end of the lifetime.
+        Duration::try_from_secs_f64(self.leaf_ttl.as_secs_f64() * (1.0 - r))
+            .unwrap_or(self.leaf_ttl)
     }
 
     /// Checks the profile itself (ratios in range, a TTL Istio accepts).
@@ -400,5 +403,19 @@ mod tests {
             .validate()
             .is_err()
         );
+    }
+
+    #[test]
+    fn rotation_after_never_panics() {
+        let p = |ttl: Duration, grace_ratio: f64| IstioProfile {
+            leaf_ttl: ttl,
+            grace_ratio,
+            ..IstioProfile::default()
+        };
+        let day = Duration::from_secs(86_400);
+        assert_eq!(p(day, 0.25).rotation_after(), day * 3 / 4);
+        assert_eq!(p(day, f64::NAN).rotation_after(), day);
+        assert_eq!(p(day, -3.0).rotation_after(), day);
+        assert_eq!(p(Duration::MAX, 0.0).rotation_after(), Duration::MAX);
     }
 }

@@ -663,12 +663,46 @@ pub fn read_dir(dir: &std::path::Path) -> Result<CaSecret, ReadError> {
     }
     if files.is_empty() {
         std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
+    }
+    from_dir_files(files).map_err(|e| match e {
+        ReadError::NotASecret { line, message } => ReadError::NotASecret {
+            line,
+            message: format!("{}: {message}", dir.display()),
+        },
+        other => other,
+    })
+}
+
+/// The secret a directory holding these files is ([`read_dir`] without the file system):
+/// only the keys Istio reads ([`KNOWN_KEYS`]) count, others are ignored; a `key.pem` makes it
+/// the self-signed `istio-ca-secret`, else it is `cacerts`.
+///
+/// ```
+/// use meshtrust::istio::{from_dir_files, SecretKind};
+/// let s = from_dir_files([("root-cert.pem", b"...".to_vec()), ("README", b"notes".to_vec())])?;
+/// assert_eq!((s.name.as_str(), s.kind), ("cacerts", SecretKind::PluggedIn));
+/// assert_eq!(s.file_names().collect::<Vec<_>>(), ["root-cert.pem"]);
+/// assert!(from_dir_files([("README", Vec::new())]).is_err());
+/// # Ok::<(), meshtrust::istio::ReadError>(())
+/// ```
+pub fn from_dir_files<N: AsRef<str>>(
+    files: impl IntoIterator<Item = (N, Vec<u8>)>,
+) -> Result<CaSecret, ReadError> {
+    let files: Vec<(&'static str, Vec<u8>)> = files
+        .into_iter()
+        .filter_map(|(n, bytes)| {
+            KNOWN_KEYS
+                .iter()
+                .find(|k| **k == n.as_ref())
+                .map(|k| (*k, bytes))
+        })
+        .collect();
+    if files.is_empty() {
         return Err(ReadError::NotASecret {
             line: 1,
-            message: format!(
-                "{}: no CA files (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, tls.crt, ...)",
-                dir.display()
-            ),
+            message:
+                "no CA files (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem, tls.crt, ...)"
+                    .to_owned(),
         });
     }
     let name = if files.iter().any(|(k, _)| *k == KEY) {

@@ -446,7 +446,7 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
                         .iter()
                         .filter_map(|p| p.gate.as_ref())
                         .map(|g| g.min_wait)
-                        .sum();
+                        .fold(Duration::ZERO, Duration::saturating_add);
                     if waited < profile.leaf_ttl {
                         out.push(finding(
                             "early-root-removal",
@@ -472,7 +472,7 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
                         multi,
                         format!(
                             "drops root {name}: apply this phase no sooner than {} (one leaf lifetime plus margin) after {}",
-                            format_duration(profile.leaf_ttl + opts.margin),
+                            format_duration(profile.leaf_ttl.saturating_add(opts.margin)),
                             plan.phases[j + 1].name
                         ),
                     ));

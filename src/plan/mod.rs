@@ -352,13 +352,14 @@ impl Plan {
         self.kind == RotationKind::MultiCluster || self.clusters.len() > 1
     }
 
-    /// Total minimum duration: the sum of every gate's wait.
+    /// Total minimum duration: the sum of every gate's wait (saturating: a hand-edited
+    /// plan.json may record any wait).
     pub fn min_duration(&self) -> Duration {
         self.phases
             .iter()
             .filter_map(|p| p.gate.as_ref())
             .map(|g| g.min_wait)
-            .sum()
+            .fold(Duration::ZERO, Duration::saturating_add)
     }
 }
 

@@ -8,6 +8,12 @@ use crate::cert::{Certificate, Fingerprint};
 
 /// Real certificates to draw from: the roots, intermediates and leaves of Istio's
 /// `samples/certs` (Apache-2.0), embedded in the library when the `testkit` feature is on.
+///
+/// ```
+/// let pool = meshtrust::testkit::bundles::sample_certificates();
+/// assert!(pool.len() >= 6);
+/// assert!(pool.iter().any(|c| c.role() == meshtrust::Role::Root));
+/// ```
 pub fn sample_certificates() -> Vec<Certificate> {
     const FILES: [&str; 6] = [
         include_str!("../../tests/fixtures/istio-samples/root-cert.pem"),
@@ -26,7 +32,7 @@ pub fn sample_certificates() -> Vec<Certificate> {
     out
 }
 
-/// A generated bundle file and what it must parse to.
+/// A generated bundle file and what it must parse to ([`bundle_text`] has an example).
 #[derive(Debug, Clone)]
 pub struct BundleCase {
     /// The file bytes.
@@ -38,6 +44,13 @@ pub struct BundleCase {
 }
 
 /// One line of explanatory text: printable ASCII that cannot be mistaken for a boundary.
+///
+/// ```
+/// use proptest::strategy::{Strategy, ValueTree};
+/// let mut runner = proptest::test_runner::TestRunner::deterministic();
+/// let line = meshtrust::testkit::bundles::explanatory_line().new_tree(&mut runner).unwrap().current();
+/// assert!(!line.starts_with('-') && !line.contains('\n'));
+/// ```
 pub fn explanatory_line() -> impl Strategy<Value = String> {
     "[A-Za-z0-9 #:.,()/_=+]{0,40}".prop_map(|s| {
         if s.starts_with('-') {
@@ -49,6 +62,16 @@ pub fn explanatory_line() -> impl Strategy<Value = String> {
 }
 
 /// Files of up to `max` certificates drawn (with repetition) from `pool`.
+///
+/// ```
+/// use meshtrust::testkit::bundles;
+/// use proptest::prelude::*;
+/// proptest!(ProptestConfig::with_cases(8), |(case in bundles::bundle_text_up_to(bundles::sample_certificates(), 2))| {
+///     prop_assert!(case.expected.len() <= 2);
+///     let text = String::from_utf8(case.bytes).unwrap();
+///     prop_assert!(!case.crlf || !text.replace("\r\n", "").contains('\n'));
+/// });
+/// ```
 ///
 /// # Panics
 /// When `pool` is empty (a test-setup mistake).
@@ -108,6 +131,16 @@ pub fn bundle_text_up_to(pool: Vec<Certificate>, max: usize) -> impl Strategy<Va
 }
 
 /// [`bundle_text_up_to`] with at most 6 certificates.
+///
+/// ```
+/// use meshtrust::testkit::bundles;
+/// use proptest::prelude::*;
+/// proptest!(ProptestConfig::with_cases(8), |(case in bundles::bundle_text(bundles::sample_certificates()))| {
+///     let b = meshtrust::Bundle::parse(&case.bytes).unwrap();
+///     let fps: Vec<_> = b.certificates().map(|c| c.fingerprint()).collect();
+///     prop_assert_eq!(fps, case.expected);
+/// });
+/// ```
 pub fn bundle_text(pool: Vec<Certificate>) -> impl Strategy<Value = BundleCase> {
     bundle_text_up_to(pool, 6)
 }

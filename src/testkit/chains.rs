@@ -121,6 +121,13 @@ pub fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
 
 /// A position in a [`ChainCase`]: the leaf, intermediate `i` (0 is issued by the root), or
 /// the root.
+///
+/// ```
+/// use meshtrust::testkit::chains::Pos;
+/// let mut order = vec![Pos::Root, Pos::Int(0), Pos::Leaf];
+/// order.sort();
+/// assert_eq!(order, [Pos::Leaf, Pos::Int(0), Pos::Root]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pos {
     /// The leaf.
@@ -196,6 +203,35 @@ impl Defect {
 }
 
 /// One generated chain: its shape, keys, algorithms, lifetimes, the target and the defect.
+///
+/// ```
+/// use meshtrust::testkit::chains::{ChainCase, Defect, Pos, AT};
+/// use meshtrust::testkit::KeyKind;
+/// use meshtrust::verify::{self, CertPool, VerifyOptions};
+/// let case = ChainCase {
+///     depth: 2,
+///     kinds: vec![KeyKind::Rsa2048, KeyKind::EcP256, KeyKind::Ed25519],
+///     sigs: vec![3, 0, 0],             // the root signs the intermediate with RSA-PSS
+///     windows: vec![(100, 100); 3],
+///     target: Pos::Leaf,
+///     defect: Defect::Expired(Pos::Int(0)),
+///     distractors: 1,
+///     dup_roots: false,
+///     seed: 1,
+///     chain_dups: false,
+///     root_in_chain: true,
+///     workload_leaf: true,
+///     leaf_eku: 0,
+/// };
+/// let built = case.build()?;
+/// let at = time::OffsetDateTime::from_unix_timestamp(AT).unwrap();
+/// let roots: CertPool = built.roots.iter().cloned().collect();
+/// let chain: CertPool = built.chain.iter().cloned().collect();
+/// let err = verify::verify(&built.target, &chain, &roots, &VerifyOptions::at(at)).unwrap_err();
+/// assert!(err.any(|e| e.kind() == "expired"));
+/// assert_eq!(case.path(), [Pos::Leaf, Pos::Int(0), Pos::Root]);
+/// # Ok::<(), meshtrust::testkit::TestkitError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainCase {
     /// Certificates below the root: the leaf and `depth - 1` intermediates (1..=4).
@@ -341,6 +377,22 @@ pub fn chain_case(kinds: BoxedStrategy<KeyKind>) -> impl Strategy<Value = ChainC
 }
 
 /// What a [`ChainCase`] builds: the roots file, the chain file and the target.
+///
+/// ```
+/// use meshtrust::testkit::chains::{ChainCase, Defect, Pos};
+/// use meshtrust::testkit::KeyKind;
+/// let case = ChainCase {
+///     depth: 1, kinds: vec![KeyKind::EcP256; 2], sigs: vec![0; 2], windows: vec![(9, 9); 2],
+///     target: Pos::Root, defect: Defect::RootTwin { keep_real: true }, distractors: 0,
+///     dup_roots: false, seed: 3, chain_dups: false, root_in_chain: false, workload_leaf: false, leaf_eku: 0,
+/// };
+/// let built = case.build()?;
+/// let twin = built.root_twin.clone().unwrap();     // the real root's name, another key
+/// assert_eq!(twin.subject(), built.by_pos[&Pos::Root].subject());
+/// assert_eq!(built.roots.len(), 2);
+/// println!("twin first in the roots file: {}", built.twin_first());
+/// # Ok::<(), meshtrust::testkit::TestkitError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct BuiltChain {
     /// The roots file, in order (distractors, twins, duplicates).
@@ -692,7 +744,7 @@ pub fn lifetime() -> impl Strategy<Value = Lifetime> + Clone {
     ]
 }
 
-/// A CA of a topology: a root or an intermediate, by index.
+/// A CA of a topology: a root or an intermediate, by index (see [`TopologySpec`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CaRef {
     /// `roots[i]`.
@@ -702,6 +754,16 @@ pub enum CaRef {
 }
 
 /// A certificate of a topology, by index.
+///
+/// ```
+/// use meshtrust::testkit::chains::{self, Node};
+/// use proptest::strategy::{Strategy, ValueTree};
+/// let mut runner = proptest::test_runner::TestRunner::deterministic();
+/// let t = chains::topology().new_tree(&mut runner).unwrap().current().build()?;
+/// assert!(t.cert(Node::Root(0)).is_some() && t.cert(Node::Leaf(0)).is_some());
+/// assert!(t.cert(Node::Leaf(99)).is_none());
+/// # Ok::<(), meshtrust::testkit::TestkitError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Node {
     /// `roots[i]` (self-signed).
@@ -714,7 +776,8 @@ pub enum Node {
     Leaf(usize),
 }
 
-/// A self-signed root `O=Mesh, CN=Root CA <name>`.
+/// A self-signed root `O=Mesh, CN=Root CA <name>`. Built into a
+/// topology as [`TopologySpec::expected_anchors`] shows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RootNode {
     /// Name number: roots with equal numbers have equal subjects (a re-keyed root).
@@ -729,7 +792,8 @@ pub struct RootNode {
     pub signature: u8,
 }
 
-/// An intermediate CA `O=Mesh, CN=Intermediate <i>`.
+/// An intermediate CA `O=Mesh, CN=Intermediate <i>`. Built into a
+/// topology as [`TopologySpec::expected_anchors`] shows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CaNode {
     /// Its issuer.
@@ -742,7 +806,8 @@ pub struct CaNode {
     pub signature: u8,
 }
 
-/// A cross-signature: root `subject`'s name and key, issued by root `issuer`.
+/// A cross-signature: root `subject`'s name and key, issued by root `issuer`. Built into a
+/// topology as [`TopologySpec::expected_anchors`] shows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CrossNode {
     /// The root whose name and key the certificate carries.
@@ -755,7 +820,8 @@ pub struct CrossNode {
     pub signature: u8,
 }
 
-/// A leaf: an Istio workload leaf (SPIFFE URI SAN) or a named server/client leaf.
+/// A leaf: an Istio workload leaf (SPIFFE URI SAN) or a named server/client leaf. Built into a
+/// topology as [`TopologySpec::expected_anchors`] shows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LeafNode {
     /// Its issuer.
@@ -770,7 +836,34 @@ pub struct LeafNode {
     pub workload: bool,
 }
 
-/// A CA topology to build: roots, intermediates, cross-signatures and leaves.
+/// A CA topology to build: roots, intermediates, cross-signatures and leaves. Draw them
+/// with [`topology`], or write one by hand (see [`TopologySpec::expected_anchors`]).
+///
+/// ```
+/// use meshtrust::testkit::chains::*;
+/// use meshtrust::testkit::KeyKind::EcP256;
+/// let ok = Lifetime { starts: -30, days: 365 };
+/// // Root 1 is root 0 re-keyed (same name, new key); only root 1 is trusted.
+/// let spec = TopologySpec {
+///     roots: vec![
+///         RootNode { name: 0, key: EcP256, lifetime: ok, trusted: false, signature: 0 },
+///         RootNode { name: 0, key: EcP256, lifetime: ok, trusted: true, signature: 0 },
+///     ],
+///     intermediates: vec![],
+///     cross_signed: vec![],
+///     leaves: vec![
+///         LeafNode { parent: CaRef::Root(0), key: EcP256, lifetime: ok, signature: 0, workload: true },
+///         LeafNode { parent: CaRef::Root(1), key: EcP256, lifetime: ok, signature: 0, workload: true },
+///     ],
+///     roots_in_chain: false,
+///     seed: 0,
+/// };
+/// assert_eq!(spec.expected_anchors(0, true), Vec::<usize>::new()); // the name matches, the key does not
+/// assert_eq!(spec.expected_anchors(1, true), vec![1]);
+/// let t = spec.build()?;
+/// assert_eq!(t.trusted_roots().len(), 1);
+/// # Ok::<(), meshtrust::testkit::TestkitError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TopologySpec {
     /// Roots (at least one).
@@ -787,7 +880,7 @@ pub struct TopologySpec {
     pub seed: u64,
 }
 
-/// Bounds of [`topology_with`].
+/// Bounds of [`topology_with`] (example there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopologyLimits {
     /// Most roots (at least 1).
@@ -986,6 +1079,25 @@ enum KeyId {
 }
 
 /// The certificates that can sign a given certificate, as a verifier would find them.
+///
+/// ```
+/// use meshtrust::testkit::chains::*;
+/// use meshtrust::testkit::KeyKind::EcP256;
+/// let ok = Lifetime { starts: -30, days: 365 };
+/// let root = |trusted| RootNode { name: 0, key: EcP256, lifetime: ok, trusted, signature: 0 };
+/// let spec = TopologySpec {
+///     roots: vec![root(false), root(true)],
+///     intermediates: vec![],
+///     cross_signed: vec![CrossNode { subject: 0, issuer: 1, lifetime: ok, signature: 0 }],
+///     leaves: vec![LeafNode { parent: CaRef::Root(0), key: EcP256, lifetime: ok, signature: 0, workload: false }],
+///     roots_in_chain: false,
+///     seed: 0,
+/// };
+/// let is = spec.issuers(Node::Leaf(0));
+/// assert!(is.trusted.is_empty());                       // root 0 is not trusted
+/// assert_eq!(is.pool, vec![Node::CrossSigned(0)]);      // but its cross-signature is in the pool
+/// assert_eq!(spec.expected_anchors(0, true), vec![1]);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Issuers {
     /// Trusted roots (indices into `roots`) with the issuer's name and key.
@@ -1231,6 +1343,18 @@ impl TopologySpec {
 }
 
 /// A built topology: every certificate with its key.
+///
+/// ```
+/// use meshtrust::testkit::chains;
+/// use proptest::strategy::{Strategy, ValueTree};
+/// let mut runner = proptest::test_runner::TestRunner::deterministic();
+/// let t = chains::topology().new_tree(&mut runner).unwrap().current().build()?;
+/// let roots = t.trusted_roots();   // the roots file
+/// let pool = t.chain_pool();       // intermediates, cross-signatures (and roots), shuffled
+/// assert!(roots.len() <= t.roots.len());
+/// assert!(pool.len() >= t.intermediates.len() + t.cross_signed.len());
+/// # Ok::<(), meshtrust::testkit::TestkitError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Topology {
     /// What was built.

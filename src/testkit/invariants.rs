@@ -42,9 +42,21 @@ use crate::plan::{
 };
 
 /// The result of a checker: `Ok(())` when the invariant holds.
+///
+/// ```
+/// use meshtrust::testkit::invariants::{round_trip_bytes, Verdict};
+/// let v: Verdict = round_trip_bytes(b"");
+/// assert_eq!(v, Ok(())); // an empty file is an empty bundle, rendered as it was
+/// ```
 pub type Verdict = Result<(), Violation>;
 
-/// Fingerprints, shortened, for messages.
+/// Fingerprints, shown shortened in messages.
+///
+/// ```
+/// use meshtrust::testkit::invariants::Fingerprints;
+/// let f = Fingerprints(vec![meshtrust::Fingerprint::of(b"x")]);
+/// assert!(f.to_string().starts_with('[') && f.to_string().len() < 40);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprints(pub Vec<Fingerprint>);
 
@@ -56,6 +68,14 @@ impl fmt::Display for Fingerprints {
 }
 
 /// What broke, and where.
+///
+/// ```
+/// use meshtrust::testkit::invariants::{root_file_accepted, Violation};
+/// use meshtrust::istio::IstioVersion;
+/// let v = root_file_accepted(b"AB", b"BA", IstioVersion::new(1, 29, 0)).unwrap_err();
+/// assert!(matches!(v, Violation::RootFileRefused { .. }));
+/// assert_eq!(v.to_string(), "istiod 1.29.0 refuses the new root file: neither file's bytes contain the other's");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Violation {
@@ -122,10 +142,10 @@ fn fps(b: &Bundle) -> Vec<Fingerprint> {
 /// ```
 /// use meshtrust::testkit::invariants::{round_trip, Violation};
 /// use meshtrust::Bundle;
-/// let crlf = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/bundle/crlf.pem"))?;
+/// let lf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/istio-samples/root-cert.pem"))?;
+/// let crlf = lf.replace('\n', "\r\n").into_bytes();     // as a Windows editor saves it
 /// assert_eq!(round_trip(&crlf, &Bundle::parse(&crlf)?), Ok(()));
-/// // A tool that normalised line ends did not keep the bytes.
-/// let lf = String::from_utf8(crlf.clone())?.replace("\r\n", "\n");
+/// // A tool that normalised the line ends did not keep the bytes.
 /// assert!(matches!(round_trip(&crlf, &Bundle::parse(lf.as_bytes())?), Err(Violation::NotByteExact { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -48,6 +48,7 @@ pub mod bundles;
 mod certs;
 pub mod chains;
 pub mod fuzz;
+pub mod generation;
 pub mod invariants;
 mod keys;
 pub mod plans;
@@ -65,6 +66,11 @@ pub use certs::{
 pub use keys::{KeyAllocator, KeyKind, SigAlg, TestKey};
 
 /// Why test material could not be built.
+///
+/// ```
+/// use meshtrust::testkit::{KeyKind, TestKey, TestkitError};
+/// assert!(matches!(TestKey::generate(KeyKind::Rsa2048), Err(TestkitError::Unsupported(_))));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TestkitError {
     /// rcgen refused the parameters.

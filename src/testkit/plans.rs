@@ -33,6 +33,18 @@ use crate::pem::{self, Label};
 use crate::plan::{CheckOptions, ClusterInput, Plan, PlanOptions, RotationKind};
 
 /// A CA made by the factory: a root and the intermediates below it, top down.
+///
+/// ```
+/// use meshtrust::testkit::{plans::TestCa, KeyKind, TestKey};
+/// let ca = TestCa::new("Istio", "cluster1", &TestKey::pooled(KeyKind::EcP256, 0), &[TestKey::pooled(KeyKind::EcP256, 1)])?;
+/// let cacerts = ca.cacerts();                       // ca-cert, ca-key, cert-chain, root-cert
+/// let findings = meshtrust::istio::check(&cacerts, &Default::default(), meshtrust::testkit::plans::test_now());
+/// assert!(!meshtrust::istio::has_errors(&findings));
+/// let other = ca.issue_sibling("cluster2", &TestKey::pooled(KeyKind::EcP256, 2))?;
+/// assert_eq!(ca.cacerts_for(&other).root_bundle()?.trust_set(), cacerts.root_bundle()?.trust_set());
+/// assert_eq!(ca.istio_ca_secret().name, "istio-ca-secret");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct TestCa {
     /// The self-signed root.
@@ -142,7 +154,16 @@ impl TestCa {
     }
 }
 
-/// A rotation to plan: inputs, profile, options and the instant.
+/// A rotation to plan: inputs, profile, options and the instant ([`rotation_case`] draws
+/// them, [`build_case`] makes one, [`istio_samples_case`] is Istio's samples).
+///
+/// ```
+/// let case = meshtrust::testkit::plans::istio_samples_case();
+/// let plan = meshtrust::plan::plan(&case.inputs, &case.profile, &case.options, case.now)?;
+/// let findings = meshtrust::plan::check_plan(&plan, &case.check_options());
+/// assert!(!meshtrust::plan::has_errors(&findings));
+/// # Ok::<(), meshtrust::plan::PlanError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct RotationCase {
     /// The kind the inputs call for.
@@ -169,12 +190,26 @@ impl RotationCase {
 }
 
 /// The instant test plans are made at: 2026-06-01, inside the factory's validity window.
+///
+/// ```
+/// assert_eq!(meshtrust::testkit::plans::test_now().year(), 2026);
+/// ```
 pub fn test_now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_780_272_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Random Istio profiles in which a root rotation is possible: ISTIO_MULTIROOT_MESH on, any
 /// data plane, and a ztunnel that trusts every root of a bundle in ambient mode.
+///
+/// ```
+/// use meshtrust::testkit::plans::{self, ProfileExpectation};
+/// use meshtrust::plan::RotationKind;
+/// use proptest::prelude::*;
+/// proptest!(ProptestConfig::with_cases(16), |(profile in plans::safe_profile())| {
+///     let e = plans::profile_expectation(&profile, RotationKind::RootRotation, false);
+///     prop_assert_eq!(e, ProfileExpectation::Plannable);
+/// });
+/// ```
 pub fn safe_profile() -> impl Strategy<Value = IstioProfile> {
     (
         prop::sample::select(vec![
@@ -264,7 +299,8 @@ pub fn any_profile() -> impl Strategy<Value = IstioProfile> {
         })
 }
 
-/// What the planner must do with a profile, from Istio's documented behaviour.
+/// What the planner must do with a profile, from Istio's documented behaviour
+/// ([`profile_expectation`] has an example).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProfileExpectation {
     /// A plan can be made.
@@ -322,7 +358,7 @@ fn key_kind() -> impl Strategy<Value = KeyKind> {
 /// Random rotation inputs of every kind: root rotations, self-signed to plugged-in,
 /// intermediate rotations (with and without immediate re-issue) and multi-cluster rotations
 /// of two or three clusters; roots and intermediates of any key type; one or two
-/// intermediate levels.
+/// intermediate levels; profiles from [`safe_profile`]. (The module docs have an example.)
 pub fn rotation_case() -> impl Strategy<Value = RotationCase> {
     rotation_case_with(safe_profile())
 }
@@ -373,7 +409,20 @@ pub fn rotation_case_with(
         )
 }
 
-/// Builds one rotation case (the deterministic part of [`rotation_case`]).
+/// Builds one rotation case (the deterministic part of [`rotation_case`]): `kinds` are the
+/// key kinds of root A, intermediate A, root B and intermediate B; `depth` intermediate
+/// levels; `clusters` for a multi-cluster rotation.
+///
+/// ```
+/// use meshtrust::testkit::{plans, KeyKind};
+/// use meshtrust::plan::RotationKind;
+/// let profile = meshtrust::istio::IstioProfile { multiroot: true, xds_agent: true, ..Default::default() };
+/// let case = plans::build_case(RotationKind::MultiCluster, [KeyKind::EcP256; 4], 1, 3, false, profile)?;
+/// assert_eq!(case.inputs.len(), 3);
+/// let plan = meshtrust::plan::plan(&case.inputs, &case.profile, &case.options, case.now).unwrap();
+/// assert_eq!(plan.kind, RotationKind::MultiCluster);
+/// # Ok::<(), meshtrust::testkit::TestkitError>(())
+/// ```
 pub fn build_case(
     kind: RotationKind,
     kinds: [KeyKind; 4],
@@ -444,6 +493,18 @@ pub fn build_case(
 }
 
 /// A way to break a plan, as operators do by hand.
+///
+/// ```
+/// use meshtrust::testkit::plans::{self, PlanMutation};
+/// let case = plans::istio_samples_case();
+/// let plan = meshtrust::plan::plan(&case.inputs, &case.profile, &case.options, case.now)?;
+/// let m = PlanMutation::DropPhase(1);                  // skip "trust both"
+/// assert!(PlanMutation::all_for(&plan).contains(&m));
+/// let findings = meshtrust::plan::check_plan(&m.apply(&plan).unwrap(), &case.check_options());
+/// assert!(findings.iter().any(|f| m.expected_codes().contains(&f.code)));
+/// assert!(PlanMutation::DropPhase(9).apply(&plan).is_none());
+/// # Ok::<(), meshtrust::plan::PlanError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, arbitrary::Arbitrary)]
 pub enum PlanMutation {
     /// Remove phase `k` (k >= 1).
@@ -748,6 +809,12 @@ impl<'a> arbitrary::Arbitrary<'a> for PlanScenario {
 }
 
 /// What went wrong in a [`PlanScenario`].
+///
+/// ```
+/// use meshtrust::testkit::plans::{PlanMutation, ScenarioFailure};
+/// let f = ScenarioFailure::MutationMissed { mutation: PlanMutation::DropTrigger, findings: vec![] };
+/// assert!(f.to_string().starts_with("DropTrigger is not caught with [\"missing-trigger\"]"));
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ScenarioFailure {
     /// The test material could not be built (a testkit defect).
@@ -783,6 +850,13 @@ pub enum ScenarioFailure {
 }
 
 /// What [`PlanScenario::run`] saw.
+///
+/// ```
+/// use arbitrary::{Arbitrary, Unstructured};
+/// let s = meshtrust::testkit::plans::PlanScenario::arbitrary(&mut Unstructured::new(&[0; 32])).unwrap();
+/// let report = s.run().unwrap();
+/// assert!(report.mutations_caught + report.mutations_unjudged <= s.mutations.len());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ScenarioReport {
     /// A plan was made (else the refusal was the expected one).

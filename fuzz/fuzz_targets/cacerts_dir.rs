@@ -1,0 +1,4 @@
+//! Fuzz target: `meshtrust::testkit::fuzz::cacerts_dir` (must never panic on any input).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| meshtrust::testkit::fuzz::cacerts_dir(data));
