@@ -26,6 +26,7 @@ pub mod key;
 pub mod pem;
 pub mod plan;
 pub mod signature;
+pub mod sim;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod verify;
