@@ -17,7 +17,7 @@
 //! machine (../shared/peers/README.md): Go 152 / 286 us warm, 111 / 117 ms cold; Python
 //! cryptography 193 / 209 us, 71 / 72 ms; openssl verify 4.6 s.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -60,7 +60,7 @@ fn with_root_at(distractors: &[u8], root_pem: &[u8], index: usize) -> Vec<u8> {
     out
 }
 
-fn from_peers_data(dir: &PathBuf) -> Vec<Workload> {
+fn from_peers_data(dir: &Path) -> Vec<Workload> {
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let meta: serde_json::Value = serde_json::from_slice(&read("meta.json")).unwrap();
     let at = time::OffsetDateTime::from_unix_timestamp(meta["verify_time_unix"].as_i64().unwrap())

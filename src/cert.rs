@@ -991,22 +991,23 @@ fn parse_extensions(exts: &Tlv<'_>, inner: &mut Inner) -> Result<(), CertError> 
 
 /// Decodes the extensions the checks use. `value` spans the extnValue contents.
 fn decode_known_extension(oid: &[u8], value: &Tlv<'_>, inner: &mut Inner) -> Result<(), CertError> {
-    let single = |name: &'static str| -> Result<Tlv<'_>, CertError> {
+    // The extension value must be exactly one TLV of the expected type.
+    let single = |name: &'static str, want: u8, what: &str| -> Result<Tlv<'_>, CertError> {
         let mut w = value.walker();
         let t = w.any().map_err(ext_err(name))?;
         w.finish("trailing data").map_err(ext_err(name))?;
+        if t.tag != want {
+            return Err(CertError::BadExtension {
+                extension: name,
+                detail: format!("not {what}"),
+            });
+        }
         Ok(t)
     };
     match oid {
         ext_oid::BASIC_CONSTRAINTS => {
             let name = "basicConstraints";
-            let seq = single(name)?;
-            if seq.tag != tag::SEQUENCE {
-                return Err(CertError::BadExtension {
-                    extension: name,
-                    detail: "not a SEQUENCE".to_owned(),
-                });
-            }
+            let seq = single(name, tag::SEQUENCE, "a SEQUENCE")?;
             let mut s = seq.walker();
             let ca = match s.optional(tag::BOOLEAN).map_err(ext_err(name))? {
                 Some(b) => derwalk::boolean(&b).map_err(ext_err(name))?,
@@ -1021,35 +1022,17 @@ fn decode_known_extension(oid: &[u8], value: &Tlv<'_>, inner: &mut Inner) -> Res
         }
         ext_oid::KEY_USAGE => {
             let name = "keyUsage";
-            let bits = single(name)?;
-            if bits.tag != tag::BIT_STRING {
-                return Err(CertError::BadExtension {
-                    extension: name,
-                    detail: "not a BIT STRING".to_owned(),
-                });
-            }
+            let bits = single(name, tag::BIT_STRING, "a BIT STRING")?;
             inner.key_usage = Some(KeyUsage(derwalk::named_bits(&bits).map_err(ext_err(name))?));
         }
         ext_oid::SKI => {
             let name = "subjectKeyIdentifier";
-            let id = single(name)?;
-            if id.tag != tag::OCTET_STRING {
-                return Err(CertError::BadExtension {
-                    extension: name,
-                    detail: "not an OCTET STRING".to_owned(),
-                });
-            }
+            let id = single(name, tag::OCTET_STRING, "an OCTET STRING")?;
             inner.ski = Some(id.value_span());
         }
         ext_oid::AKI => {
             let name = "authorityKeyIdentifier";
-            let seq = single(name)?;
-            if seq.tag != tag::SEQUENCE {
-                return Err(CertError::BadExtension {
-                    extension: name,
-                    detail: "not a SEQUENCE".to_owned(),
-                });
-            }
+            let seq = single(name, tag::SEQUENCE, "a SEQUENCE")?;
             let mut s = seq.walker();
             if let Some(id) = s.optional(tag::implicit(0)).map_err(ext_err(name))? {
                 inner.aki = Some(id.value_span());
@@ -1060,13 +1043,7 @@ fn decode_known_extension(oid: &[u8], value: &Tlv<'_>, inner: &mut Inner) -> Res
         }
         ext_oid::EKU => {
             let name = "extendedKeyUsage";
-            let seq = single(name)?;
-            if seq.tag != tag::SEQUENCE {
-                return Err(CertError::BadExtension {
-                    extension: name,
-                    detail: "not a SEQUENCE".to_owned(),
-                });
-            }
+            let seq = single(name, tag::SEQUENCE, "a SEQUENCE")?;
             let mut s = seq.walker();
             let mut out = Vec::new();
             while !s.is_empty() {
@@ -1090,13 +1067,7 @@ fn decode_known_extension(oid: &[u8], value: &Tlv<'_>, inner: &mut Inner) -> Res
         }
         ext_oid::SAN => {
             let name = "subjectAltName";
-            let seq = single(name)?;
-            if seq.tag != tag::SEQUENCE {
-                return Err(CertError::BadExtension {
-                    extension: name,
-                    detail: "not a SEQUENCE".to_owned(),
-                });
-            }
+            let seq = single(name, tag::SEQUENCE, "a SEQUENCE")?;
             let mut s = seq.walker();
             let ia5 = |t: &Tlv<'_>| -> Result<String, CertError> {
                 if !t.value.is_ascii() {

@@ -191,6 +191,17 @@ fn root_intermediate_leaf_in_istio_layout() {
         &c1.join("cert-chain.pem"),
         &c1.join("ca-cert.pem"),
     );
+    // istiod's load checks pass on the directory (the root repeated in cert-chain.pem, as
+    // Istio's own recipe does, is the only finding, for information).
+    let check = ok(&["check", "--json", s(&c1)]);
+    let v: serde_json::Value = serde_json::from_str(&check).unwrap();
+    let codes: Vec<(&str, &str)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["code"].as_str().unwrap(), f["severity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(codes, [("cert-chain-root-repeated", "info")], "{check}");
 
     let leaf_dir = d.join("wl");
     let text = ok(&[

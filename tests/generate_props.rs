@@ -1,7 +1,9 @@
 //! Property tests of `meshtrust::generate`: for every key type at every level, random
-//! lifetimes, names and instants, root -> intermediate -> leaf verifies (meshtrust's signature
-//! check and `openssl verify -x509_strict` at that instant), validity is exactly what was
-//! asked or clamped to the issuer chain, and serials are positive, 128-bit and distinct.
+//! lifetimes, names and instants, root -> intermediate -> leaf verifies at that instant with
+//! meshtrust's `verify` engine (client and server use, SPIFFE ID), rustls-webpki (ztunnel's
+//! verifier) and `openssl verify -x509_strict`; the intermediate's directory passes istiod's
+//! load checks (`istio::check`); validity is exactly what was asked or clamped to the issuer
+//! chain; serials are positive, 128-bit and distinct.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 24; RSA-4096 keys take up to a second).
 
@@ -9,8 +11,11 @@ use std::path::Path;
 use std::process::Command;
 
 use meshtrust::generate::{self, IntermediateSpec, KeyType, LeafSpec, RootSpec};
+use meshtrust::istio::{self, IstioProfile, Severity};
+use meshtrust::verify::{self, CertPool, RequiredEku, VerifyOptions};
 use meshtrust::{Certificate, SpiffeId};
 use proptest::prelude::*;
+use rustls_pki_types::{CertificateDer, UnixTime};
 use time::{Duration, OffsetDateTime};
 
 fn cases() -> u32 {
@@ -55,6 +60,44 @@ fn openssl_verify(dir: &Path, at: OffsetDateTime, root: &str, untrusted: &str, c
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// rustls-webpki 0.103, as ztunnel verifies a peer: leaf + intermediates against the roots.
+fn webpki_verify(
+    root: &Certificate,
+    chain: &[&Certificate],
+    leaf: &Certificate,
+    at: OffsetDateTime,
+    server: bool,
+) {
+    let root_der = CertificateDer::from(root.der().to_vec());
+    let anchors = vec![
+        webpki::anchor_from_trusted_cert(&root_der)
+            .unwrap()
+            .to_owned(),
+    ];
+    let chain: Vec<CertificateDer<'static>> = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()))
+        .collect();
+    let leaf_der = CertificateDer::from(leaf.der().to_vec());
+    let ee = webpki::EndEntityCert::try_from(&leaf_der).unwrap();
+    let usage = if server {
+        webpki::KeyUsage::server_auth()
+    } else {
+        webpki::KeyUsage::client_auth()
+    };
+    let secs = u64::try_from(at.unix_timestamp()).unwrap();
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &chain,
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs)),
+        usage,
+        None,
+        None,
+    )
+    .unwrap_or_else(|e| panic!("webpki rejects the leaf (server={server}): {e:?}"));
 }
 
 fn positive_128(c: &Certificate) -> Vec<u8> {
@@ -127,12 +170,45 @@ proptest! {
         prop_assert_eq!(l.not_after(), requested.min(c.not_after()));
         prop_assert_eq!(leaf.clamped.is_some(), requested > c.not_after());
         prop_assert_eq!(l.issuer_der(), c.subject_der());
-        prop_assert_eq!(l.spiffe_ids(), vec![id]);
+        prop_assert_eq!(l.spiffe_ids(), vec![id.clone()]);
         l.verify_signed_by(c).unwrap();
         prop_assert!(leaf.key.matches(l) && ca.key.matches(c) && root.key.matches(r));
 
         let serials = [positive_128(r), positive_128(c), positive_128(l)];
         prop_assert!(serials[0] != serials[1] && serials[1] != serials[2] && serials[0] != serials[2]);
+
+        // meshtrust's verification engine, at the generation instant.
+        let roots = CertPool::from_certificates([r]);
+        let inter = CertPool::from_certificates([c]);
+        let path = verify::verify(c, &CertPool::new(), &roots, &VerifyOptions::at(whole)).unwrap();
+        prop_assert_eq!(path.certificates().len(), 2);
+        for eku in [RequiredEku::ClientAuth, RequiredEku::ServerAuth] {
+            let opts = VerifyOptions::at(whole).with_eku(eku).with_spiffe_id(id.clone());
+            let path = verify::verify(l, &inter, &roots, &opts)
+                .unwrap_or_else(|e| panic!("{}", e.report()));
+            prop_assert_eq!(path.anchor(), r);
+            prop_assert_eq!(path.certificates().len(), 3);
+        }
+        // ztunnel's verifier.
+        webpki_verify(r, &[c], l, whole, false);
+        webpki_verify(r, &[c], l, whole, true);
+
+        // istiod's load checks on the intermediate's cacerts directory as written.
+        let files = generate::intermediate_files(d, &cluster, &ca).unwrap();
+        meshtrust::fsio::write_all(&files, false).unwrap();
+        let secret = istio::read_path(&d.join(&cluster)).unwrap();
+        let findings = istio::check(&secret, &IstioProfile::default(), whole);
+        for f in &findings {
+            let expected = match f.code {
+                // Istio's recipe puts the root in cert-chain.pem.
+                "cert-chain-root-repeated" => f.severity == Severity::Info,
+                // Short random lifetimes.
+                "ca-expiring" | "ca-shorter-than-leaf-ttl" => f.severity == Severity::Warning,
+                _ => false,
+            };
+            prop_assert!(expected, "unexpected finding {f}");
+        }
+        prop_assert!(findings.iter().any(|f| f.code == "cert-chain-root-repeated"));
 
         // The independent oracle, at the generation instant.
         std::fs::write(d.join("root.pem"), &root.cert_pem).unwrap();

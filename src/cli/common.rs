@@ -63,6 +63,25 @@ pub(crate) fn read_bundle(path: &Path) -> Result<Bundle, CliError> {
     Bundle::parse_strict(&bytes).map_err(|e| CliError::in_file(path, e))
 }
 
+/// Notes on stderr every non-certificate block of a bundle file (a private key is named, never
+/// shown).
+pub(crate) fn note_other_blocks(path: &Path, bundle: &Bundle) {
+    for other in bundle.other_blocks() {
+        let what = if other.is_private_key() {
+            "a private key (ignored, not shown)"
+        } else {
+            "not a certificate (ignored)"
+        };
+        eprintln!(
+            "{}:{}: block {} ({}) is {what}",
+            path.display(),
+            other.begin_line,
+            other.block,
+            other.label
+        );
+    }
+}
+
 /// Writes raw bytes to standard output.
 pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();

@@ -40,20 +40,7 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
     let mut first_seen: HashMap<Fingerprint, usize> = HashMap::new();
     for path in &args.files {
         let bundle = common::read_bundle(path)?;
-        for other in bundle.other_blocks() {
-            let what = if other.is_private_key() {
-                "a private key (not shown)"
-            } else {
-                "not a certificate (skipped)"
-            };
-            eprintln!(
-                "{}:{}: block {} ({}) is {what}",
-                path.display(),
-                other.begin_line,
-                other.block,
-                other.label
-            );
-        }
+        common::note_other_blocks(path, &bundle);
         for entry in bundle.entries() {
             let c = &entry.cert;
             let index = rows.len();

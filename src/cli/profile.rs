@@ -11,10 +11,10 @@ pub(crate) struct ProfileArgs {
     #[arg(long, value_name = "V")]
     istio_version: Option<IstioVersion>,
     /// ISTIO_MULTIROOT_MESH is on (`--multiroot=false` to override a plan's profile).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     multiroot: Option<bool>,
     /// PROXY_CONFIG_XDS_AGENT is on (`--xds-agent=false` to override).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     xds_agent: Option<bool>,
     /// Ambient mode (ztunnel + waypoints); same as `--data-plane ambient`.
     #[arg(long)]

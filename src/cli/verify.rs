@@ -1,13 +1,13 @@
 //! `meshtrust verify [--json] --roots BUNDLE [--chain FILE]... [--at RFC3339] CERT`
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use meshtrust::verify::{CertPool, Chain, Named, RequiredEku, VerifyOptions};
-use meshtrust::{Bundle, Fingerprint, SpiffeId};
+use meshtrust::{Fingerprint, SpiffeId};
 
 use super::common::{self, CliError, Outcome};
 
@@ -73,34 +73,17 @@ struct Failure {
     path: Vec<Fingerprint>,
 }
 
-fn note_other_blocks(path: &Path, bundle: &Bundle) {
-    for other in bundle.other_blocks() {
-        let what = if other.is_private_key() {
-            "a private key (ignored, not shown)"
-        } else {
-            "not a certificate (ignored)"
-        };
-        eprintln!(
-            "{}:{}: block {} ({}) is {what}",
-            path.display(),
-            other.begin_line,
-            other.block,
-            other.label
-        );
-    }
-}
-
 pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
     let roots_file = common::read_bundle(&args.roots)?;
-    note_other_blocks(&args.roots, &roots_file);
+    common::note_other_blocks(&args.roots, &roots_file);
     let roots = CertPool::from(&roots_file);
     let cert_file = common::read_bundle(&args.cert)?;
-    note_other_blocks(&args.cert, &cert_file);
+    common::note_other_blocks(&args.cert, &cert_file);
     let mut chain = Chain::from_bundle(&cert_file)
         .map_err(|_| CliError::in_file(&args.cert, "holds no certificate"))?;
     for path in &args.chains {
         let b = common::read_bundle(path)?;
-        note_other_blocks(path, &b);
+        common::note_other_blocks(path, &b);
         chain = chain.with_intermediates(b.certificates());
     }
     let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);

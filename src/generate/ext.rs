@@ -26,8 +26,9 @@ fn extension(oid: &[u64], critical: bool, value: Vec<u8>) -> rcgen::CustomExtens
     e
 }
 
-/// subjectKeyIdentifier: SHA-1 over the subjectPublicKey bits (what `openssl ... hash` and Go
-/// up to 1.24 compute). Non-critical, as RFC 5280 requires.
+/// subjectKeyIdentifier: SHA-1 over the subjectPublicKey bits (RFC 5280 4.2.1.2 method 1,
+/// what OpenSSL's `subjectKeyIdentifier = hash` in Istio's recipe computes). Non-critical, as
+/// RFC 5280 requires.
 pub(super) fn subject_key_id(public_key_bits: &[u8]) -> Vec<u8> {
     let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, public_key_bits);
     d.as_ref().to_vec()

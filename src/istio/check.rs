@@ -21,6 +21,7 @@
 //! | `ca-shorter-than-leaf-ttl` | warning | the signing CA expires before a full leaf TTL: istiod caps leaves |
 //! | `intermediate-outlives-root` | error (info when by under a day) | ca-cert's notAfter is after its root's (root-transition.sh `check-root`) |
 //! | `ztunnel-multiroot-unsupported` | error | ambient with a ztunnel that trusts only the first or last root of a multi-root bundle |
+//! | `same-name-roots-without-aki` | warning | an intermediate without AKI under one of several same-named roots: Envoy (BoringSSL) selects issuers by AKI and may pick the wrong root |
 //! | `self-signed-root-mismatch` | error | istio-ca-secret whose ca-cert.pem is not its root-cert.pem |
 //! | `istio-generated` | info | cacerts holding `istio-generated`: the self-signed CA's storage, not a plugged-in CA |
 //! | `kubernetes-tls-layout` | info | tls.crt/tls.key/ca.crt layout (chain = tls.crt + ca.crt) |
@@ -344,6 +345,36 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
                         ZtunnelRoots::FIXED_IN
                     ),
                 ));
+            }
+        }
+    }
+
+    // Envoy (BoringSSL) picks among same-named trusted roots by AKI only, without trying the
+    // others: an intermediate without AKI under one of two same-named roots may fail there,
+    // although meshtrust, Go and webpki (which try every candidate) accept it.
+    if let Some(r) = &roots {
+        let set = r.trust_set();
+        let named_twice =
+            |subject: &[u8]| set.iter().filter(|x| x.subject_der() == subject).count() > 1;
+        let mut issuers: Vec<&Certificate> = ca_cert.iter().collect();
+        issuers.extend(
+            chain
+                .iter()
+                .flat_map(|b| b.certificates())
+                .filter(|c| c.is_ca() && !c.is_self_issued()),
+        );
+        for c in issuers {
+            if c.authority_key_id().is_none() && named_twice(c.issuer_der()) {
+                out.push(Finding::new(
+                    "same-name-roots-without-aki",
+                    Severity::Warning,
+                    format!(
+                        "{} has no authorityKeyIdentifier and {root_f} holds several roots named \"{}\": Envoy (BoringSSL) may pick the wrong one and refuse peers; reissue the intermediate with AKI or give the new root a distinct name",
+                        describe(c),
+                        c.issuer()
+                    ),
+                ));
+                break;
             }
         }
     }

@@ -51,7 +51,7 @@ struct View {
     leaf: Option<Certificate>,
 }
 
-fn view(secret: &CaSecret, now: OffsetDateTime) -> View {
+fn view(secret: &CaSecret, now: OffsetDateTime, with_leaf: bool) -> View {
     let roots = secret.root_bundle().ok();
     let root_bytes = secret.file(secret.root_file()).unwrap_or_default().to_vec();
     let signer = secret.ca_cert().ok();
@@ -71,7 +71,7 @@ fn view(secret: &CaSecret, now: OffsetDateTime) -> View {
         _ => None,
     };
     let leaf = match (&signer, secret.ca_key()) {
-        (Some(s), Ok(k)) => Issuer::new(s.clone(), k).ok().and_then(|issuer| {
+        (Some(s), Ok(k)) if with_leaf => Issuer::new(s.clone(), k).ok().and_then(|issuer| {
             let id = SpiffeId::istio("cluster.local", "meshtrust-check", "probe").ok()?;
             let mut spec = LeafSpec::istio(id);
             spec.key_type = KeyType::EcP256;
@@ -112,9 +112,59 @@ fn finding(
     }
 }
 
+/// The invariants [`check_plan`] proves (DESIGN.md 3-7); [`check_invariants`] checks a subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
+pub enum Invariant {
+    /// Every phase's `cacerts` passes istiod's own load checks for the version (invariant 7).
+    LoadChecks,
+    /// istiod accepts every change of the root file: byte containment to 1.29, set
+    /// containment from 1.30, and ISTIO_MULTIROOT_MESH on (invariant 3).
+    RootContainment,
+    /// No phase signs with a CA the previous phase's bundles do not trust (invariant 4).
+    SignerTrust,
+    /// A signer switch to another root changes the root bytes and keeps the trust set.
+    Trigger,
+    /// Leaves of each phase verify against the bundles of the phase, the next and the
+    /// previous one, across clusters (invariant 5).
+    CrossMatrix,
+    /// A root leaves only after every leaf chaining to it has expired (invariant 6).
+    NoEarlyRemoval,
+    /// The last phase trusts only its signer's root, and the signer changed.
+    FinalState,
+}
+
+impl Invariant {
+    /// Every invariant, in the order [`check_plan`] reports them.
+    pub const ALL: [Invariant; 7] = [
+        Invariant::LoadChecks,
+        Invariant::RootContainment,
+        Invariant::SignerTrust,
+        Invariant::Trigger,
+        Invariant::CrossMatrix,
+        Invariant::NoEarlyRemoval,
+        Invariant::FinalState,
+    ];
+}
+
 /// Checks a plan (see the module docs for the codes). Returns every finding; the plan is safe
 /// when none is an error ([`super::has_errors`]).
 pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
+    check_invariants(plan, opts, &Invariant::ALL)
+}
+
+/// Checks only the given invariants (the throwaway leaves of the cross matrix are issued only
+/// when [`Invariant::CrossMatrix`] is asked for).
+///
+/// ```no_run
+/// # fn f(plan: &meshtrust::plan::Plan, opts: &meshtrust::plan::CheckOptions) {
+/// use meshtrust::plan::{check_invariants, Invariant};
+/// let findings = check_invariants(plan, opts, &[Invariant::RootContainment, Invariant::SignerTrust]);
+/// # }
+/// ```
+pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -> Vec<PlanFinding> {
+    let on = |i: Invariant| which.contains(&i);
     let mut out = Vec::new();
     let multi = plan.is_multi_cluster();
     let profile = &plan.profile;
@@ -143,13 +193,18 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
         .map(|p| {
             p.clusters
                 .iter()
-                .map(|c| (c.cluster.clone(), view(&c.secret, now)))
+                .map(|c| {
+                    (
+                        c.cluster.clone(),
+                        view(&c.secret, now, on(Invariant::CrossMatrix)),
+                    )
+                })
                 .collect()
         })
         .collect();
 
     // 1. istiod's load checks of every phase's secret.
-    for p in &plan.phases {
+    for p in plan.phases.iter().filter(|_| on(Invariant::LoadChecks)) {
         for c in &p.clusters {
             for f in istio::check(&c.secret, profile, now) {
                 if f.severity > Severity::Info {
@@ -185,7 +240,11 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
             let prev_secret = prev.secret(cluster);
             let mode_switch = prev_secret
                 .is_some_and(|s| s.kind != cur.secret(cluster).map_or(s.kind, |x| x.kind));
-            if pv.root_bytes != v.root_bytes && !restarted && !mode_switch {
+            if on(Invariant::RootContainment)
+                && pv.root_bytes != v.root_bytes
+                && !restarted
+                && !mode_switch
+            {
                 if !profile.multiroot {
                     out.push(finding(
                         "multiroot-off",
@@ -230,7 +289,7 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
             let signer_changed = v.signer.as_ref().map(Certificate::fingerprint)
                 != pv.signer.as_ref().map(Certificate::fingerprint);
             if let (true, Some(s)) = (signer_changed, &v.signer) {
-                for (other, ov) in &views[k - 1] {
+                for (other, ov) in views[k - 1].iter().filter(|_| on(Invariant::SignerTrust)) {
                     let Some(r) = &ov.roots else { continue };
                     let ok = verify::verify(
                         s,
@@ -259,7 +318,11 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
                     }
                 }
                 // Trigger: moving to a CA under another root must re-issue every leaf now.
-                if v.anchor.is_some() && pv.anchor.is_some() && v.anchor != pv.anchor {
+                if on(Invariant::Trigger)
+                    && v.anchor.is_some()
+                    && pv.anchor.is_some()
+                    && v.anchor != pv.anchor
+                {
                     if v.root_bytes == pv.root_bytes {
                         out.push(finding(
                             "missing-trigger",
@@ -286,7 +349,11 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
         }
 
         // Cross matrix over every pair of clusters.
-        for (ci, (cname, v)) in views[k].iter().enumerate() {
+        for (ci, (cname, v)) in views[k]
+            .iter()
+            .enumerate()
+            .filter(|_| on(Invariant::CrossMatrix))
+        {
             let pv = &views[k - 1].get(ci).map(|x| &x.1);
             for (oname, ov) in &views[k] {
                 let opv = views[k - 1].iter().find(|(n, _)| n == oname).map(|x| &x.1);
@@ -334,6 +401,9 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
     }
 
     // 3. Early removal of a root that still anchors live leaves.
+    if !on(Invariant::NoEarlyRemoval) {
+        return final_state(plan, &views, on(Invariant::FinalState), multi, out);
+    }
     let anchors: Vec<Vec<Fingerprint>> = views
         .iter()
         .map(|p| p.iter().filter_map(|(_, v)| v.anchor).collect())
@@ -411,7 +481,20 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
         }
     }
 
-    // 4. The end state.
+    final_state(plan, &views, on(Invariant::FinalState), multi, out)
+}
+
+/// 4. The end state.
+fn final_state(
+    plan: &Plan,
+    views: &[Vec<(String, View)>],
+    on: bool,
+    multi: bool,
+    mut out: Vec<PlanFinding>,
+) -> Vec<PlanFinding> {
+    if !on {
+        return out;
+    }
     let (first, last) = (&views[0], &views[views.len() - 1]);
     let last_phase = &plan.phases[plan.phases.len() - 1];
     for (cluster, v) in last {

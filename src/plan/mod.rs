@@ -50,7 +50,7 @@ use crate::cert::Fingerprint;
 use crate::istio::{CaSecret, IstioProfile, Severity};
 
 pub use build::plan;
-pub use checks::{CheckOptions, check_plan};
+pub use checks::{CheckOptions, Invariant, check_invariants, check_plan};
 pub use io::{PlanDirError, read_plan_dir, render_plan_json, render_runbook, write_plan_dir};
 
 /// The name a single-cluster plan uses for its one cluster.

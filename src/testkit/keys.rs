@@ -287,6 +287,11 @@ impl TestKey {
     /// Key number `index` (modulo [`KeyKind::pool_size`]) of a fixed per-kind pool: the
     /// committed RSA keys, or ECDSA / Ed25519 keys generated once per process. Reusing pooled
     /// keys keeps property tests fast; distinct indices below the pool size give distinct keys.
+    ///
+    /// # Panics
+    ///
+    /// When a committed RSA key does not load or ring fails to generate a key: a broken
+    /// checkout or platform, not something a test could handle.
     pub fn pooled(kind: KeyKind, index: usize) -> TestKey {
         let p = pool(kind);
         p[index % p.len()].clone()

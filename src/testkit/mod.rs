@@ -48,6 +48,7 @@ pub mod bundles;
 mod certs;
 pub mod fuzz;
 mod keys;
+pub mod plans;
 
 pub use certs::{
     Aki, Basic, CertSpec, DEFAULT_NOT_AFTER, DEFAULT_NOT_BEFORE, Eku, Issued, NameAttr, TestChain,

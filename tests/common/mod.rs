@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chains;
+pub mod recipe;
 
 use std::collections::BTreeSet;
 use std::path::Path;
