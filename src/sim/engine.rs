@@ -134,6 +134,16 @@ enum Ev {
     PodRestart(ProxyId),
     NodeRestart(usize, usize),
     LeafExpiry(ProxyId, LeafId),
+    AwaitTimeout { phase: usize, index: usize },
+}
+
+/// The operator waiting for istiod to serve a phase's root file ([`Action::AwaitIstiod`]).
+#[derive(Debug, Clone, Copy)]
+struct Awaiting {
+    phase: usize,
+    index: usize,
+    cluster: usize,
+    bytes: Fingerprint,
 }
 
 struct Scheduled {
@@ -213,6 +223,7 @@ pub struct Mesh {
     signers_legend: Vec<Label>,
     pub(super) stats: Stats,
     finished: bool,
+    awaiting: Option<Awaiting>,
 }
 
 impl Mesh {
@@ -328,6 +339,7 @@ impl Mesh {
             signers_legend: Vec::new(),
             stats: Stats::default(),
             finished: false,
+            awaiting: None,
         };
         mesh.label_plan(plan, start);
 
@@ -729,6 +741,21 @@ impl Mesh {
                     self.issue(p, self.now, Some(Cause::Restart))?;
                 }
             }
+            Ev::AwaitTimeout { phase, index } => {
+                let Some(a) = self.awaiting else {
+                    return Ok(false);
+                };
+                if (a.phase, a.index) != (phase, index) {
+                    return Ok(false);
+                }
+                self.awaiting = None;
+                let wait = crate::istio::format_duration(self.cfg.timing.await_timeout);
+                self.log(
+                    Some(a.cluster),
+                    format!("istiod does not serve this phase's root-cert.pem after {wait}: the operator goes on"),
+                );
+                self.finish_action(phase, index, self.now);
+            }
             Ev::LeafExpiry(p, leaf) => {
                 let Some(x) = self.proxies.get_mut(p) else {
                     return Ok(false);
@@ -810,8 +837,17 @@ impl Mesh {
         let Some(action) = spec.actions.get(i).cloned() else {
             return;
         };
+        if let Some(done) = self.perform(k, i, &action) {
+            self.finish_action(k, i, done);
+        }
+    }
+
+    /// Action `i` of phase `k` completed at `done`: the next one follows, or the next phase.
+    fn finish_action(&mut self, k: usize, i: usize, done: i64) {
+        let Some(spec) = self.phases.get(k) else {
+            return;
+        };
         let (len, wait) = (spec.actions.len(), spec.wait);
-        let done = self.perform(k, &action);
         let gap = ms(self.cfg.timing.action_gap);
         if i + 1 < len {
             self.schedule(
@@ -827,15 +863,33 @@ impl Mesh {
         }
     }
 
-    /// Performs an operator action; returns when it completes.
-    fn perform(&mut self, k: usize, action: &Action) -> i64 {
+    /// The operator's wait for istiod ends when istiod of that cluster serves the awaited
+    /// root file (seen at the next poll).
+    fn check_await(&mut self, c: usize) {
+        let Some(a) = self.awaiting else {
+            return;
+        };
+        let serves = self
+            .clusters
+            .get(c)
+            .is_some_and(|cl| cl.istiod.bytes == a.bytes);
+        if a.cluster == c && serves {
+            self.awaiting = None;
+            let done = self.now + ms(self.cfg.timing.await_poll);
+            self.finish_action(a.phase, a.index, done);
+        }
+    }
+
+    /// Performs action `i` of phase `k`; returns when it completes, or None when it completes
+    /// later (a wait for istiod).
+    fn perform(&mut self, k: usize, i: usize, action: &Action) -> Option<i64> {
         let now = self.now;
         let Some(c) = self.cluster_index(action.cluster()) else {
             self.log(
                 None,
                 format!("skipped \"{}\": no such cluster", action.describe()),
             );
-            return now;
+            return Some(now);
         };
         let t = self.cfg.timing.clone();
         match action {
@@ -849,7 +903,7 @@ impl Mesh {
                         Some(c),
                         "the phase has no secret for this cluster: nothing applied".to_owned(),
                     );
-                    return now;
+                    return Some(now);
                 };
                 if secret.kind == SecretKind::SelfSigned {
                     self.log(
@@ -859,11 +913,11 @@ impl Mesh {
                             secret.name
                         ),
                     );
-                    return now;
+                    return Some(now);
                 }
                 let period = ms(t.secret_sync).max(1);
                 let Some(cl) = self.clusters.get_mut(c) else {
-                    return now;
+                    return Some(now);
                 };
                 cl.applied = Some(secret);
                 cl.applied_version += 1;
@@ -876,13 +930,13 @@ impl Mesh {
                     let ticks = (now - offset).div_euclid(period) + 1;
                     self.schedule(offset + ticks * period, Ev::SecretSync(c));
                 }
-                now
+                Some(now)
             }
             Action::RestartIstiod { .. } => {
                 let d = ms(t.istiod_rollout);
                 self.log(Some(c), "rollout restart of istiod".to_owned());
                 self.schedule(now + d, Ev::IstiodReady(c));
-                now + d
+                Some(now + d)
             }
             Action::RestartZtunnel { .. } => {
                 let nodes = self.clusters.get(c).map_or(0, |cl| cl.nodes.len());
@@ -891,7 +945,7 @@ impl Mesh {
                         Some(c),
                         "rollout restart of ztunnel: this mesh has no ztunnel".to_owned(),
                     );
-                    return now;
+                    return Some(now);
                 }
                 let d = ms(t.ztunnel_rollout);
                 self.log(
@@ -903,7 +957,7 @@ impl Mesh {
                     let step = i64::try_from(i + 1).unwrap_or(n);
                     self.schedule(now + d * step / n, Ev::NodeRestart(c, i));
                 }
-                now + d
+                Some(now + d)
             }
             Action::RestartSidecars { .. } | Action::RestartWaypoints { .. } => {
                 let kind = if matches!(action, Action::RestartSidecars { .. }) {
@@ -927,7 +981,39 @@ impl Mesh {
                     let at = now + self.rng.ms_below(d);
                     self.schedule(at, Ev::PodRestart(p));
                 }
-                now + d
+                Some(now + d)
+            }
+            Action::AwaitIstiod { .. } => {
+                let target = self
+                    .phases
+                    .get(k)
+                    .and_then(|p| p.secrets.get(c).cloned().flatten())
+                    .map(|s| Fingerprint::of(s.file(s.root_file()).unwrap_or_default()));
+                let Some(bytes) = target else {
+                    return Some(now);
+                };
+                if self
+                    .clusters
+                    .get(c)
+                    .is_some_and(|cl| cl.istiod.bytes == bytes)
+                {
+                    return Some(now);
+                }
+                self.log(
+                    Some(c),
+                    "waiting for istiod to serve this phase's root-cert.pem".to_owned(),
+                );
+                self.awaiting = Some(Awaiting {
+                    phase: k,
+                    index: i,
+                    cluster: c,
+                    bytes,
+                });
+                self.schedule(
+                    now + ms(t.await_timeout),
+                    Ev::AwaitTimeout { phase: k, index: i },
+                );
+                None
             }
         }
     }
@@ -997,6 +1083,7 @@ impl Mesh {
                     if let Some(cl) = self.clusters.get_mut(c) {
                         cl.istiod = state;
                     }
+                    self.check_await(c);
                     if before != Some(signer) {
                         let label = self.signer_label(signer);
                         self.log(
@@ -1046,6 +1133,7 @@ impl Mesh {
                     format!("istiod accepted the new root-cert.pem: trusts {tl}, signs with {sl}"),
                 );
                 self.push_all(c);
+                self.check_await(c);
             }
             Err(e) => self.log(
                 Some(c),
@@ -1089,6 +1177,7 @@ impl Mesh {
                     ),
                 );
                 self.push_all(c);
+                self.check_await(c);
             }
             Err(e) => self.log(
                 Some(c),

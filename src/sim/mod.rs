@@ -146,6 +146,12 @@ pub struct Timing {
     pub ztunnel_rollout: Duration,
     /// The shortest delay before an agent retries (failed signing) or rotates again (60 s).
     pub retry: Duration,
+    /// How often the operator polls while waiting for istiod
+    /// ([`Action::AwaitIstiod`](crate::plan::Action::AwaitIstiod)) (5 s).
+    pub await_poll: Duration,
+    /// How long the operator waits for istiod before going on regardless (the runbook's
+    /// `timeout 600`): 10 min.
+    pub await_timeout: Duration,
 }
 
 impl Default for Timing {
@@ -160,6 +166,8 @@ impl Default for Timing {
             proxy_rollout: Duration::from_secs(300),
             ztunnel_rollout: Duration::from_secs(120),
             retry: Duration::from_secs(60),
+            await_poll: Duration::from_secs(5),
+            await_timeout: Duration::from_secs(600),
         }
     }
 }

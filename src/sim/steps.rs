@@ -11,7 +11,8 @@ use crate::plan::{Action, Plan};
 ///
 /// - actions (phase 1 on; phase `00` is the starting state): for each cluster in order, apply
 ///   its secret; restart istiod when the cluster moves from the self-signed CA to a
-///   `cacerts` (the self-signed CA never watches it); restart the ztunnel daemonset in ambient
+///   `cacerts` (the self-signed CA never watches it), else, when proxies are restarted next,
+///   wait until istiod serves the phase's root file; restart the ztunnel daemonset in ambient
 ///   meshes (ztunnel learns roots only from CSR responses); without PROXY_CONFIG_XDS_AGENT,
 ///   restart the sidecars and waypoints (they learn roots only at their next rotation);
 /// - wait before the next phase: one leaf lifetime plus `margin` when phase `k` changes a
@@ -39,10 +40,17 @@ pub fn default_steps(
             let was_self_signed = prev
                 .and_then(|p| p.secret(&c.cluster))
                 .is_some_and(|s| s.kind == SecretKind::SelfSigned);
-            if was_self_signed && c.secret.kind == SecretKind::PluggedIn {
+            let restarts_istiod = was_self_signed && c.secret.kind == SecretKind::PluggedIn;
+            if restarts_istiod {
                 actions.push(Action::RestartIstiod {
                     cluster: cluster.clone(),
                     reason: "istiod's self-signed CA does not watch cacerts".to_owned(),
+                });
+            }
+            let restarts_proxies = profile.data_plane.has_ztunnel() || !profile.xds_agent;
+            if restarts_proxies && !restarts_istiod {
+                actions.push(Action::AwaitIstiod {
+                    cluster: cluster.clone(),
                 });
             }
             if profile.data_plane.has_ztunnel() {
