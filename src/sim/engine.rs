@@ -30,6 +30,7 @@ const BACKDATE_SECS: i64 = 120;
 
 /// A signing CA istiod has loaded (one per distinct ca-cert + cert-chain.pem).
 pub(super) struct SignerRec {
+    pub fingerprint: Fingerprint,
     pub issuer: Issuer,
     /// cert-chain.pem's certificates: the intermediates a peer receives with the leaf.
     pub chain: Vec<Certificate>,
@@ -224,6 +225,10 @@ pub struct Mesh {
     pub(super) stats: Stats,
     finished: bool,
     awaiting: Option<Awaiting>,
+    deviations: Vec<LogEntry>,
+    /// Plan facts for the end-state check.
+    new_roots: Vec<Fingerprint>,
+    initial_signers: Vec<Fingerprint>,
 }
 
 impl Mesh {
@@ -340,6 +345,9 @@ impl Mesh {
             stats: Stats::default(),
             finished: false,
             awaiting: None,
+            deviations: Vec::new(),
+            new_roots: plan.new_roots.clone(),
+            initial_signers: Vec::new(),
         };
         mesh.label_plan(plan, start);
 
@@ -385,6 +393,15 @@ impl Mesh {
                 signing_failure_logged: false,
             });
         }
+        mesh.initial_signers = mesh
+            .clusters
+            .iter()
+            .map(|c| {
+                mesh.signers
+                    .get(c.istiod.signer)
+                    .map_or(Fingerprint([0; 32]), |s| s.fingerprint)
+            })
+            .collect();
         mesh.populate()?;
         mesh.schedule(0, Ev::StartPhase(0));
         Ok(mesh)
@@ -480,6 +497,7 @@ impl Mesh {
                 let limit = loaded.issuer.first_expiring().not_after_unix();
                 self.signers.push(SignerRec {
                     chain_pool: CertPool::from_certificates(loaded.chain.iter()),
+                    fingerprint: fp,
                     issuer: loaded.issuer,
                     chain: loaded.chain,
                     limit,
@@ -544,9 +562,13 @@ impl Mesh {
         let multi = self.clusters.len() > 1;
         let plane = self.profile.data_plane;
         for (ci, &count) in per_cluster.iter().enumerate() {
+            // Every kind the data plane has, as soon as the cluster has room for it: ztunnel
+            // workloads first, then a waypoint, then sidecars in a mixed mesh.
             let waypoints = match plane {
                 DataPlane::Sidecar => 0,
-                DataPlane::Ambient | DataPlane::Both => (count / 20).max(1),
+                DataPlane::Ambient if count >= 2 => (count / 20).max(1),
+                DataPlane::Both if count >= 3 => (count / 20).max(1),
+                DataPlane::Ambient | DataPlane::Both => 0,
             };
             let mut node_fill = 0usize;
             for j in 0..count {
@@ -556,8 +578,8 @@ impl Mesh {
                     match plane {
                         DataPlane::Sidecar => ProxyKind::Sidecar,
                         DataPlane::Ambient => ProxyKind::Ztunnel,
-                        DataPlane::Both if (j - waypoints) % 2 == 0 => ProxyKind::Sidecar,
-                        DataPlane::Both => ProxyKind::Ztunnel,
+                        DataPlane::Both if (j - waypoints) % 2 == 0 => ProxyKind::Ztunnel,
+                        DataPlane::Both => ProxyKind::Sidecar,
                     }
                 };
                 let prefix = match kind {
@@ -651,6 +673,14 @@ impl Mesh {
         });
     }
 
+    /// Something that did not go as the plan says: logged, and listed in the outcome.
+    fn deviate(&mut self, cluster: Option<usize>, message: String) {
+        self.log(cluster, message);
+        if let Some(entry) = self.log.last() {
+            self.deviations.push(entry.clone());
+        }
+    }
+
     pub(super) fn phase_name(&self) -> String {
         self.reports
             .last()
@@ -687,6 +717,7 @@ impl Mesh {
                 break;
             }
         }
+        self.end_state();
         self.close_report();
         Ok(Outcome {
             seed: self.cfg.seed,
@@ -703,7 +734,117 @@ impl Mesh {
             roots: self.roots_legend,
             signers: self.signers_legend,
             stats: self.stats,
+            deviations: self.deviations,
         })
+    }
+
+    /// Deviations of the end state from the plan's last phase: istiod's signer and root
+    /// file, the proxies' roots and leaves, the plan's new roots, and that a rotation took
+    /// place at all.
+    fn end_state(&mut self) {
+        let Some(last) = self.phases.last() else {
+            return;
+        };
+        let secrets = last.secrets.clone();
+        let last_name = last.name.clone();
+        for (c, secret) in secrets.iter().enumerate() {
+            let Some(secret) = secret else {
+                continue;
+            };
+            let Some(cl) = self.clusters.get(c) else {
+                continue;
+            };
+            let (signer, trust, bytes) = (cl.istiod.signer, cl.istiod.trust, cl.istiod.bytes);
+            let signer_fp = self.signers.get(signer).map(|s| s.fingerprint);
+            let expected = secret.ca_cert().ok().map(|x| x.fingerprint());
+            if expected.is_some() && signer_fp != expected {
+                let want = expected
+                    .and_then(|fp| self.signer_labels.get(&fp).cloned())
+                    .unwrap_or_else(|| "?".to_owned());
+                let got = self.signer_label(signer);
+                self.deviate(
+                    Some(c),
+                    format!("at the end istiod signs with {got}, not with {want} of {last_name}"),
+                );
+            }
+            if bytes != Fingerprint::of(secret.file(secret.root_file()).unwrap_or_default()) {
+                let tl = self.trust_label(trust);
+                self.deviate(
+                    Some(c),
+                    format!("at the end istiod does not serve the root-cert.pem of {last_name} (it trusts {tl})"),
+                );
+            }
+            if self.initial_signers.get(c).copied() == signer_fp {
+                self.deviate(
+                    Some(c),
+                    "the signer never changed: no rotation took place".to_owned(),
+                );
+            }
+            let roots_file = self
+                .clusters
+                .get(c)
+                .map(|cl| cl.istiod.roots_file.clone())
+                .unwrap_or_default();
+            let ztunnel_set = self.ztunnel_roots(roots_file);
+            let stale = self
+                .proxies
+                .iter()
+                .filter(|p| p.cluster == c)
+                .filter(|p| {
+                    let want = if p.kind == ProxyKind::Ztunnel {
+                        ztunnel_set
+                    } else {
+                        trust
+                    };
+                    p.roots != want || self.leaves.get(p.leaf).map(|l| l.signer) != Some(signer)
+                })
+                .count();
+            if stale > 0 {
+                self.deviate(
+                    Some(c),
+                    format!("at the end {stale} proxies do not trust what istiod serves or hold leaves from another signer"),
+                );
+            }
+            if !self.new_roots.is_empty() {
+                let mut want = self.new_roots.clone();
+                want.sort();
+                want.dedup();
+                let have: Vec<Fingerprint> = self
+                    .root_sets
+                    .get(trust)
+                    .map(|r| r.certs.iter().map(Certificate::fingerprint).collect())
+                    .unwrap_or_default();
+                if have != want {
+                    let tl = self.trust_label(trust);
+                    let names: Vec<String> = want
+                        .iter()
+                        .map(|fp| {
+                            self.root_labels
+                                .get(fp)
+                                .cloned()
+                                .unwrap_or_else(|| fp.short())
+                        })
+                        .collect();
+                    self.deviate(
+                        Some(c),
+                        format!(
+                            "at the end the mesh trusts {tl}; the plan's new roots are {{{}}}",
+                            names.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The roots ztunnel trusts from a root file, by its version.
+    fn ztunnel_roots(&mut self, file: Vec<Certificate>) -> RootSetId {
+        let chosen: Vec<Certificate> = match self.profile.ztunnel().ztunnel_multi_root() {
+            ZtunnelRoots::All => file,
+            ZtunnelRoots::FirstOnly => file.into_iter().take(1).collect(),
+            ZtunnelRoots::LastOnly => file.into_iter().last().into_iter().collect(),
+        };
+        self.intern_roots(&chosen)
     }
 
     fn handle(&mut self, ev: Ev) -> Result<bool, SimError> {
@@ -750,7 +891,7 @@ impl Mesh {
                 }
                 self.awaiting = None;
                 let wait = crate::istio::format_duration(self.cfg.timing.await_timeout);
-                self.log(
+                self.deviate(
                     Some(a.cluster),
                     format!("istiod does not serve this phase's root-cert.pem after {wait}: the operator goes on"),
                 );
@@ -950,7 +1091,10 @@ impl Mesh {
                 let d = ms(t.ztunnel_rollout);
                 self.log(
                     Some(c),
-                    format!("rollout restart of the ztunnel daemonset ({nodes} nodes)"),
+                    format!(
+                        "rollout restart of the ztunnel daemonset ({nodes} node{})",
+                        if nodes == 1 { "" } else { "s" }
+                    ),
                 );
                 let n = i64::try_from(nodes).unwrap_or(1);
                 for i in 0..nodes {
@@ -975,7 +1119,11 @@ impl Mesh {
                 let d = ms(t.proxy_rollout);
                 self.log(
                     Some(c),
-                    format!("rollout restart of {} {kind}s", members.len()),
+                    format!(
+                        "rollout restart of {} {kind}{}",
+                        members.len(),
+                        if members.len() == 1 { "" } else { "s" }
+                    ),
                 );
                 for p in members {
                     let at = now + self.rng.ms_below(d);
@@ -1092,7 +1240,7 @@ impl Mesh {
                         );
                     }
                 }
-                Err(e) => self.log(
+                Err(e) => self.deviate(
                     Some(c),
                     format!("istiod refused the new cacerts and keeps the old one: {e}"),
                 ),
@@ -1100,7 +1248,7 @@ impl Mesh {
             return;
         }
         if !self.profile.multiroot {
-            self.log(
+            self.deviate(
                 Some(c),
                 "istiod ignored the new cacerts: root-cert.pem changed and ISTIO_MULTIROOT_MESH is off (\"updating new ROOT-CA not supported\"); signer and roots unchanged".to_owned(),
             );
@@ -1112,7 +1260,7 @@ impl Mesh {
             } else {
                 "neither file's bytes contain the other's"
             };
-            self.log(
+            self.deviate(
                 Some(c),
                 format!(
                     "istiod {version} refused the new root-cert.pem ({rule}) and keeps the old CA"
@@ -1135,7 +1283,7 @@ impl Mesh {
                 self.push_all(c);
                 self.check_await(c);
             }
-            Err(e) => self.log(
+            Err(e) => self.deviate(
                 Some(c),
                 format!("istiod refused the new cacerts and keeps the old one: {e}"),
             ),
@@ -1179,7 +1327,7 @@ impl Mesh {
                 self.push_all(c);
                 self.check_await(c);
             }
-            Err(e) => self.log(
+            Err(e) => self.deviate(
                 Some(c),
                 format!("the new istiod cannot load cacerts ({e}): the rollout stalls and the old istiod keeps serving"),
             ),
@@ -1283,14 +1431,7 @@ impl Mesh {
             self.materialize(lid)?;
         }
         let roots = match roots_file {
-            Some(file) => {
-                let chosen: Vec<Certificate> = match self.profile.ztunnel().ztunnel_multi_root() {
-                    ZtunnelRoots::All => file,
-                    ZtunnelRoots::FirstOnly => file.into_iter().take(1).collect(),
-                    ZtunnelRoots::LastOnly => file.into_iter().last().into_iter().collect(),
-                };
-                self.intern_roots(&chosen)
-            }
+            Some(file) => self.ztunnel_roots(file),
             None => trust,
         };
         let generation = {

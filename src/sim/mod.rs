@@ -180,9 +180,9 @@ pub struct SimConfig {
     /// Seed of the schedule.
     pub seed: u64,
     /// Number of proxies (at least 2), spread over the plan's clusters in turn. In ambient
-    /// meshes one in twenty (at least one per cluster) is a waypoint, the rest are workloads
-    /// served by ztunnel; a mesh with both data planes alternates sidecars and ambient
-    /// workloads.
+    /// meshes one in twenty per cluster (at least one, from two proxies on) is a waypoint, the
+    /// rest are workloads served by ztunnel; a mesh with both data planes has waypoints from
+    /// three proxies per cluster on and alternates ambient workloads and sidecars.
     pub workloads: usize,
     /// Ambient workloads per node (one ztunnel each).
     pub workloads_per_node: usize,
@@ -203,6 +203,9 @@ pub struct SimConfig {
     /// Issue every leaf a proxy holds and verify each leaf itself, instead of one real leaf
     /// per (chain, trust set) class. Same outcome; far slower (for tests and audits).
     pub exact_leaves: bool,
+    /// Verify every ordered pair on its own at every event, with each proxy's own leaf, no
+    /// class and no cache: O(proxies²) verifications per event, for tests of the class model.
+    pub brute_force: bool,
     /// Most failures recorded in [`Outcome::failures`] (all are counted).
     pub max_failures: usize,
     /// Stop with [`SimError::TooManyEvents`] beyond this many events.
@@ -224,6 +227,7 @@ impl SimConfig {
             restart_istiod_at_end: true,
             observe_after: None,
             exact_leaves: false,
+            brute_force: false,
             max_failures: 1_000,
             max_events: 50_000_000,
         }
@@ -271,7 +275,8 @@ pub enum SimError {
 pub enum ProxyKind {
     /// An Envoy sidecar with istio-agent.
     Sidecar,
-    /// An ambient workload's certificate, held by the ztunnel of its node.
+    /// An ambient workload's certificate, held by the ztunnel of its node (displayed as
+    /// `ztunnel workload`).
     Ztunnel,
     /// A waypoint (Envoy with istio-agent, ambient mode).
     Waypoint,
@@ -281,7 +286,7 @@ impl fmt::Display for ProxyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ProxyKind::Sidecar => "sidecar",
-            ProxyKind::Ztunnel => "ztunnel",
+            ProxyKind::Ztunnel => "ztunnel workload",
             ProxyKind::Waypoint => "waypoint",
         })
     }
@@ -324,6 +329,10 @@ pub struct Failure {
     pub reason: String,
     /// The verifier's kind of failure (`unknown-issuer`, `expired`, ...).
     pub reason_kind: &'static str,
+    /// The signer of the refused leaf (label, see [`Outcome::signers`]).
+    pub signer: String,
+    /// The roots the refusing side trusts (labels, see [`Outcome::roots`]).
+    pub trusts: Vec<String>,
 }
 
 /// How many proxies of one kind in one cluster trust one set of roots and hold a leaf from
@@ -446,12 +455,23 @@ pub struct Outcome {
     pub signers: Vec<Label>,
     /// Work done.
     pub stats: Stats,
+    /// What did not go as the plan says: a secret istiod ignored or refused, a wait for
+    /// istiod that timed out, and at the end any difference from the last phase (istiod's
+    /// signer or root file, proxies' roots or leaves), from the plan's new roots, or a signer
+    /// that never changed.
+    pub deviations: Vec<LogEntry>,
 }
 
 impl Outcome {
     /// True when no connection ever failed.
     pub fn ok(&self) -> bool {
         self.failed_connections == 0
+    }
+
+    /// True when no connection failed and the plan ran as written (no deviation): the
+    /// simulation's verdict on a plan.
+    pub fn ran_as_planned(&self) -> bool {
+        self.ok() && self.deviations.is_empty()
     }
 
     /// A short human account of each phase and the result.

@@ -44,6 +44,14 @@ pub(crate) fn thousands(n: u64) -> String {
     out
 }
 
+fn plural_of(word: &str, n: u64) -> String {
+    if n == 1 {
+        format!("{} {word}", thousands(n))
+    } else {
+        format!("{} {word}s", thousands(n))
+    }
+}
+
 fn plural(kind: ProxyKind, n: usize) -> String {
     if n == 1 {
         kind.to_string()
@@ -147,26 +155,28 @@ pub(super) fn render(o: &Outcome) -> String {
         if r.failed_connections == 0 {
             let _ = writeln!(
                 s,
-                "  traffic: {} connections checked at {} events, none failed",
-                thousands(r.connections),
-                thousands(r.events)
+                "  traffic: {} checked at {}, none failed",
+                plural_of("connection", r.connections),
+                plural_of("event", r.events)
             );
         } else {
             let _ = writeln!(
                 s,
-                "  traffic: {} connections checked at {} events, {} FAILED",
-                thousands(r.connections),
-                thousands(r.events),
+                "  traffic: {} checked at {}, {} FAILED",
+                plural_of("connection", r.connections),
+                plural_of("event", r.events),
                 thousands(r.failed_connections)
             );
             if let Some(f) = o.failures.iter().find(|f| f.phase == r.name) {
                 let _ = writeln!(
                     s,
-                    "    first: {} {} -> {}: {}: {}",
+                    "    first: {} {} -> {}: {} (a leaf from {}; it trusts {{{}}}): {}",
                     offset(o.start, f.time),
                     f.from,
                     f.to,
                     f.direction,
+                    f.signer,
+                    f.trusts.join(", "),
                     f.reason
                 );
             }
@@ -179,8 +189,33 @@ pub(super) fn render(o: &Outcome) -> String {
         thousands(o.connections),
         thousands(o.failed_connections)
     );
-    if o.ok() {
-        let _ = writeln!(s, "Result: OK, no connection failed.");
+    if !o.deviations.is_empty() {
+        let _ = writeln!(s, "The plan did not run as written:");
+        for d in &o.deviations {
+            let _ = writeln!(
+                s,
+                "  {} {}{}: {}",
+                offset(o.start, d.time),
+                d.phase,
+                if d.cluster.is_empty() || !multi {
+                    String::new()
+                } else {
+                    format!(" [{}]", d.cluster)
+                },
+                d.message
+            );
+        }
+    }
+    if o.ran_as_planned() {
+        let _ = writeln!(
+            s,
+            "Result: OK, no connection failed and the mesh ended in the plan's final state."
+        );
+    } else if o.ok() {
+        let _ = writeln!(
+            s,
+            "Result: no connection failed, but the plan did not run as written."
+        );
     } else {
         let _ = writeln!(
             s,

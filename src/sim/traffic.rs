@@ -70,6 +70,9 @@ fn stable_span<'a>(certs: impl IntoIterator<Item = &'a Certificate>, t: i64) -> 
 impl Mesh {
     /// Checks every connection at the current instant; returns (checked, failed).
     pub(super) fn evaluate(&mut self) -> Result<(u64, u64), SimError> {
+        if self.cfg.brute_force {
+            return self.evaluate_every_pair();
+        }
         let n = self.proxies.len() as u64;
         let checked = n.saturating_mul(n.saturating_sub(1));
         let keys: Vec<(ClassKey, u64, u64)> = self
@@ -99,6 +102,68 @@ impl Mesh {
             self.record(client, v1, server, v2, client_ok, server_ok)?;
         }
         Ok((checked, failed))
+    }
+
+    /// The oracle of the class model: every ordered pair verified on its own, both ways, with
+    /// the proxies' own leaves, no class and no cache.
+    fn evaluate_every_pair(&mut self) -> Result<(u64, u64), SimError> {
+        let n = self.proxies.len();
+        let at = self.instant(self.now);
+        let (mut checked, mut failed) = (0u64, 0u64);
+        let mut refused = Vec::new();
+        for p in 0..n {
+            for q in 0..n {
+                if p == q {
+                    continue;
+                }
+                checked += 1;
+                let client_ok = self.verify_leaf_of(p, q, at, RequiredEku::ClientAuth)?;
+                let server_ok = self.verify_leaf_of(q, p, at, RequiredEku::ServerAuth)?;
+                if !(client_ok && server_ok) {
+                    failed += 1;
+                }
+                if !client_ok {
+                    refused.push((p, q, Direction::ClientRejected));
+                }
+                if !server_ok {
+                    refused.push((p, q, Direction::ServerRejected));
+                }
+            }
+        }
+        self.connections = self.connections.saturating_add(checked);
+        self.failed_connections = self.failed_connections.saturating_add(failed);
+        for (p, q, d) in refused {
+            let verifier = if d == Direction::ClientRejected { q } else { p };
+            let roots = self
+                .proxies
+                .get(verifier)
+                .map(|x| x.roots)
+                .unwrap_or_default();
+            self.record_one(p, q, d, roots)?;
+        }
+        Ok((checked, failed))
+    }
+
+    /// Whether `verifier`'s trust set accepts `holder`'s leaf chain for `purpose` at `at`.
+    fn verify_leaf_of(
+        &mut self,
+        holder: ProxyId,
+        verifier: ProxyId,
+        at: time::OffsetDateTime,
+        purpose: RequiredEku,
+    ) -> Result<bool, SimError> {
+        let (Some(h), Some(v)) = (self.proxies.get(holder), self.proxies.get(verifier)) else {
+            return Err(SimError::Internal("unknown proxy".to_owned()));
+        };
+        let (leaf, roots) = (h.leaf, v.roots);
+        let cert = self.materialize(leaf)?;
+        let signer = self.leaves.get(leaf).map(|l| l.signer).unwrap_or_default();
+        let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
+            return Err(SimError::Internal("unknown signer or trust set".to_owned()));
+        };
+        self.stats.verifications += 1;
+        let opts = VerifyOptions::at(at).with_eku(purpose);
+        Ok(verify::verify(&cert, &s.chain_pool, &r.pool, &opts).is_ok())
     }
 
     /// Whether the proxies of `class` have a leaf chain that `roots` accepts for `purpose` now.
@@ -227,6 +292,16 @@ impl Mesh {
                 .map(|x| x.name.clone())
                 .unwrap_or_default()
         };
+        let signer = self
+            .leaves
+            .get(leaf)
+            .map(|l| self.signer_label(l.signer))
+            .unwrap_or_default();
+        let trusts = self
+            .root_sets
+            .get(roots)
+            .map(|r| r.labels.clone())
+            .unwrap_or_default();
         let failure = Failure {
             time: self.instant(self.now),
             phase: self.phase_name(),
@@ -235,6 +310,8 @@ impl Mesh {
             direction,
             reason,
             reason_kind,
+            signer,
+            trusts,
         };
         self.failures.push(failure);
         Ok(())
@@ -278,5 +355,35 @@ impl Mesh {
         self.reasons
             .insert((leaf, roots, purpose), (from, until, out.clone()));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{CertSpec, Issued, KeyKind, TestKey};
+
+    fn cert(nb: i64, na: i64) -> Certificate {
+        let mut spec = CertSpec::root("Istio", "Root CA");
+        spec.not_before = nb;
+        spec.not_after = na;
+        Issued::self_signed(&spec, &TestKey::pooled(KeyKind::EcP256, 0))
+            .unwrap()
+            .cert()
+            .clone()
+    }
+
+    #[test]
+    fn stable_spans() {
+        let (a, b) = (cert(100, 200), cert(150, 300));
+        // Inside both: from the later notBefore to the earlier notAfter, bounds included.
+        assert_eq!(stable_span([&a, &b], 160), (150, 200));
+        // Before b: until b starts.
+        assert_eq!(stable_span([&a, &b], 120), (100, 149));
+        // After a expired, inside b.
+        assert_eq!(stable_span([&a, &b], 250), (201, 300));
+        // After both.
+        assert_eq!(stable_span([&a, &b], 400), (301, i64::MAX));
+        assert_eq!(stable_span([], 5), (i64::MIN, i64::MAX));
     }
 }
