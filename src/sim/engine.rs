@@ -170,8 +170,12 @@ impl Ord for Scheduled {
     }
 }
 
+/// The longest span the clock handles (a thousand years): sums and products of spans stay far
+/// from `i64` overflow whatever a plan or a configuration says.
+const MAX_SPAN_MS: i64 = 1_000 * 366 * 86_400 * 1_000;
+
 fn ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+    i64::try_from(d.as_millis()).map_or(MAX_SPAN_MS, |v| v.min(MAX_SPAN_MS))
 }
 
 fn letters(i: usize) -> String {
@@ -190,7 +194,6 @@ pub struct Mesh {
     start_unix: i64,
     phases: Vec<PhaseSpec>,
     phase_start: Vec<i64>,
-    current_phase: usize,
     clusters: Vec<ClusterState>,
     pub(super) proxies: Vec<Proxy>,
     pub(super) leaves: Vec<LeafRec>,
@@ -253,6 +256,11 @@ impl Mesh {
                 "workloads per node must be at least 1".to_owned(),
             ));
         }
+        if cfg.timing.retry < std::time::Duration::from_secs(1) {
+            return Err(SimError::Config(
+                "the retry delay must be at least 1 s".to_owned(),
+            ));
+        }
         if let Some(j) = cfg.jitter {
             if !(0.0..1.0).contains(&j) {
                 return Err(SimError::Config(format!("jitter {j} must be in [0, 1)")));
@@ -304,7 +312,7 @@ impl Mesh {
                 } else {
                     0.0
                 });
-        let ttl_secs = i64::try_from(profile.leaf_ttl.as_secs()).unwrap_or(i64::MAX / 4);
+        let ttl_secs = ms(profile.leaf_ttl) / 1000;
         let mut mesh = Mesh {
             rng: SplitMix64::new(cfg.seed),
             cfg,
@@ -312,7 +320,6 @@ impl Mesh {
             start_unix,
             phase_start: vec![0; phases.len()],
             phases,
-            current_phase: 0,
             clusters: Vec::new(),
             proxies: Vec::new(),
             leaves: Vec::new(),
@@ -952,7 +959,6 @@ impl Mesh {
             spec.actions.len(),
         );
         self.open_report(name, title);
-        self.current_phase = k;
         if let Some(s) = self.phase_start.get_mut(k) {
             *s = self.now;
         }
