@@ -157,6 +157,71 @@ fn the_census_follows_the_plan() {
 }
 
 #[test]
+fn self_signed_to_the_sample_plugged_in_ca_keeps_traffic() {
+    use meshtrust::generate::{self, Attribute, KeyType, Name, RootSpec};
+    use meshtrust::istio::SecretForm;
+    // istiod's self-signed root (O=cluster.local) moving to root-cert-alt.pem's CA.
+    let mut spec = RootSpec::istio();
+    spec.subject = Name::new().with(Attribute::Organization, "cluster.local");
+    spec.key_type = KeyType::Rsa2048;
+    let s = generate::root(&spec, now() - time::Duration::days(300)).unwrap();
+    let cert = s.cert_pem.clone().into_bytes();
+    let current = CaSecret::from_files(
+        "istio-ca-secret",
+        "istio-system",
+        SecretForm::Memory,
+        [
+            ("ca-cert.pem", cert.clone()),
+            ("ca-key.pem", s.key_pem().as_bytes().to_vec()),
+            ("cert-chain.pem", vec![]),
+            ("key.pem", vec![]),
+            ("root-cert.pem", cert),
+        ],
+    );
+    for (dp, xds) in [
+        (DataPlane::Sidecar, true),
+        (DataPlane::Sidecar, false),
+        (DataPlane::Ambient, true),
+    ] {
+        let p = plan::plan(
+            &[ClusterInput::single(current.clone(), samples().1)],
+            &profile(dp, xds),
+            &PlanOptions::default(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(p.kind, RotationKind::SelfSignedToPluggedIn);
+        let o = run(&p, 4, 10);
+        assert_clean(&o, &format!("{dp} xds={xds}"));
+        // istiod leaves self-signed mode at the phase 1 restart, not before.
+        let restarted = o
+            .log
+            .iter()
+            .find(|l| l.message.starts_with("istiod restarted in plugged-in mode"))
+            .unwrap();
+        assert_eq!(restarted.phase, "01-trust-both");
+        assert_eq!(o.signers[0].label, "A", "the self-signed root signs itself");
+    }
+}
+
+#[test]
+fn a_plan_read_back_from_disk_simulates_the_same() {
+    let p = sample_plan(&profile(DataPlane::Ambient, false));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("plan");
+    plan::write_plan_dir(&p, &dir).unwrap();
+    let (back, has_json, findings) = plan::read_plan_dir(&dir).unwrap();
+    assert!(has_json && findings.is_empty(), "{findings:?}");
+    let cfg = SimConfig::new(now(), 8, 10);
+    let (a, b) = (
+        sim::simulate(&p, &cfg).unwrap(),
+        sim::simulate(&back, &cfg).unwrap(),
+    );
+    assert_clean(&b, "read back");
+    assert_eq!(essentials(&a), essentials(&b));
+}
+
+#[test]
 fn generated_rotations_of_every_kind_keep_traffic() {
     let ec = [KeyKind::EcP256; 4];
     let kinds = [
