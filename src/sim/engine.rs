@@ -110,6 +110,9 @@ struct PhaseSpec {
     secrets: Vec<Option<CaSecret>>,
     actions: Vec<Action>,
     wait: i64,
+    /// The wait holds for every cluster (multi-cluster barrier): it counts from the last
+    /// cluster's apply instead of the phase's start.
+    barrier: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +231,8 @@ pub struct Mesh {
     pub(super) stats: Stats,
     finished: bool,
     awaiting: Option<Awaiting>,
+    /// When the operator last applied a secret.
+    last_apply: i64,
     deviations: Vec<LogEntry>,
     /// Plan facts for the end-state check.
     new_roots: Vec<Fingerprint>,
@@ -296,12 +301,14 @@ impl Mesh {
                 p.actions.clone()
             };
             let wait = p.gate.as_ref().map_or(default_wait, |g| g.min_wait);
+            let barrier = p.gate.as_ref().map_or(names.len() > 1, |g| g.barrier);
             phases.push(PhaseSpec {
                 name: p.name.clone(),
                 title: p.title.clone(),
                 secrets: names.iter().map(|n| p.secret(n).cloned()).collect(),
                 actions,
                 wait: ms(wait),
+                barrier,
             });
         }
 
@@ -352,6 +359,7 @@ impl Mesh {
             stats: Stats::default(),
             finished: false,
             awaiting: None,
+            last_apply: 0,
             deviations: Vec::new(),
             new_roots: plan.new_roots.clone(),
             initial_signers: Vec::new(),
@@ -994,7 +1002,7 @@ impl Mesh {
         let Some(spec) = self.phases.get(k) else {
             return;
         };
-        let (len, wait) = (spec.actions.len(), spec.wait);
+        let (len, wait, barrier) = (spec.actions.len(), spec.wait, spec.barrier);
         let gap = ms(self.cfg.timing.action_gap);
         if i + 1 < len {
             self.schedule(
@@ -1006,7 +1014,12 @@ impl Mesh {
             );
         } else {
             let started = self.phase_start.get(k).copied().unwrap_or(self.now);
-            self.next_phase(k, (started + wait).max(done + gap));
+            let from = if barrier {
+                self.last_apply.max(started)
+            } else {
+                started
+            };
+            self.next_phase(k, (from + wait).max(done + gap));
         }
     }
 
@@ -1068,6 +1081,7 @@ impl Mesh {
                 };
                 cl.applied = Some(secret);
                 cl.applied_version += 1;
+                self.last_apply = now;
                 let schedule_sync = !cl.sync_pending;
                 cl.sync_pending = true;
                 let offset = cl.sync_offset;

@@ -47,7 +47,8 @@
 //! - **Plans**: phases in directory order; phase `00` is the starting state; each later
 //!   phase's actions run in order ([`Timing::action_gap`] apart, each taking its rollout time)
 //!   and the next phase starts when its gate's minimum wait has passed since this one started
-//!   and its actions are done. A phase without actions or gate (a plan directory without
+//!   (since its last cluster's secret was applied, for a multi-cluster barrier) and its
+//!   actions are done. A phase without actions or gate (a plan directory without
 //!   plan.json) gets the steps and waits of [`default_steps`].
 //! - **After the plan**, istiod restarts in every cluster (as at its next upgrade: a plan is
 //!   safe only if the state it leaves survives a restart; [`SimConfig::restart_istiod_at_end`])

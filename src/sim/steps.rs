@@ -17,7 +17,8 @@ use crate::plan::{Action, Plan};
 ///   restart the sidecars and waypoints (they learn roots only at their next rotation);
 /// - wait before the next phase: one leaf lifetime plus `margin` when phase `k` changes a
 ///   signer (its old leaves must expire) or phase `k + 1` removes a root some cluster trusts
-///   in phase `k`; `propagation` otherwise.
+///   in phase `k`; `propagation` otherwise. In a multi-cluster plan the wait counts from the
+///   last cluster's apply (a barrier).
 pub fn default_steps(
     plan: &Plan,
     k: usize,
