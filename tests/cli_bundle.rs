@@ -94,7 +94,10 @@ fn inspect_every_fixture_file() {
     }
     // Key files are noted on stderr, never printed.
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("private key (ignored, not shown)"), "{stderr}");
+    assert!(
+        stderr.contains("private key (ignored, not shown)"),
+        "{stderr}"
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("PRIVATE"));
 }
 

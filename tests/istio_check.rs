@@ -574,12 +574,26 @@ fn boolean_profile_flags_do_not_swallow_the_path() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("c");
     istio::write_dir(&set_a(), &d, false).unwrap();
-    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_meshtrust")).args(args).output().unwrap();
-    for flags in [&["--multiroot"][..], &["--xds-agent"], &["--multiroot=true", "--xds-agent=false"]] {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for flags in [
+        &["--multiroot"][..],
+        &["--xds-agent"],
+        &["--multiroot=true", "--xds-agent=false"],
+    ] {
         let mut args = vec!["check"];
         args.extend_from_slice(flags);
         args.push(d.to_str().unwrap());
         let out = run(&args);
-        assert_eq!(out.status.code(), Some(0), "{flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
