@@ -8,10 +8,11 @@
 //! material byte-exactly and as trust sets, verifies chains, and checks every phase.
 //!
 //! Data flows one way: bytes -> [`pem`] blocks -> [`cert`] certificates and [`key`] keys ->
-//! [`bundle`] bundles -> [`verify`] verified paths. Nothing in these modules touches the file
-//! system or reads the clock. [`generate`] makes new CA material shaped like Istio's own tools
-//! (its only source of randomness; the instant is a parameter), and [`fsio`] is the file-system
-//! edge that writes it atomically.
+//! [`bundle`] bundles -> [`verify`] verified paths -> [`plan`] rotation plans -> [`sim`]
+//! simulated meshes. Nothing in these modules touches the file system or reads the clock.
+//! [`generate`] makes new CA material shaped like Istio's own tools (its only source of
+//! randomness; the instant is a parameter; the simulator's schedule comes from a seed), and
+//! [`fsio`] is the file-system edge that writes it atomically.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod key;
 pub mod pem;
 pub mod plan;
 pub mod signature;
+pub mod sim;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod verify;

@@ -98,6 +98,19 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> 
     write_stdout(text.as_bytes())
 }
 
+/// `1,234,567`.
+pub(crate) fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A path as shown in output.
 pub(crate) fn display_path(p: &Path) -> String {
     p.display().to_string()

@@ -8,10 +8,12 @@ use clap::{Parser, Subcommand};
 mod bundle;
 mod check;
 mod common;
+mod demo;
 mod generate;
 mod inspect;
 mod plan;
 mod profile;
+mod simulate;
 mod verify;
 
 use common::Outcome;
@@ -47,6 +49,13 @@ enum Command {
     /// Does a certificate (leaf or CA) chain to a root of a bundle at an instant, by which
     /// path, and if not, why not (one line per failed candidate path). Exit 0 valid, 1 not.
     Verify(verify::Args),
+    /// Run a plan on a simulated mesh (istiod per cluster, sidecars, ztunnel, waypoints) and
+    /// check every connection at every event. Exit 0 when no connection ever fails, 1 when
+    /// one does.
+    Simulate(simulate::Args),
+    /// A whole root rotation on fresh CAs: generate, plan, check, simulate; the files stay in
+    /// a directory (printed). Exit 0 when every plan is safe and simulates cleanly.
+    Demo(demo::Args),
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -59,6 +68,8 @@ pub(crate) fn run() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Check(args) => check::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -408,8 +408,15 @@ fn new_files(m: &Material) -> [&[u8]; 3] {
     ]
 }
 
-/// Restarts that make proxies see a change now rather than at their next rotation.
-fn propagation_actions(cluster: &str, profile: &IstioProfile) -> Vec<Action> {
+/// Restarts that make proxies see a change now rather than at their next rotation. They
+/// follow an [`Action::AwaitIstiod`] unless `istiod_restarted` (a restarted istiod has loaded
+/// the secret already): a proxy restarted before istiod has loaded the new secret gets the
+/// old roots, and kubelet updates the mounted secret up to a sync period after the apply.
+fn propagation_actions(
+    cluster: &str,
+    profile: &IstioProfile,
+    istiod_restarted: bool,
+) -> Vec<Action> {
     let mut a = Vec::new();
     if profile.data_plane.has_ztunnel() {
         a.push(Action::RestartZtunnel {
@@ -427,6 +434,14 @@ fn propagation_actions(cluster: &str, profile: &IstioProfile) -> Vec<Action> {
                 cluster: cluster.to_owned(),
             });
         }
+    }
+    if !a.is_empty() && !istiod_restarted {
+        a.insert(
+            0,
+            Action::AwaitIstiod {
+                cluster: cluster.to_owned(),
+            },
+        );
     }
     a
 }
@@ -574,17 +589,20 @@ fn root_plan(
                 reason: "the secret moves from the kubernetes.io/tls layout to Istio's; a restart loads it cleanly".to_owned(),
             });
         }
-        a1.extend(propagation_actions(&m.name, profile));
+        let restarted = a1
+            .iter()
+            .any(|a| matches!(a, Action::RestartIstiod { cluster, .. } if *cluster == m.name));
+        a1.extend(propagation_actions(&m.name, profile, restarted));
         a2.push(Action::ApplySecret {
             cluster: m.name.clone(),
             secret: "cacerts".to_owned(),
         });
-        a2.extend(propagation_actions(&m.name, profile));
+        a2.extend(propagation_actions(&m.name, profile, false));
         a3.push(Action::ApplySecret {
             cluster: m.name.clone(),
             secret: "cacerts".to_owned(),
         });
-        a3.extend(propagation_actions(&m.name, profile));
+        a3.extend(propagation_actions(&m.name, profile, false));
     }
     let m0 = &material[0];
     let both = fp_list(&m0.current_roots.append(&m0.new_roots));
@@ -684,7 +702,7 @@ fn intermediate_plan(material: &[Material], profile: &IstioProfile, opts: &PlanO
             .with_last_duplicated()
             .unwrap_or_else(|_| m.current_roots.clone());
         let mut a1 = vec![apply.clone()];
-        a1.extend(propagation_actions(&cluster, profile));
+        a1.extend(propagation_actions(&cluster, profile, false));
         phases.push(Phase {
             name: "01-new-intermediate".to_owned(),
             title: "sign with the new intermediate; the root file repeats its last root (A+A) so every proxy re-issues its leaf now"

@@ -181,6 +181,14 @@ pub enum Action {
         /// Cluster.
         cluster: String,
     },
+    /// Wait until istiod serves this phase's root-cert.pem (its `istio-ca-root-cert`
+    /// ConfigMap holds the file's exact bytes) before restarting proxies: kubelet updates the
+    /// mounted secret up to a sync period (about a minute) after `kubectl apply`, and a proxy
+    /// restarted before istiod has loaded it gets the old roots.
+    AwaitIstiod {
+        /// Cluster.
+        cluster: String,
+    },
 }
 
 impl Action {
@@ -191,7 +199,8 @@ impl Action {
             | Action::RestartIstiod { cluster, .. }
             | Action::RestartZtunnel { cluster }
             | Action::RestartSidecars { cluster }
-            | Action::RestartWaypoints { cluster } => cluster,
+            | Action::RestartWaypoints { cluster }
+            | Action::AwaitIstiod { cluster } => cluster,
         }
     }
 
@@ -224,6 +233,10 @@ impl Action {
                 "kubectl{c} rollout restart deployment -l gateway.istio.io/managed=istio.io-mesh-controller -A",
                 c = ctx(cluster)
             ),
+            Action::AwaitIstiod { cluster } => format!(
+                "timeout 600 sh -c 'until kubectl{c} get configmap istio-ca-root-cert -n istio-system -o jsonpath=\"{{.data.root-cert\\.pem}}\" | cmp -s - root-cert.pem; do sleep 5; done'",
+                c = ctx(cluster)
+            ),
         }
     }
 
@@ -245,6 +258,9 @@ impl Action {
             Action::RestartWaypoints { cluster } => {
                 format!("restart waypoints in cluster {cluster}")
             }
+            Action::AwaitIstiod { cluster } => format!(
+                "wait until istiod in cluster {cluster} serves this phase's root-cert.pem (kubelet updates the mounted secret up to a minute after the apply; proxies restarted before that get the old roots); if it times out, istiod refused the secret: stop and read its log"
+            ),
         }
     }
 }

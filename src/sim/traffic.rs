@@ -1,0 +1,389 @@
+//! The traffic check: every ordered pair of proxies at every event, decided per pair of
+//! classes (see the module docs of [`super`]), with the real chain verifier.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::engine::{LeafId, Mesh, ProxyId, RootSetId, SignerId};
+use super::{Direction, Failure, SimError};
+use crate::cert::Certificate;
+use crate::verify::{self, RequiredEku, VerifyOptions};
+
+/// What a verification is about: a signer's chain (one real leaf stands for all its leaves)
+/// or, with [`super::SimConfig::exact_leaves`], one leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum Subject {
+    Chain(SignerId),
+    Leaf(LeafId),
+}
+
+/// Proxies whose connections have the same outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct ClassKey {
+    pub subject: Subject,
+    pub roots: RootSetId,
+    /// The proxy's leaf is within its validity now.
+    pub valid: bool,
+}
+
+pub(super) struct ClassRec {
+    pub members: BTreeSet<ProxyId>,
+    /// Changes whenever the membership does.
+    pub version: u64,
+}
+
+/// A verification result and the Unix seconds over which it holds: the span around the
+/// instant it was computed at in which no certificate involved starts or stops being valid.
+#[derive(Debug, Clone, Copy)]
+struct Verdict {
+    ok: bool,
+    from: i64,
+    until: i64,
+}
+
+/// Verification results by (subject, trust set, purpose).
+#[derive(Default)]
+pub(super) struct VerdictCache(HashMap<(Subject, RootSetId, RequiredEku), Verdict>);
+
+/// The verifier's reason for refusing a leaf, by (leaf, trust set, purpose), with the span
+/// over which it holds.
+pub(super) type Reasons =
+    HashMap<(LeafId, RootSetId, RequiredEku), (i64, i64, (String, &'static str))>;
+
+/// The span around `t` over which the validity of every certificate of `certs` stays as it
+/// is at `t`.
+fn stable_span<'a>(certs: impl IntoIterator<Item = &'a Certificate>, t: i64) -> (i64, i64) {
+    let (mut from, mut until) = (i64::MIN, i64::MAX);
+    for c in certs {
+        let (nb, na) = (c.not_before_unix(), c.not_after_unix());
+        if t < nb {
+            until = until.min(nb - 1);
+        } else if t > na {
+            from = from.max(na.saturating_add(1));
+        } else {
+            from = from.max(nb);
+            until = until.min(na);
+        }
+    }
+    (from, until)
+}
+
+impl Mesh {
+    /// Checks every connection at the current instant; returns (checked, failed).
+    pub(super) fn evaluate(&mut self) -> Result<(u64, u64), SimError> {
+        if self.cfg.brute_force {
+            return self.evaluate_every_pair();
+        }
+        let n = self.proxies.len() as u64;
+        let checked = n.saturating_mul(n.saturating_sub(1));
+        let keys: Vec<(ClassKey, u64, u64)> = self
+            .classes
+            .iter()
+            .map(|(k, r)| (*k, r.members.len() as u64, r.version))
+            .collect();
+        let mut failed = 0u64;
+        let mut failing = Vec::new();
+        for &(client, n1, v1) in &keys {
+            for &(server, n2, v2) in &keys {
+                let pairs = n1 * (n2 - u64::from(client == server));
+                if pairs == 0 {
+                    continue;
+                }
+                let client_ok = self.accepts(client, server.roots, RequiredEku::ClientAuth)?;
+                let server_ok = self.accepts(server, client.roots, RequiredEku::ServerAuth)?;
+                if !(client_ok && server_ok) {
+                    failed += pairs;
+                    failing.push((client, v1, server, v2, client_ok, server_ok));
+                }
+            }
+        }
+        self.connections = self.connections.saturating_add(checked);
+        self.failed_connections = self.failed_connections.saturating_add(failed);
+        for (client, v1, server, v2, client_ok, server_ok) in failing {
+            self.record(client, v1, server, v2, client_ok, server_ok)?;
+        }
+        Ok((checked, failed))
+    }
+
+    /// The oracle of the class model: every ordered pair verified on its own, both ways, with
+    /// the proxies' own leaves, no class and no cache.
+    fn evaluate_every_pair(&mut self) -> Result<(u64, u64), SimError> {
+        let n = self.proxies.len();
+        let at = self.instant(self.now);
+        let (mut checked, mut failed) = (0u64, 0u64);
+        let mut refused = Vec::new();
+        for p in 0..n {
+            for q in 0..n {
+                if p == q {
+                    continue;
+                }
+                checked += 1;
+                let client_ok = self.verify_leaf_of(p, q, at, RequiredEku::ClientAuth)?;
+                let server_ok = self.verify_leaf_of(q, p, at, RequiredEku::ServerAuth)?;
+                if !(client_ok && server_ok) {
+                    failed += 1;
+                }
+                if !client_ok {
+                    refused.push((p, q, Direction::ClientRejected));
+                }
+                if !server_ok {
+                    refused.push((p, q, Direction::ServerRejected));
+                }
+            }
+        }
+        self.connections = self.connections.saturating_add(checked);
+        self.failed_connections = self.failed_connections.saturating_add(failed);
+        for (p, q, d) in refused {
+            let verifier = if d == Direction::ClientRejected { q } else { p };
+            let roots = self
+                .proxies
+                .get(verifier)
+                .map(|x| x.roots)
+                .unwrap_or_default();
+            self.record_one(p, q, d, roots)?;
+        }
+        Ok((checked, failed))
+    }
+
+    /// Whether `verifier`'s trust set accepts `holder`'s leaf chain for `purpose` at `at`.
+    fn verify_leaf_of(
+        &mut self,
+        holder: ProxyId,
+        verifier: ProxyId,
+        at: time::OffsetDateTime,
+        purpose: RequiredEku,
+    ) -> Result<bool, SimError> {
+        let (Some(h), Some(v)) = (self.proxies.get(holder), self.proxies.get(verifier)) else {
+            return Err(SimError::Internal("unknown proxy".to_owned()));
+        };
+        let (leaf, roots) = (h.leaf, v.roots);
+        let cert = self.materialize(leaf)?;
+        let signer = self.leaves.get(leaf).map(|l| l.signer).unwrap_or_default();
+        let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
+            return Err(SimError::Internal("unknown signer or trust set".to_owned()));
+        };
+        self.stats.verifications += 1;
+        let opts = VerifyOptions::at(at).with_eku(purpose);
+        Ok(verify::verify(&cert, &s.chain_pool, &r.pool, &opts).is_ok())
+    }
+
+    /// Whether the proxies of `class` have a leaf chain that `roots` accepts for `purpose` now.
+    fn accepts(
+        &mut self,
+        class: ClassKey,
+        roots: RootSetId,
+        purpose: RequiredEku,
+    ) -> Result<bool, SimError> {
+        if !class.valid {
+            return Ok(false);
+        }
+        let t = self.unix(self.now);
+        let key = (class.subject, roots, purpose);
+        if let Some(v) = self.verdicts.0.get(&key) {
+            if v.from <= t && t <= v.until {
+                self.stats.cache_hits += 1;
+                return Ok(v.ok);
+            }
+        }
+        let (leaf, signer) = match class.subject {
+            Subject::Leaf(l) => {
+                let s = self.leaves.get(l).map(|x| x.signer).unwrap_or_default();
+                (l, s)
+            }
+            Subject::Chain(s) => {
+                // Any member stands for the class: its leaf is valid now.
+                let member = self
+                    .classes
+                    .get(&class)
+                    .and_then(|r| r.members.first().copied())
+                    .ok_or_else(|| SimError::Internal("empty class".to_owned()))?;
+                let l = self.proxies.get(member).map(|p| p.leaf).unwrap_or_default();
+                (l, s)
+            }
+        };
+        let cert = self.materialize(leaf)?;
+        let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
+            return Err(SimError::Internal("unknown signer or trust set".to_owned()));
+        };
+        let opts = VerifyOptions::at(self.instant(self.now)).with_eku(purpose);
+        let ok = verify::verify(&cert, &s.chain_pool, &r.pool, &opts).is_ok();
+        self.stats.verifications += 1;
+        let exact = matches!(class.subject, Subject::Leaf(_));
+        let (from, until) = stable_span(
+            s.chain
+                .iter()
+                .chain(r.certs.iter())
+                .chain(exact.then_some(&cert)),
+            t,
+        );
+        self.verdicts.0.insert(key, Verdict { ok, from, until });
+        Ok(ok)
+    }
+
+    /// Records the distinct failures between the members of two classes.
+    fn record(
+        &mut self,
+        client: ClassKey,
+        v1: u64,
+        server: ClassKey,
+        v2: u64,
+        client_ok: bool,
+        server_ok: bool,
+    ) -> Result<(), SimError> {
+        if !self.enumerated.insert((client, v1, server, v2)) {
+            return Ok(());
+        }
+        if self.failures.len() >= self.cfg.max_failures {
+            self.failures_truncated = true;
+            return Ok(());
+        }
+        let members = |k: &ClassKey| -> Vec<ProxyId> {
+            self.classes
+                .get(k)
+                .map(|r| r.members.iter().copied().collect())
+                .unwrap_or_default()
+        };
+        let (clients, servers) = (members(&client), members(&server));
+        for &p in &clients {
+            for &q in &servers {
+                if p == q {
+                    continue;
+                }
+                if !client_ok {
+                    self.record_one(p, q, Direction::ClientRejected, server.roots)?;
+                }
+                if !server_ok {
+                    self.record_one(p, q, Direction::ServerRejected, client.roots)?;
+                }
+                if self.failures_truncated {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record_one(
+        &mut self,
+        from: ProxyId,
+        to: ProxyId,
+        direction: Direction,
+        roots: RootSetId,
+    ) -> Result<(), SimError> {
+        let (rejected, purpose) = match direction {
+            Direction::ClientRejected => (from, RequiredEku::ClientAuth),
+            Direction::ServerRejected => (to, RequiredEku::ServerAuth),
+        };
+        let leaf = self
+            .proxies
+            .get(rejected)
+            .map(|p| p.leaf)
+            .unwrap_or_default();
+        if !self.recorded.insert((from, to, direction, leaf, roots)) {
+            return Ok(());
+        }
+        if self.failures.len() >= self.cfg.max_failures {
+            self.failures_truncated = true;
+            return Ok(());
+        }
+        let (reason, reason_kind) = self.reason(leaf, roots, purpose)?;
+        let name = |p: ProxyId| {
+            self.proxies
+                .get(p)
+                .map(|x| x.name.clone())
+                .unwrap_or_default()
+        };
+        let signer = self
+            .leaves
+            .get(leaf)
+            .map(|l| self.signer_label(l.signer))
+            .unwrap_or_default();
+        let trusts = self
+            .root_sets
+            .get(roots)
+            .map(|r| r.labels.clone())
+            .unwrap_or_default();
+        let failure = Failure {
+            time: self.instant(self.now),
+            phase: self.phase_name(),
+            from: name(from),
+            to: name(to),
+            direction,
+            reason,
+            reason_kind,
+            signer,
+            trusts,
+        };
+        self.failures.push(failure);
+        Ok(())
+    }
+
+    /// The verifier's reason for refusing this very leaf. A leaf that verifies here while
+    /// its class was refused would mean the class model is wrong: that is an error.
+    fn reason(
+        &mut self,
+        leaf: LeafId,
+        roots: RootSetId,
+        purpose: RequiredEku,
+    ) -> Result<(String, &'static str), SimError> {
+        let t = self.unix(self.now);
+        if let Some((from, until, r)) = self.reasons.get(&(leaf, roots, purpose)) {
+            if *from <= t && t <= *until {
+                return Ok(r.clone());
+            }
+        }
+        let cert = self.materialize(leaf)?;
+        let signer = self.leaves.get(leaf).map(|l| l.signer).unwrap_or_default();
+        let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
+            return Err(SimError::Internal("unknown signer or trust set".to_owned()));
+        };
+        let opts = VerifyOptions::at(self.instant(self.now)).with_eku(purpose);
+        self.stats.verifications += 1;
+        let out = match verify::verify(&cert, &s.chain_pool, &r.pool, &opts) {
+            Ok(_) => {
+                return Err(SimError::Internal(format!(
+                    "the leaf of {} verifies against {} although its class was refused",
+                    cert.san_uris().first().cloned().unwrap_or_default(),
+                    self.trust_label(roots)
+                )));
+            }
+            Err(e) => (
+                e.to_string(),
+                e.primary().map_or("no-path", |f| f.error.kind()),
+            ),
+        };
+        let (from, until) = stable_span(s.chain.iter().chain(r.certs.iter()).chain([&cert]), t);
+        self.reasons
+            .insert((leaf, roots, purpose), (from, until, out.clone()));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{CertSpec, Issued, KeyKind, TestKey};
+
+    fn cert(nb: i64, na: i64) -> Certificate {
+        let mut spec = CertSpec::root("Istio", "Root CA");
+        spec.not_before = nb;
+        spec.not_after = na;
+        Issued::self_signed(&spec, &TestKey::pooled(KeyKind::EcP256, 0))
+            .unwrap()
+            .cert()
+            .clone()
+    }
+
+    #[test]
+    fn stable_spans() {
+        let (a, b) = (cert(100, 200), cert(150, 300));
+        // Inside both: from the later notBefore to the earlier notAfter, bounds included.
+        assert_eq!(stable_span([&a, &b], 160), (150, 200));
+        // Before b: until b starts.
+        assert_eq!(stable_span([&a, &b], 120), (100, 149));
+        // After a expired, inside b.
+        assert_eq!(stable_span([&a, &b], 250), (201, 300));
+        // After both.
+        assert_eq!(stable_span([&a, &b], 400), (301, i64::MAX));
+        assert_eq!(stable_span([], 5), (i64::MIN, i64::MAX));
+    }
+}
