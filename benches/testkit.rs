@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use meshtrust::testkit::{bundles, chains, plans};
+use meshtrust::testkit::{bundles, chains, meshes, plans};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 
@@ -45,6 +45,10 @@ fn bench(c: &mut Criterion) {
                 drop(meshtrust::plan::check_plan(&p, &case.check_options()));
             })
         })
+    });
+    let mesh = meshes::mesh_case();
+    g.bench_function("meshes::mesh_case (CAs built)", |b| {
+        b.iter(|| run(&mesh, drop))
     });
     let text = bundles::bundle_text(bundles::sample_certificates());
     g.bench_function("bundles::bundle_text", |b| b.iter(|| run(&text, drop)));

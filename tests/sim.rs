@@ -9,8 +9,8 @@ use std::time::Duration;
 use meshtrust::istio::{CaSecret, DataPlane, IstioProfile, IstioVersion};
 use meshtrust::plan::{self, Action, ClusterInput, Plan, PlanOptions, RotationKind};
 use meshtrust::sim::{self, Direction, Outcome, SimConfig};
-use meshtrust::testkit::KeyKind;
 use meshtrust::testkit::plans::{self, PlanMutation};
+use meshtrust::testkit::{KeyKind, meshes};
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
@@ -255,18 +255,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(16), ..ProptestConfig::default() })]
 
     #[test]
-    fn random_plans_keep_traffic(
-        case in plans::rotation_case(),
-        seed in any::<u64>(),
-        workloads in 2usize..=24,
-        jitter in 0.0f64..0.05,
-    ) {
-        let p = plan::plan(&case.inputs, &case.profile, &case.options, case.now)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let mut cfg = SimConfig::new(case.now, seed, workloads);
-        cfg.jitter = Some(jitter);
-        let o = sim::simulate(&p, &cfg).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert!(o.ran_as_planned(), "{} {:?}\n{}", p.kind, case.profile, o.story());
+    fn random_plans_keep_traffic(case in meshes::mesh_case()) {
+        let p = case.plan().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let o = sim::simulate(&p, &case.config).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(o.ran_as_planned(), "{} {:?} {:?}\n{}", p.kind, case.rotation.profile, case.config, o.story());
     }
 }
 

@@ -277,3 +277,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn simulates_clean_on_istio_samples() {
+    use meshtrust::sim::SimConfig;
+    let case = plans::istio_samples_case();
+    let p = plan::plan(&case.inputs, &case.profile, &case.options, case.now).unwrap();
+    let mesh = SimConfig::new(case.now, 11, 10);
+    assert_eq!(invariants::simulates_clean(&p, &mesh), Ok(()));
+    // Known bad: the old root dropped while the old intermediate still signs.
+    let early = plans::PlanMutation::DropOldRootEarly.apply(&p).unwrap();
+    let Err(Violation::Simulation {
+        failed_connections,
+        failures,
+        ..
+    }) = invariants::simulates_clean(&early, &mesh)
+    else {
+        panic!("dropping the old root early must break traffic");
+    };
+    assert!(failed_connections > 0 && !failures.is_empty());
+    // Known bad: ISTIO_MULTIROOT_MESH off: istiod ignores the new secrets (a deviation).
+    let mut off = p.clone();
+    off.profile.multiroot = false;
+    assert!(matches!(
+        invariants::simulates_clean(&off, &mesh),
+        Err(Violation::Simulation { .. })
+    ));
+    // Not runnable at all.
+    let mut none = p.clone();
+    none.phases.clear();
+    assert!(matches!(
+        invariants::simulates_clean(&none, &mesh),
+        Err(Violation::SimulationError(_))
+    ));
+}

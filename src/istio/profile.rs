@@ -253,7 +253,9 @@ impl IstioProfile {
                 self.grace_ratio
             ));
         }
-        if self.leaf_ttl.is_zero() || self.leaf_ttl > Duration::from_secs(90 * 24 * 3600) {
+        if self.leaf_ttl < Duration::from_secs(1)
+            || self.leaf_ttl > Duration::from_secs(90 * 24 * 3600)
+        {
             return Err("leaf TTL must be between 1 s and 90 days (Istio's maximum)".to_owned());
         }
         Ok(())
@@ -403,6 +405,17 @@ mod tests {
             .validate()
             .is_err()
         );
+        // Below one second no leaf can be issued (certificate times are whole seconds).
+        for (ttl, ok) in [
+            (Duration::from_millis(20), false),
+            (Duration::from_secs(1), true),
+        ] {
+            let p = IstioProfile {
+                leaf_ttl: ttl,
+                ..IstioProfile::default()
+            };
+            assert_eq!(p.validate().is_ok(), ok, "{ttl:?}");
+        }
     }
 
     #[test]

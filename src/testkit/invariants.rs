@@ -11,6 +11,7 @@
 //! | 5. leaves of a phase verify against the bundles of that phase and the next | [`transition_cross_matrix`] (and [`Invariant::CrossMatrix`]) | transition |
 //! | 6. the old root leaves only after every leaf chaining to it expired | [`no_early_removal`] | plan |
 //! | 7. every phase passes istiod's load checks | [`plan_invariant`] with [`Invariant::LoadChecks`] | plan |
+//! | the plan keeps every connection up in a simulated mesh | [`simulates_clean`] | plan + mesh |
 //!
 //! The checkers reuse the library (bundle parsing, trust sets, [`crate::bundle::diff`],
 //! [`check_invariants`]): they are the library's own rules, offered one at a time. A plan-level
@@ -121,6 +122,23 @@ pub enum Violation {
         /// Which rule.
         reason: &'static str,
     },
+    /// The simulated mesh lost connections, or the plan did not run as written.
+    #[error(
+        "{failed_connections} connection(s) failed{}{}",
+        .failures.first().map(|f| format!(" (first: {} at {}: {} -> {}: {})", f.phase, f.time, f.from, f.to, f.reason)).unwrap_or_default(),
+        .deviations.first().map(|d| format!("; {} deviation(s), first: {}: {}", .deviations.len(), d.phase, d.message)).unwrap_or_default()
+    )]
+    Simulation {
+        /// Connections that failed.
+        failed_connections: u64,
+        /// The first recorded failures (at most 5).
+        failures: Vec<crate::sim::Failure>,
+        /// The first deviations from the plan (at most 5).
+        deviations: Vec<crate::sim::LogEntry>,
+    },
+    /// The simulation could not run.
+    #[error("the simulation could not run: {0}")]
+    SimulationError(crate::sim::SimError),
     /// A plan-level invariant (4-7, trigger, final state): the plan checks' errors for it.
     #[error("{invariant:?}: {}", .findings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Plan {
@@ -409,4 +427,32 @@ pub fn transition_cross_matrix(
         &transition_options(now),
         Invariant::CrossMatrix,
     )
+}
+
+/// The plan keeps every mTLS connection of the simulated mesh up at every event, and runs as
+/// written ([`crate::sim::Outcome::ran_as_planned`]: no secret ignored or refused, the mesh
+/// ends in the last phase's state).
+///
+/// ```
+/// use meshtrust::sim::SimConfig;
+/// use meshtrust::testkit::invariants::{simulates_clean, Violation};
+/// use meshtrust::testkit::plans::{self, PlanMutation};
+/// let case = plans::istio_samples_case();
+/// let plan = meshtrust::plan::plan(&case.inputs, &case.profile, &case.options, case.now)?;
+/// let mesh = SimConfig::new(case.now, 7, 12);                  // 12 proxies, seed 7
+/// assert_eq!(simulates_clean(&plan, &mesh), Ok(()));
+/// let skipped = PlanMutation::DropPhase(1).apply(&plan).unwrap(); // no "trust both" phase
+/// assert!(matches!(simulates_clean(&skipped, &mesh), Err(Violation::Simulation { failed_connections, .. }) if failed_connections > 0));
+/// # Ok::<(), meshtrust::plan::PlanError>(())
+/// ```
+pub fn simulates_clean(plan: &Plan, config: &crate::sim::SimConfig) -> Verdict {
+    let o = crate::sim::simulate(plan, config).map_err(Violation::SimulationError)?;
+    if o.ran_as_planned() {
+        return Ok(());
+    }
+    Err(Violation::Simulation {
+        failed_connections: o.failed_connections,
+        failures: o.failures.into_iter().take(5).collect(),
+        deviations: o.deviations.into_iter().take(5).collect(),
+    })
 }

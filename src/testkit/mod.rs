@@ -51,6 +51,7 @@ pub mod fuzz;
 pub mod generation;
 pub mod invariants;
 mod keys;
+pub mod meshes;
 pub mod plans;
 
 /// The `arbitrary` crate the testkit's `Arbitrary` implementations use (for your own fuzz

@@ -747,6 +747,10 @@ pub struct PlanScenario {
     pub profile: IstioProfile,
     /// Mutations to apply, one at a time, to the emitted plan.
     pub mutations: Vec<PlanMutation>,
+    /// Proxies of the simulated mesh (2 to 16).
+    pub workloads: usize,
+    /// Seed of the simulation.
+    pub seed: u64,
 }
 
 impl<'a> arbitrary::Arbitrary<'a> for PlanScenario {
@@ -804,6 +808,8 @@ impl<'a> arbitrary::Arbitrary<'a> for PlanScenario {
             reissue_now,
             profile,
             mutations,
+            workloads: u.int_in_range(2..=16)?,
+            seed: u.arbitrary()?,
         })
     }
 }
@@ -839,6 +845,15 @@ pub enum ScenarioFailure {
     /// An emitted plan breaks an invariant.
     #[error("the emitted plan breaks an invariant: {0}")]
     Invariant(#[from] super::invariants::Violation),
+    /// A mutation the plan checks call safe breaks traffic (or does not run as written) in
+    /// the simulated mesh.
+    #[error("{mutation:?}: the plan checks find nothing, but the simulation does: {violation}")]
+    CheckMissedOutage {
+        /// The mutation.
+        mutation: PlanMutation,
+        /// What the simulation saw.
+        violation: super::invariants::Violation,
+    },
     /// A mutation that breaks the plan is not reported with one of its codes.
     #[error("{mutation:?} is not caught with {:?}; findings: {findings:?}", .mutation.expected_codes())]
     MutationMissed {
@@ -883,8 +898,10 @@ impl PlanScenario {
 
     /// Plans the scenario and checks: the planner refuses exactly as
     /// [`profile_expectation`] says; an emitted plan has the scenario's kind, passes every
-    /// plan invariant, and every root file round-trips byte for byte; each mutation known to
-    /// break the plan ([`PlanMutation::all_for`]) is caught with one of its codes.
+    /// plan invariant, every root file round-trips byte for byte, and it simulates clean on a
+    /// mesh of [`PlanScenario::workloads`] proxies; each mutation known to break the plan
+    /// ([`PlanMutation::all_for`]) is caught with one of its codes; and a mutated plan the
+    /// checks call safe simulates clean too (the checks never pass an outage).
     pub fn run(&self) -> Result<ScenarioReport, ScenarioFailure> {
         use super::invariants;
         use crate::plan::{self, PlanError};
@@ -938,6 +955,8 @@ impl PlanScenario {
                 )?;
             }
         }
+        let mesh = crate::sim::SimConfig::new(case.now, self.seed, self.workloads.clamp(2, 16));
+        invariants::simulates_clean(&p, &mesh)?;
         let mut report = ScenarioReport {
             planned: true,
             ..ScenarioReport::default()
@@ -946,6 +965,14 @@ impl PlanScenario {
         for &m in &self.mutations {
             let Some(bad) = m.apply(&p) else { continue };
             let findings = plan::check_plan(&bad, &opts);
+            if !plan::has_errors(&findings) {
+                if let Err(violation) = invariants::simulates_clean(&bad, &mesh) {
+                    return Err(ScenarioFailure::CheckMissedOutage {
+                        mutation: m,
+                        violation,
+                    });
+                }
+            }
             if !breaking.contains(&m) {
                 report.mutations_unjudged += 1;
                 continue;
