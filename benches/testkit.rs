@@ -50,6 +50,19 @@ fn bench(c: &mut Criterion) {
     g.bench_function("meshes::mesh_case (CAs built)", |b| {
         b.iter(|| run(&mesh, drop))
     });
+    let mesh_simulated = meshes::mesh_case();
+    g.bench_function("meshes::mesh_case + plan + simulate", |b| {
+        b.iter(|| {
+            run(&mesh_simulated, |case| {
+                let p = case.plan().unwrap();
+                assert!(
+                    meshtrust::sim::simulate(&p, &case.config)
+                        .unwrap()
+                        .ran_as_planned()
+                );
+            })
+        })
+    });
     let text = bundles::bundle_text(bundles::sample_certificates());
     g.bench_function("bundles::bundle_text", |b| b.iter(|| run(&text, drop)));
     let profile = plans::any_profile();
