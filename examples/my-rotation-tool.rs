@@ -2,7 +2,8 @@
 //!
 //! The tool wraps meshtrust's planner with the team's policy (leaf certificates live at most
 //! 24 h; PROXY_CONFIG_XDS_AGENT must be on, so that no workload is ever restarted for a
-//! rotation) and refuses any plan that breaks one of meshtrust's invariants. Its `main`
+//! rotation) and refuses any plan that breaks one of meshtrust's invariants or loses a
+//! connection in a simulated mesh. Its `main`
 //! property-tests that policy with meshtrust's testkit (random CA topologies, every Istio
 //! profile including unsafe ones, every way operators break a plan) and exits non-zero on a
 //! failure, so CI can run it:
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use meshtrust::istio::IstioProfile;
 use meshtrust::plan::{self, Action, CheckOptions, ClusterInput, Plan, PlanError, PlanOptions};
+use meshtrust::sim::SimConfig;
 use meshtrust::testkit::invariants::{self, Violation};
 use meshtrust::testkit::plans::{self, PlanMutation, ProfileExpectation};
 use meshtrust::testkit::proptest::prelude::*;
@@ -86,6 +88,7 @@ impl Tool {
         &self,
         inputs: &[ClusterInput],
         profile: &IstioProfile,
+        options: &PlanOptions,
         now: OffsetDateTime,
     ) -> Result<Plan, ToolError> {
         if profile.leaf_ttl > self.policy.max_leaf_ttl {
@@ -94,9 +97,11 @@ impl Tool {
         if self.policy.require_xds_agent && !profile.xds_agent {
             return Err(ToolError::XdsAgentRequired);
         }
-        let p = plan::plan(inputs, profile, &PlanOptions::default(), now)
-            .map_err(ToolError::Refused)?;
+        let p = plan::plan(inputs, profile, options, now).map_err(ToolError::Refused)?;
         self.check(&p, now)?;
+        // Before handing a plan to an operator, run it on a simulated mesh of 12 proxies.
+        invariants::simulates_clean(&p, &SimConfig::new(now, 1, 12))
+            .map_err(|v| ToolError::Unsafe(vec![v]))?;
         Ok(p)
     }
 
@@ -122,7 +127,7 @@ impl Tool {
 
 fn policy_holds(tool: &Tool, case: &plans::RotationCase) -> Result<(), TestCaseError> {
     let profile = &case.profile;
-    let result = tool.plan(&case.inputs, profile, case.now);
+    let result = tool.plan(&case.inputs, profile, &case.options, case.now);
     let breaks_policy = profile.leaf_ttl > tool.policy.max_leaf_ttl || !profile.xds_agent;
     let expected = plans::profile_expectation(profile, case.kind, case.options.reissue_now);
     match result {
@@ -193,7 +198,12 @@ fn main() -> ExitCode {
 
     // And the tool at work on Istio's samples.
     let samples = plans::istio_samples_case();
-    match tool.plan(&samples.inputs, &samples.profile, samples.now) {
+    match tool.plan(
+        &samples.inputs,
+        &samples.profile,
+        &samples.options,
+        samples.now,
+    ) {
         Ok(p) => {
             for ph in &p.phases {
                 let wait = ph.gate.as_ref().map_or(0, |g| g.min_wait.as_secs());
