@@ -43,6 +43,18 @@ fn parse(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("Bundle::parse", n), &bytes, |b, bytes| {
             b.iter(|| Bundle::parse(bytes).unwrap())
         });
+        // The file's bytes handed over (what a caller that just read the file does): no copy.
+        g.bench_with_input(
+            BenchmarkId::new("Bundle::parse_vec", n),
+            &bytes,
+            |b, bytes| {
+                b.iter_batched(
+                    || bytes.clone(),
+                    |v| Bundle::parse_vec(v).unwrap(),
+                    criterion::BatchSize::LargeInput,
+                )
+            },
+        );
         if n == 10000 {
             g.bench_with_input(
                 BenchmarkId::new("Bundle::parse_strict", n),

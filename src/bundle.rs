@@ -129,19 +129,33 @@ impl Bundle {
     /// Parses a PEM file. Certificates are decoded by [`Certificate::from_der`] (the strict
     /// structural walk); use [`Bundle::parse_strict`] to also run x509-cert's full decoder.
     pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
+        Self::parse_with(bytes.to_vec(), false)
+    }
+
+    /// Like [`Bundle::parse`], taking ownership of the file's bytes (no copy: what a caller
+    /// that just read the file wants).
+    ///
+    /// ```
+    /// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/istio-samples/root-cert-combined-2.pem"))?;
+    /// let b = meshtrust::Bundle::parse_vec(bytes)?;
+    /// assert_eq!(b.len(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn parse_vec(bytes: Vec<u8>) -> Result<Bundle, BundleError> {
         Self::parse_with(bytes, false)
     }
 
     /// Like [`Bundle::parse`], also requiring every certificate to pass
     /// [`Certificate::check_strict`].
     pub fn parse_strict(bytes: &[u8]) -> Result<Bundle, BundleError> {
-        Self::parse_with(bytes, true)
+        Self::parse_with(bytes.to_vec(), true)
     }
 
-    fn parse_with(bytes: &[u8], strict: bool) -> Result<Bundle, BundleError> {
-        let mut entries = Vec::with_capacity(bytes.len() / 1200 + 1);
+    fn parse_with(bytes: Vec<u8>, strict: bool) -> Result<Bundle, BundleError> {
+        // ~570 bytes of PEM per certificate in practice (P-256); over-reserving is cheap.
+        let mut entries = Vec::with_capacity(bytes.len() / 500 + 1);
         let mut others = Vec::new();
-        for block in pem::blocks(bytes) {
+        for block in pem::blocks(&bytes) {
             let block = block?;
             if block.label == Label::Certificate {
                 let wrap = |source| BundleError::Cert {
@@ -647,12 +661,13 @@ pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// as `Bundle::parse(bytes)?.dedup().bytes()` for well-formed certificates, at the cost of
 /// base64 decoding and SHA-256 only.
 pub fn dedup_pem(bytes: &[u8]) -> Result<Vec<u8>, PemError> {
-    let mut seen = std::collections::HashSet::new();
+    // Keyed by the DER itself: equal DER <=> equal fingerprint, without the SHA-256.
+    let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(bytes.len());
     let mut cursor = 0;
     for block in pem::blocks(bytes) {
         let block = block?;
-        if block.label == Label::Certificate && !seen.insert(Fingerprint::of(&block.der)) {
+        if block.label == Label::Certificate && !seen.insert(block.der) {
             out.extend_from_slice(&bytes[cursor..block.span.start]);
             cursor = block.span.end;
         }

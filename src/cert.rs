@@ -443,13 +443,43 @@ mod ext_oid {
     pub fn understood(oid: &[u8]) -> bool {
         matches!(oid, SKI | KEY_USAGE | SAN | BASIC_CONSTRAINTS | AKI | EKU)
     }
+
+    /// [`understood`] by the short name [`name`] gives.
+    pub fn understood_name(name: &str) -> bool {
+        matches!(
+            name,
+            "subjectKeyIdentifier"
+                | "keyUsage"
+                | "subjectAltName"
+                | "basicConstraints"
+                | "authorityKeyIdentifier"
+                | "extendedKeyUsage"
+        )
+    }
 }
 
-#[derive(Debug, Clone)]
-struct ExtRef {
-    oid: Range<usize>,
-    critical: bool,
-    value: Range<usize>,
+/// A byte span inside the certificate's DER, stored compactly (DER certificates are far
+/// smaller than 4 GiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn r(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+impl From<Range<usize>> for Span {
+    fn from(r: Range<usize>) -> Span {
+        // from_der_vec refuses inputs of 4 GiB or more, so this never truncates.
+        Span {
+            start: r.start as u32,
+            end: r.end as u32,
+        }
+    }
 }
 
 /// Subject alternative names meshtrust cares about.
@@ -465,26 +495,30 @@ struct Inner {
     der: Vec<u8>,
     fingerprint: Fingerprint,
     version: u8,
-    tbs: Range<usize>,
-    serial: Range<usize>,
-    tbs_signature_alg: Range<usize>,
-    signature_alg_tlv: Range<usize>,
+    tbs: Span,
+    serial: Span,
+    tbs_signature_alg: Span,
+    signature_alg_tlv: Span,
     signature_algorithm: SignatureAlgorithm,
-    issuer: Range<usize>,
-    subject: Range<usize>,
+    issuer: Span,
+    subject: Span,
     not_before: i64,
     not_after: i64,
-    spki: Range<usize>,
+    spki: Span,
     key_algorithm: KeyAlgorithm,
-    public_key: Range<usize>,
-    signature: Range<usize>,
+    public_key: Span,
+    signature: Span,
     basic_constraints: Option<BasicConstraints>,
     key_usage: Option<KeyUsage>,
-    ski: Option<Range<usize>>,
-    aki: Option<Range<usize>>,
+    ski: Option<Span>,
+    aki: Option<Span>,
     eku: Option<Vec<ExtendedKeyUsage>>,
-    sans: Sans,
-    extensions: Vec<ExtRef>,
+    /// Boxed: most certificates of a bundle (roots) have none.
+    sans: Option<Box<Sans>>,
+    /// The Extension TLVs (content of the Extensions SEQUENCE), walked again on demand.
+    extensions: Option<Span>,
+    /// True when a critical extension the verifier does not process is present.
+    unhandled_critical: bool,
     names: OnceLock<(String, String)>,
     role: OnceLock<Role>,
     strict: OnceLock<Result<(), CertError>>,
@@ -542,6 +576,9 @@ impl Certificate {
 
     /// Parses DER, taking ownership of the buffer.
     pub fn from_der_vec(der: Vec<u8>) -> Result<Certificate, CertError> {
+        if u32::try_from(der.len()).is_err() {
+            return Err(CertError::Malformed("larger than 4 GiB".to_owned()));
+        }
         let mut outer = Walker::new(&der);
         let cert = outer.expect(tag::SEQUENCE, "expected Certificate SEQUENCE")?;
         outer.finish("trailing data after the certificate")?;
@@ -598,26 +635,27 @@ impl Certificate {
         let mut inner = Inner {
             fingerprint: Fingerprint::of(&der),
             version,
-            tbs: tbs.span(),
-            serial: serial.value_span(),
-            tbs_signature_alg: tbs_sig_alg.span(),
-            signature_alg_tlv: sig_alg.span(),
+            tbs: tbs.span().into(),
+            serial: serial.value_span().into(),
+            tbs_signature_alg: tbs_sig_alg.span().into(),
+            signature_alg_tlv: sig_alg.span().into(),
             signature_algorithm,
-            issuer: issuer.span(),
-            subject: subject.span(),
+            issuer: issuer.span().into(),
+            subject: subject.span().into(),
             not_before,
             not_after,
-            spki: spki.span(),
+            spki: spki.span().into(),
             key_algorithm,
-            public_key,
-            signature: derwalk::bit_string_span(&sig),
+            public_key: public_key.into(),
+            signature: derwalk::bit_string_span(&sig).into(),
             basic_constraints: None,
             key_usage: None,
             ski: None,
             aki: None,
             eku: None,
-            sans: Sans::default(),
-            extensions: Vec::new(),
+            sans: None,
+            extensions: None,
+            unhandled_critical: false,
             names: OnceLock::new(),
             role: OnceLock::new(),
             strict: OnceLock::new(),
@@ -667,7 +705,7 @@ impl Certificate {
 
     /// The serial number's content bytes (big-endian two's complement, as encoded).
     pub fn serial(&self) -> &[u8] {
-        &self.0.der[self.0.serial.clone()]
+        &self.0.der[self.0.serial.r()]
     }
 
     /// The serial number as lowercase hex without leading zero bytes (OpenSSL's form, lowercased).
@@ -682,12 +720,12 @@ impl Certificate {
 
     /// The raw DER of the subject Name (a SEQUENCE TLV): what path building compares.
     pub fn subject_der(&self) -> &[u8] {
-        &self.0.der[self.0.subject.clone()]
+        &self.0.der[self.0.subject.r()]
     }
 
     /// The raw DER of the issuer Name.
     pub fn issuer_der(&self) -> &[u8] {
-        &self.0.der[self.0.issuer.clone()]
+        &self.0.der[self.0.issuer.r()]
     }
 
     fn names(&self) -> &(String, String) {
@@ -743,12 +781,12 @@ impl Certificate {
 
     /// The DER of the SubjectPublicKeyInfo.
     pub fn spki_der(&self) -> &[u8] {
-        &self.0.der[self.0.spki.clone()]
+        &self.0.der[self.0.spki.r()]
     }
 
     /// The subjectPublicKey bits (for RSA the PKCS#1 RSAPublicKey, for EC the point).
     pub fn public_key(&self) -> &[u8] {
-        &self.0.der[self.0.public_key.clone()]
+        &self.0.der[self.0.public_key.r()]
     }
 
     /// The public key's algorithm and size.
@@ -764,17 +802,17 @@ impl Certificate {
     /// True when the outer signatureAlgorithm and the one inside tbsCertificate are the same
     /// bytes (RFC 5280 4.1.1.2); verification refuses certificates where they differ.
     pub fn signature_algorithms_match(&self) -> bool {
-        self.0.der[self.0.tbs_signature_alg.clone()] == self.0.der[self.0.signature_alg_tlv.clone()]
+        self.0.der[self.0.tbs_signature_alg.r()] == self.0.der[self.0.signature_alg_tlv.r()]
     }
 
     /// The tbsCertificate bytes exactly as encoded (what the signature covers).
     pub fn tbs_der(&self) -> &[u8] {
-        &self.0.der[self.0.tbs.clone()]
+        &self.0.der[self.0.tbs.r()]
     }
 
     /// The signature bytes.
     pub fn signature(&self) -> &[u8] {
-        &self.0.der[self.0.signature.clone()]
+        &self.0.der[self.0.signature.r()]
     }
 
     /// basicConstraints, when present.
@@ -799,39 +837,37 @@ impl Certificate {
 
     /// The subjectKeyIdentifier, when present.
     pub fn subject_key_id(&self) -> Option<&[u8]> {
-        self.0.ski.clone().map(|r| &self.0.der[r])
+        self.0.ski.map(|r| &self.0.der[r.r()])
     }
 
     /// The keyIdentifier of authorityKeyIdentifier, when present.
     pub fn authority_key_id(&self) -> Option<&[u8]> {
-        self.0.aki.clone().map(|r| &self.0.der[r])
+        self.0.aki.map(|r| &self.0.der[r.r()])
     }
 
     /// URI subject alternative names.
     pub fn san_uris(&self) -> &[String] {
-        &self.0.sans.uris
+        self.0.sans.as_deref().map_or(&[], |s| &s.uris)
     }
 
     /// DNS subject alternative names.
     pub fn san_dns_names(&self) -> &[String] {
-        &self.0.sans.dns
+        self.0.sans.as_deref().map_or(&[], |s| &s.dns)
     }
 
     /// Email (rfc822Name) subject alternative names.
     pub fn san_emails(&self) -> &[String] {
-        &self.0.sans.emails
+        self.0.sans.as_deref().map_or(&[], |s| &s.emails)
     }
 
     /// IP address subject alternative names.
     pub fn san_ips(&self) -> &[std::net::IpAddr] {
-        &self.0.sans.ips
+        self.0.sans.as_deref().map_or(&[], |s| &s.ips)
     }
 
     /// The URI SANs that are valid SPIFFE IDs.
     pub fn spiffe_ids(&self) -> Vec<SpiffeId> {
-        self.0
-            .sans
-            .uris
+        self.san_uris()
             .iter()
             .filter_map(|u| u.parse().ok())
             .collect()
@@ -839,30 +875,36 @@ impl Certificate {
 
     /// Every extension, in certificate order.
     pub fn extensions(&self) -> impl Iterator<Item = Extension<'_>> + '_ {
-        self.0.extensions.iter().map(|e| {
-            let oid = &self.0.der[e.oid.clone()];
-            Extension {
+        let body = self.0.extensions.map_or(&[][..], |s| &self.0.der[s.r()]);
+        let mut w = Walker::new(body);
+        // The structure was validated when the certificate was parsed.
+        std::iter::from_fn(move || {
+            let ext = w.expect(tag::SEQUENCE, "").ok()?;
+            let mut e = ext.walker();
+            let oid = e.expect(tag::OID, "").ok()?.value;
+            let critical = match e.optional(tag::BOOLEAN).ok()? {
+                Some(b) => derwalk::boolean(&b).ok()?,
+                None => false,
+            };
+            let value = e.expect(tag::OCTET_STRING, "").ok()?.value;
+            Some(Extension {
                 oid: derwalk::oid_string(oid),
                 name: ext_oid::name(oid),
-                critical: e.critical,
-                value: &self.0.der[e.value.clone()],
-            }
+                critical,
+                value,
+            })
         })
     }
 
     /// Critical extensions that meshtrust's verifier does not process (a verifier must reject
     /// the certificate: RFC 5280 4.2). Name constraints and policies are among them.
     pub fn unhandled_critical_extensions(&self) -> Vec<String> {
-        self.0
-            .extensions
-            .iter()
-            .filter(|e| e.critical && !ext_oid::understood(&self.0.der[e.oid.clone()]))
-            .map(|e| {
-                let oid = &self.0.der[e.oid.clone()];
-                ext_oid::name(oid)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| derwalk::oid_string(oid))
-            })
+        if !self.0.unhandled_critical {
+            return Vec::new();
+        }
+        self.extensions()
+            .filter(|e| e.critical && e.name.is_none_or(|n| !ext_oid::understood_name(n)))
+            .map(|e| e.name.map(str::to_owned).unwrap_or(e.oid))
             .collect()
     }
 
@@ -954,8 +996,11 @@ fn parse_extensions(exts: &Tlv<'_>, inner: &mut Inner) -> Result<(), CertError> 
     if w.is_empty() {
         return Err(CertError::Malformed("empty Extensions SEQUENCE".to_owned()));
     }
-    let mut list: Vec<ExtRef> = Vec::with_capacity(8);
-    let mut seen: Vec<&[u8]> = Vec::with_capacity(8);
+    // Duplicate detection without an allocation for the usual handful of extensions.
+    let mut seen_small: [&[u8]; 16] = [&[]; 16];
+    let mut seen_more: Vec<&[u8]> = Vec::new();
+    let mut count = 0usize;
+    let mut unhandled = false;
     while !w.is_empty() {
         let ext = w.expect(tag::SEQUENCE, "expected Extension SEQUENCE")?;
         let mut e = ext.walker();
@@ -966,26 +1011,29 @@ fn parse_extensions(exts: &Tlv<'_>, inner: &mut Inner) -> Result<(), CertError> 
         };
         let value = e.expect(tag::OCTET_STRING, "expected extnValue OCTET STRING")?;
         e.finish("trailing data in Extension")?;
-        if seen.contains(&oid.value) {
+        let seen = &seen_small[..count.min(16)];
+        if seen.contains(&oid.value) || seen_more.contains(&oid.value) {
             return Err(CertError::DuplicateExtension(
                 ext_oid::name(oid.value)
                     .map(str::to_owned)
                     .unwrap_or_else(|| derwalk::oid_string(oid.value)),
             ));
         }
-        seen.push(oid.value);
+        if count < 16 {
+            seen_small[count] = oid.value;
+        } else {
+            seen_more.push(oid.value);
+        }
+        count += 1;
+        unhandled |= critical && !ext_oid::understood(oid.value);
         let body = Tlv {
             tag: tag::OCTET_STRING,
             ..value
         };
         decode_known_extension(oid.value, &body, inner)?;
-        list.push(ExtRef {
-            oid: oid.value_span(),
-            critical,
-            value: value.value_span(),
-        });
     }
-    inner.extensions = list;
+    inner.extensions = Some(seq.value_span().into());
+    inner.unhandled_critical = unhandled;
     Ok(())
 }
 
@@ -1028,14 +1076,14 @@ fn decode_known_extension(oid: &[u8], value: &Tlv<'_>, inner: &mut Inner) -> Res
         ext_oid::SKI => {
             let name = "subjectKeyIdentifier";
             let id = single(name, tag::OCTET_STRING, "an OCTET STRING")?;
-            inner.ski = Some(id.value_span());
+            inner.ski = Some(id.value_span().into());
         }
         ext_oid::AKI => {
             let name = "authorityKeyIdentifier";
             let seq = single(name, tag::SEQUENCE, "a SEQUENCE")?;
             let mut s = seq.walker();
             if let Some(id) = s.optional(tag::implicit(0)).map_err(ext_err(name))? {
-                inner.aki = Some(id.value_span());
+                inner.aki = Some(id.value_span().into());
             }
             s.optional(tag::explicit(1)).map_err(ext_err(name))?;
             s.optional(tag::implicit(2)).map_err(ext_err(name))?;
@@ -1081,16 +1129,32 @@ fn decode_known_extension(oid: &[u8], value: &Tlv<'_>, inner: &mut Inner) -> Res
             while !s.is_empty() {
                 let gn = s.any().map_err(ext_err(name))?;
                 match gn.tag {
-                    0x81 => inner.sans.emails.push(ia5(&gn)?),
-                    0x82 => inner.sans.dns.push(ia5(&gn)?),
-                    0x86 => inner.sans.uris.push(ia5(&gn)?),
+                    0x81 => inner
+                        .sans
+                        .get_or_insert_with(Box::default)
+                        .emails
+                        .push(ia5(&gn)?),
+                    0x82 => inner
+                        .sans
+                        .get_or_insert_with(Box::default)
+                        .dns
+                        .push(ia5(&gn)?),
+                    0x86 => inner
+                        .sans
+                        .get_or_insert_with(Box::default)
+                        .uris
+                        .push(ia5(&gn)?),
                     0x87 => match gn.value.len() {
-                        4 => inner.sans.ips.push(std::net::IpAddr::from(
-                            <[u8; 4]>::try_from(gn.value).unwrap_or_default(),
-                        )),
-                        16 => inner.sans.ips.push(std::net::IpAddr::from(
-                            <[u8; 16]>::try_from(gn.value).unwrap_or_default(),
-                        )),
+                        4 => inner.sans.get_or_insert_with(Box::default).ips.push(
+                            std::net::IpAddr::from(
+                                <[u8; 4]>::try_from(gn.value).unwrap_or_default(),
+                            ),
+                        ),
+                        16 => inner.sans.get_or_insert_with(Box::default).ips.push(
+                            std::net::IpAddr::from(
+                                <[u8; 16]>::try_from(gn.value).unwrap_or_default(),
+                            ),
+                        ),
                         _ => {
                             return Err(CertError::BadExtension {
                                 extension: name,

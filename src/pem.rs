@@ -493,7 +493,13 @@ impl<'a> Blocks<'a> {
         let begin_line = self.line;
         let block = self.index;
         let label_owned = || label.to_owned();
-        let mut decoder = b64::Decoder::with_capacity(1024);
+        // Size the output once: the body runs up to the next END boundary (or the end).
+        static END_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"-----END"));
+        let body_len = END_FINDER
+            .find(&input[self.pos..])
+            .unwrap_or(input.len() - self.pos);
+        let mut decoder = b64::Decoder::with_capacity(body_len);
         // (line, column base) of every body line, to map decoder offsets back.
         let mut body_chars = 0usize;
         let mut first_body_line = true;

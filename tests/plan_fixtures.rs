@@ -592,3 +592,30 @@ fn multi_cluster_command_line() {
     assert!(String::from_utf8_lossy(&r.stdout).contains("ca-key-mismatch"));
     assert!(!out.exists());
 }
+
+#[test]
+fn plan_json_cannot_make_the_checker_read_outside_the_plan() {
+    let p = plan::plan(
+        &[ClusterInput::single(a(), b())],
+        &profile(),
+        &PlanOptions::default(),
+        now(),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("plan");
+    plan::write_plan_dir(&p, &dir).unwrap();
+    let path = dir.join("plan.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replacen("\"ca-cert.pem\"", "\"../../../../etc/hostname\"", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).unwrap();
+    let (_, _, findings) = plan::read_plan_dir(&dir).unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.code == "plan-json-mismatch"
+                && f.message.contains("outside the phase directory")),
+        "{findings:#?}"
+    );
+}

@@ -247,6 +247,19 @@ impl IstioProfile {
 
     /// Checks the profile itself (ratios in range, a TTL Istio accepts).
     pub fn validate(&self) -> Result<(), String> {
+        if self.istio_version < IstioVersion::OLDEST
+            || self.ztunnel().major != 1
+            || self.ztunnel() < IstioVersion::OLDEST
+        {
+            return Err(format!(
+                "Istio {} / ztunnel {}: meshtrust models Istio {} and newer (newer releases than {} are treated as {})",
+                self.istio_version,
+                self.ztunnel(),
+                IstioVersion::OLDEST,
+                IstioVersion::NEWEST,
+                IstioVersion::NEWEST
+            ));
+        }
         if !(0.0..1.0).contains(&self.grace_ratio) || self.grace_ratio.is_nan() {
             return Err(format!(
                 "grace ratio {} must be in [0, 1)",
@@ -389,6 +402,16 @@ mod tests {
     #[test]
     fn profile_validation() {
         assert!(IstioProfile::default().validate().is_ok());
+        let old = IstioProfile {
+            istio_version: "1.21.6".parse().unwrap(),
+            ..IstioProfile::default()
+        };
+        assert!(old.validate().unwrap_err().contains("1.22.0"));
+        let newer = IstioProfile {
+            istio_version: "1.31.0".parse().unwrap(),
+            ..IstioProfile::default()
+        };
+        assert!(newer.validate().is_ok());
         assert!(
             IstioProfile {
                 grace_ratio: 1.0,

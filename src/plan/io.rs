@@ -519,6 +519,22 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
                 if file.ends_with("secret.yaml") {
                     continue;
                 }
+                // plan.json may be hand-edited: never read outside the phase directory.
+                let inside = Path::new(file)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+                if !inside {
+                    findings.push(PlanFinding {
+                        code: "plan-json-mismatch",
+                        severity: Severity::Error,
+                        phase: name.clone(),
+                        cluster: None,
+                        message: format!(
+                            "plan.json names {file:?}, a path outside the phase directory"
+                        ),
+                    });
+                    continue;
+                }
                 let path = pdir.join(file);
                 let got = std::fs::read(&path).ok().map(|b| Fingerprint::of(&b));
                 if got.as_ref() != Some(want) {

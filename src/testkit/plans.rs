@@ -586,6 +586,11 @@ impl PlanMutation {
 
     /// The mutated plan, or `None` when the mutation does not apply to this plan.
     pub fn apply(&self, plan: &Plan) -> Option<Plan> {
+        // Only the mutations that break this kind of plan apply (e.g. shortening a wait means
+        // nothing in an intermediate rotation, where no root is removed).
+        if !Self::all_for(plan).contains(self) {
+            return None;
+        }
         let mut p = plan.clone();
         let n = p.phases.len();
         let trigger = p.phases.iter().position(|ph| ph.trigger);
