@@ -185,7 +185,7 @@ impl Bundle {
             }
         }
         Ok(Bundle {
-            bytes: bytes.to_vec(),
+            bytes,
             entries,
             others,
         })
