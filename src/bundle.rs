@@ -662,7 +662,9 @@ pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// base64 decoding and SHA-256 only.
 pub fn dedup_pem(bytes: &[u8]) -> Result<Vec<u8>, PemError> {
     // Keyed by the DER itself: equal DER <=> equal fingerprint, without the SHA-256.
-    let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    // Sized for ~570 bytes of PEM per block so the set never rehashes its keys as it grows.
+    let mut seen: std::collections::HashSet<Vec<u8>> =
+        std::collections::HashSet::with_capacity(bytes.len() / 500 + 1);
     let mut out = Vec::with_capacity(bytes.len());
     let mut cursor = 0;
     for block in pem::blocks(bytes) {
