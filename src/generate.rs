@@ -720,6 +720,39 @@ impl Generated {
         s
     }
 
+    /// This CA as Istio's plugged-in `cacerts` secret, in memory: ca-cert.pem (this
+    /// certificate), ca-key.pem, cert-chain.pem ([`Generated::cert_chain_pem`]) and
+    /// root-cert.pem (the trust bundle, byte for byte): the same bytes
+    /// [`intermediate_files`] writes.
+    ///
+    /// ```
+    /// use meshtrust::generate::{self, IntermediateSpec, KeyType, RootSpec};
+    /// let now = time::OffsetDateTime::now_utc();
+    /// let root = generate::root(&RootSpec { key_type: KeyType::EcP256, ..RootSpec::istio() }, now)?;
+    /// let spec = IntermediateSpec { key_type: KeyType::EcP256, ..IntermediateSpec::istio("cluster1") };
+    /// let int = generate::intermediate(&spec, &root.issuer()?, now)?;
+    /// let secret = int.cacerts();
+    /// assert_eq!(secret.file("root-cert.pem"), Some(&root.trust_bundle[..]));
+    /// let findings = meshtrust::istio::check(&secret, &Default::default(), now);
+    /// assert!(!meshtrust::istio::has_errors(&findings), "{findings:?}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cacerts(&self) -> crate::istio::CaSecret {
+        crate::istio::CaSecret::cacerts(
+            self.cert_pem.as_bytes(),
+            self.key_pem().as_bytes(),
+            self.cert_chain_pem().as_bytes(),
+            &self.trust_bundle,
+        )
+    }
+
+    /// This root as istiod's self-signed `istio-ca-secret`
+    /// ([`crate::istio::CaSecret::istio_ca_secret`]): what a cluster that never plugged in a
+    /// CA runs on, the starting point of a self-signed -> plugged-in rotation.
+    pub fn istio_ca_secret(&self) -> crate::istio::CaSecret {
+        crate::istio::CaSecret::istio_ca_secret(self.cert_pem.as_bytes(), self.key_pem().as_bytes())
+    }
+
     /// This certificate and key as an [`Issuer`] (for a root or an intermediate).
     pub fn issuer(&self) -> Result<Issuer, GenerateError> {
         Ok(Issuer::new(self.certificate.clone(), self.key.clone())?

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use meshtrust::bundle::Bundle;
 use meshtrust::generate::{self, KeyType, RootSpec};
-use meshtrust::istio::{self, CaSecret, IstioProfile, SecretForm};
+use meshtrust::istio::{self, CaSecret, IstioProfile};
 use meshtrust::plan::{self, CheckOptions, ClusterInput, PlanError, PlanOptions, RotationKind};
 use meshtrust::{Certificate, Fingerprint};
 use time::OffsetDateTime;
@@ -157,18 +157,7 @@ fn self_signed_to_plugged_in() {
     spec.key_type = KeyType::EcP256;
     let s = generate::root(&spec, now() - time::Duration::days(300)).unwrap();
     let cert = s.cert_pem.clone().into_bytes();
-    let secret = CaSecret::from_files(
-        "istio-ca-secret",
-        "istio-system",
-        SecretForm::Memory,
-        [
-            ("ca-cert.pem", cert.clone()),
-            ("ca-key.pem", s.key_pem().as_bytes().to_vec()),
-            ("cert-chain.pem", vec![]),
-            ("key.pem", vec![]),
-            ("root-cert.pem", cert.clone()),
-        ],
-    );
+    let secret = s.istio_ca_secret();
     let p = plan::plan(
         &[ClusterInput::single(secret, b())],
         &profile(),
@@ -267,13 +256,9 @@ fn intermediate_and_multi_cluster_with_istio_shaped_material() {
     let inter = |root: &generate::Generated, cluster: &str| {
         let mut s = generate::IntermediateSpec::istio(cluster);
         s.key_type = KeyType::EcP256;
-        let g = generate::intermediate(&s, &root.issuer().unwrap(), t).unwrap();
-        CaSecret::cacerts(
-            g.cert_pem.as_bytes(),
-            g.key_pem().as_bytes(),
-            g.cert_chain_pem().as_bytes(),
-            &g.trust_bundle,
-        )
+        generate::intermediate(&s, &root.issuer().unwrap(), t)
+            .unwrap()
+            .cacerts()
     };
     let (ra, rb) = (mk_root("Istio"), mk_root("Istio"));
     // Kind 3, with and without immediate re-issue.

@@ -159,25 +159,12 @@ fn the_census_follows_the_plan() {
 #[test]
 fn self_signed_to_the_sample_plugged_in_ca_keeps_traffic() {
     use meshtrust::generate::{self, Attribute, KeyType, Name, RootSpec};
-    use meshtrust::istio::SecretForm;
     // istiod's self-signed root (O=cluster.local) moving to root-cert-alt.pem's CA.
     let mut spec = RootSpec::istio();
     spec.subject = Name::new().with(Attribute::Organization, "cluster.local");
     spec.key_type = KeyType::Rsa2048;
     let s = generate::root(&spec, now() - time::Duration::days(300)).unwrap();
-    let cert = s.cert_pem.clone().into_bytes();
-    let current = CaSecret::from_files(
-        "istio-ca-secret",
-        "istio-system",
-        SecretForm::Memory,
-        [
-            ("ca-cert.pem", cert.clone()),
-            ("ca-key.pem", s.key_pem().as_bytes().to_vec()),
-            ("cert-chain.pem", vec![]),
-            ("key.pem", vec![]),
-            ("root-cert.pem", cert),
-        ],
-    );
+    let current = s.istio_ca_secret();
     for (dp, xds) in [
         (DataPlane::Sidecar, true),
         (DataPlane::Sidecar, false),
@@ -527,12 +514,7 @@ fn leaves_expire_when_istiod_cannot_sign() {
         t,
     )
     .unwrap();
-    let secret = CaSecret::cacerts(
-        int.cert_pem.as_bytes(),
-        int.key_pem().as_bytes(),
-        int.cert_chain_pem().as_bytes(),
-        &root.trust_bundle,
-    );
+    let secret = int.cacerts();
     let p = Plan {
         kind: RotationKind::IntermediateRotation,
         profile: profile(DataPlane::Sidecar, true),

@@ -223,6 +223,32 @@ impl CaSecret {
         )
     }
 
+    /// istiod's self-signed `istio-ca-secret` in namespace `istio-system`, as istiod writes
+    /// it: ca-cert.pem and root-cert.pem both the root's bytes, its key in ca-key.pem, and
+    /// cert-chain.pem and key.pem empty.
+    ///
+    /// ```
+    /// use meshtrust::istio::{CaSecret, SecretKind};
+    /// let s = CaSecret::istio_ca_secret(b"ROOT PEM", b"KEY PEM");
+    /// assert_eq!((s.name.as_str(), s.kind), ("istio-ca-secret", SecretKind::SelfSigned));
+    /// assert_eq!(s.file("root-cert.pem"), Some(&b"ROOT PEM"[..]));
+    /// assert_eq!(s.file("cert-chain.pem"), Some(&b""[..]));
+    /// ```
+    pub fn istio_ca_secret(root_cert: &[u8], root_key: &[u8]) -> CaSecret {
+        Self::from_files(
+            "istio-ca-secret",
+            "istio-system",
+            SecretForm::Memory,
+            [
+                (CA_CERT, root_cert.to_vec()),
+                (CA_KEY, root_key.to_vec()),
+                (CERT_CHAIN, Vec::new()),
+                (KEY, Vec::new()),
+                (ROOT_CERT, root_cert.to_vec()),
+            ],
+        )
+    }
+
     /// The exact bytes of a file, when present.
     pub fn file(&self, name: &str) -> Option<&[u8]> {
         self.files.get(name).map(|v| v.as_slice())

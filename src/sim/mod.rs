@@ -97,8 +97,7 @@
 //!     let int = generate::intermediate(
 //!         &IntermediateSpec { key_type: KeyType::EcP256, ..IntermediateSpec::istio(cluster) },
 //!         &root.issuer()?, t)?;
-//!     Ok(istio::CaSecret::cacerts(int.cert_pem.as_bytes(), int.key_pem().as_bytes(),
-//!         int.cert_chain_pem().as_bytes(), &root.trust_bundle))
+//!     Ok(int.cacerts())
 //! };
 //! let profile = istio::IstioProfile { multiroot: true, xds_agent: true, ..Default::default() };
 //! let now = t + time::Duration::days(1);

@@ -27,12 +27,7 @@ fn ca(cluster: &str) -> CaSecret {
         t0(),
     )
     .unwrap();
-    CaSecret::cacerts(
-        int.cert_pem.as_bytes(),
-        int.key_pem().as_bytes(),
-        int.cert_chain_pem().as_bytes(),
-        &root.trust_bundle,
-    )
+    int.cacerts()
 }
 
 fn now() -> OffsetDateTime {

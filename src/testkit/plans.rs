@@ -26,9 +26,7 @@ use time::OffsetDateTime;
 
 use super::{CertSpec, Issued, KeyAllocator, KeyKind, TestKey, TestkitError};
 use crate::bundle::Bundle;
-use crate::istio::{
-    self, CaSecret, DataPlane, IstioProfile, IstioVersion, SecretForm, ZtunnelRoots,
-};
+use crate::istio::{self, CaSecret, DataPlane, IstioProfile, IstioVersion, ZtunnelRoots};
 use crate::pem::{self, Label};
 use crate::plan::{CheckOptions, ClusterInput, Plan, PlanOptions, RotationKind};
 
@@ -138,19 +136,7 @@ impl TestCa {
 
     /// istiod's self-signed `istio-ca-secret` holding this CA's root.
     pub fn istio_ca_secret(&self) -> CaSecret {
-        let root = self.root.pem().into_bytes();
-        CaSecret::from_files(
-            "istio-ca-secret",
-            "istio-system",
-            SecretForm::Memory,
-            [
-                (istio::CA_CERT, root.clone()),
-                (istio::CA_KEY, key_pem(self.root.key())),
-                (istio::CERT_CHAIN, Vec::new()),
-                (istio::KEY, Vec::new()),
-                (istio::ROOT_CERT, root),
-            ],
-        )
+        CaSecret::istio_ca_secret(self.root.pem().as_bytes(), &key_pem(self.root.key()))
     }
 }
 
