@@ -56,7 +56,7 @@
 //! ```
 
 use std::fmt;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
 use time::{Duration, OffsetDateTime};
@@ -1100,14 +1100,23 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The paths [`root_files`] writes, in its order: known before any key is generated, so a
+/// caller can refuse existing files before an expensive RSA key generation.
+///
+/// ```
+/// let [cert, key] = meshtrust::generate::root_paths(std::path::Path::new("rootA"));
+/// assert_eq!((cert.to_str(), key.to_str()), (Some("rootA/root-cert.pem"), Some("rootA/root-key.pem")));
+/// ```
+pub fn root_paths(dir: &Path) -> [PathBuf; 2] {
+    [files::ROOT_CERT, files::ROOT_KEY].map(|f| dir.join(f))
+}
+
 /// Istio's root files: `DIR/root-cert.pem` (0644) and `DIR/root-key.pem` (0600).
 pub fn root_files(dir: &Path, root: &Generated) -> Vec<OutFile> {
+    let [cert, key] = root_paths(dir);
     vec![
-        OutFile::public(
-            dir.join(files::ROOT_CERT),
-            root.cert_pem.clone().into_bytes(),
-        ),
-        OutFile::secret(dir.join(files::ROOT_KEY), pem_bytes(root.key_pem())),
+        OutFile::public(cert, root.cert_pem.clone().into_bytes()),
+        OutFile::secret(key, pem_bytes(root.key_pem())),
     ]
 }
 
@@ -1120,20 +1129,30 @@ pub fn intermediate_files(
     name: &str,
     ca: &Generated,
 ) -> Result<Vec<OutFile>, GenerateError> {
-    check_cluster_name(name)?;
     if ca.trust_bundle.is_empty() {
         return Err(GenerateError::NoTrustBundle);
     }
-    let dir = out.join(name);
+    let [cert, key, chain, roots] = intermediate_paths(out, name)?;
     Ok(vec![
-        OutFile::public(dir.join(files::CA_CERT), ca.cert_pem.clone().into_bytes()),
-        OutFile::secret(dir.join(files::CA_KEY), pem_bytes(ca.key_pem())),
-        OutFile::public(
-            dir.join(files::CERT_CHAIN),
-            ca.cert_chain_pem().into_bytes(),
-        ),
-        OutFile::public(dir.join(files::ROOT_CERT), ca.trust_bundle.clone()),
+        OutFile::public(cert, ca.cert_pem.clone().into_bytes()),
+        OutFile::secret(key, pem_bytes(ca.key_pem())),
+        OutFile::public(chain, ca.cert_chain_pem().into_bytes()),
+        OutFile::public(roots, ca.trust_bundle.clone()),
     ])
+}
+
+/// The paths [`intermediate_files`] writes, in its order (`OUT/name/ca-cert.pem`,
+/// `ca-key.pem`, `cert-chain.pem`, `root-cert.pem`), after checking `name` as a cluster name.
+pub fn intermediate_paths(out: &Path, name: &str) -> Result<[PathBuf; 4], GenerateError> {
+    check_cluster_name(name)?;
+    let dir = out.join(name);
+    Ok([
+        files::CA_CERT,
+        files::CA_KEY,
+        files::CERT_CHAIN,
+        files::ROOT_CERT,
+    ]
+    .map(|f| dir.join(f)))
 }
 
 /// A workload's files, in istio-agent's file-mounted layout plus the Makefile's single
@@ -1144,18 +1163,25 @@ pub fn leaf_files(dir: &Path, leaf: &Generated) -> Result<Vec<OutFile>, Generate
     if leaf.trust_bundle.is_empty() {
         return Err(GenerateError::NoTrustBundle);
     }
+    let [chain, key, roots, cert] = leaf_paths(dir);
     Ok(vec![
-        OutFile::public(
-            dir.join(files::CERT_CHAIN),
-            leaf.cert_chain_pem().into_bytes(),
-        ),
-        OutFile::secret(dir.join(files::WORKLOAD_KEY), pem_bytes(leaf.key_pem())),
-        OutFile::public(dir.join(files::ROOT_CERT), leaf.trust_bundle.clone()),
-        OutFile::public(
-            dir.join(files::WORKLOAD_CERT),
-            leaf.cert_pem.clone().into_bytes(),
-        ),
+        OutFile::public(chain, leaf.cert_chain_pem().into_bytes()),
+        OutFile::secret(key, pem_bytes(leaf.key_pem())),
+        OutFile::public(roots, leaf.trust_bundle.clone()),
+        OutFile::public(cert, leaf.cert_pem.clone().into_bytes()),
     ])
+}
+
+/// The paths [`leaf_files`] writes, in its order (`DIR/cert-chain.pem`, `key.pem`,
+/// `root-cert.pem`, `workload-cert.pem`).
+pub fn leaf_paths(dir: &Path) -> [PathBuf; 4] {
+    [
+        files::CERT_CHAIN,
+        files::WORKLOAD_KEY,
+        files::ROOT_CERT,
+        files::WORKLOAD_CERT,
+    ]
+    .map(|f| dir.join(f))
 }
 
 fn pem_bytes(pem: Zeroizing<String>) -> Zeroizing<Vec<u8>> {

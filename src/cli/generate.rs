@@ -141,8 +141,7 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
     let lib = |e: generate::GenerateError| CliError(e.to_string());
     let (generated, out_files, output, mut notes) = match cmd {
         Command::Root { out, ca, output } => {
-            let targets = [out.join(files::ROOT_CERT), out.join(files::ROOT_KEY)];
-            refuse_existing(&targets, output.force)?;
+            refuse_existing(&generate::root_paths(&out), output.force)?;
             let mut spec = RootSpec::istio();
             spec.key_type = ca.key_type;
             if let Some(d) = ca.days {
@@ -160,15 +159,7 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
             ca,
             output,
         } => {
-            generate::check_cluster_name(&name).map_err(lib)?;
-            let dir = out.join(&name);
-            let targets = [
-                files::CA_CERT,
-                files::CA_KEY,
-                files::CERT_CHAIN,
-                files::ROOT_CERT,
-            ]
-            .map(|f| dir.join(f));
+            let targets = generate::intermediate_paths(&out, &name).map_err(lib)?;
             refuse_existing(&targets, output.force)?;
             let (issuer, notes) = load_root_dir(&root)?;
             let mut spec = IntermediateSpec::istio(&name);
@@ -193,14 +184,7 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
                 .parse()
                 .map_err(|e| CliError(format!("--spiffe: {e}")))?;
             let ttl = parse_duration(&ttl).map_err(|e| CliError(format!("--ttl: {e}")))?;
-            let targets = [
-                files::CERT_CHAIN,
-                files::WORKLOAD_KEY,
-                files::ROOT_CERT,
-                files::WORKLOAD_CERT,
-            ]
-            .map(|f| out.join(f));
-            refuse_existing(&targets, output.force)?;
+            refuse_existing(&generate::leaf_paths(&out), output.force)?;
             let (issuer, notes) = load_ca_dir(&ca)?;
             let spec = LeafSpec {
                 key_type,
