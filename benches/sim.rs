@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use meshtrust::generate::{self, IntermediateSpec, KeyType, RootSpec};
+use meshtrust::generate::{self, KeyType};
 use meshtrust::istio::{CaSecret, DataPlane, IstioProfile};
 use meshtrust::plan::{self, ClusterInput, Plan, PlanOptions};
 use meshtrust::sim::{self, SimConfig};
@@ -21,24 +21,10 @@ fn t0() -> OffsetDateTime {
 }
 
 fn ca(cluster: &str) -> CaSecret {
-    let root = generate::root(
-        &RootSpec {
-            key_type: KeyType::EcP256,
-            ..RootSpec::istio()
-        },
-        t0(),
-    )
-    .unwrap();
-    let int = generate::intermediate(
-        &IntermediateSpec {
-            key_type: KeyType::EcP256,
-            ..IntermediateSpec::istio(cluster)
-        },
-        &root.issuer().unwrap(),
-        t0(),
-    )
-    .unwrap();
-    int.cacerts()
+    generate::istio_ca(cluster, KeyType::EcP256, t0())
+        .unwrap()
+        .1
+        .cacerts()
 }
 
 fn rotation(data_plane: DataPlane) -> Plan {

@@ -839,6 +839,42 @@ pub fn intermediate(
     issue(params, key, &signer, issuer, clamped, warnings)
 }
 
+/// A new Istio-shaped root and its intermediate for `cluster`, both with keys of `key_type`:
+/// what `make -f Makefile.selfsigned.mk root-ca <cluster>-cacerts` makes (with
+/// `key_type = KeyType::Rsa4096`). Returns `(root, intermediate)`;
+/// `intermediate.cacerts()` is the cluster's `cacerts` secret.
+///
+/// ```
+/// use meshtrust::generate::{self, KeyType};
+/// let now = time::OffsetDateTime::now_utc();
+/// let (root, int) = generate::istio_ca("cluster1", KeyType::EcP256, now)?;
+/// assert_eq!(int.certificate.issuer_der(), root.certificate.subject_der());
+/// assert_eq!(int.cacerts().file("root-cert.pem"), Some(&root.trust_bundle[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn istio_ca(
+    cluster: &str,
+    key_type: KeyType,
+    now: OffsetDateTime,
+) -> Result<(Generated, Generated), GenerateError> {
+    let root = root(
+        &RootSpec {
+            key_type,
+            ..RootSpec::istio()
+        },
+        now,
+    )?;
+    let int = intermediate(
+        &IntermediateSpec {
+            key_type,
+            ..IntermediateSpec::istio(cluster)
+        },
+        &root.issuer()?,
+        now,
+    )?;
+    Ok((root, int))
+}
+
 /// Issues a workload certificate for `spec.spiffe_id`, as istiod does: valid from
 /// `now - spec.backdate` to `now + spec.ttl`, capped by the issuer chain's first notAfter.
 pub fn leaf(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use meshtrust::fsio;
-use meshtrust::generate::{self, IntermediateSpec, KeyType, RootSpec};
+use meshtrust::generate::{self, KeyType};
 use meshtrust::istio::{self, DataPlane, IstioProfile, IstioVersion, format_duration};
 use meshtrust::plan::{self, CheckOptions, ClusterInput, Plan, PlanOptions};
 use meshtrust::sim::{self, Outcome, SimConfig};
@@ -67,23 +67,7 @@ fn output_dir(out: Option<PathBuf>, now: OffsetDateTime) -> Result<PathBuf, CliE
 /// A root and its intermediate `L=cluster1`, written as Istio's tools/certs lay them out:
 /// DIR/root-cert.pem, root-key.pem and DIR/cluster1/ (a cacerts directory).
 fn make_ca(dir: &Path, key_type: KeyType, at: OffsetDateTime) -> Result<PathBuf, CliError> {
-    let root = generate::root(
-        &RootSpec {
-            key_type,
-            ..RootSpec::istio()
-        },
-        at,
-    )
-    .map_err(fail)?;
-    let int = generate::intermediate(
-        &IntermediateSpec {
-            key_type,
-            ..IntermediateSpec::istio("cluster1")
-        },
-        &root.issuer().map_err(fail)?,
-        at,
-    )
-    .map_err(fail)?;
+    let (root, int) = generate::istio_ca("cluster1", key_type, at).map_err(fail)?;
     let mut files = generate::root_files(dir, &root);
     files.extend(generate::intermediate_files(dir, "cluster1", &int).map_err(fail)?);
     fsio::write_all(&files, false).map_err(fail)?;

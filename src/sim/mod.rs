@@ -90,14 +90,9 @@
 //!
 //! ```
 //! use meshtrust::{generate, istio, plan, sim};
-//! use meshtrust::generate::{IntermediateSpec, KeyType, RootSpec};
 //! let t = time::macros::datetime!(2026-01-01 0:00 UTC);
-//! let ca = |cluster: &str| -> Result<istio::CaSecret, Box<dyn std::error::Error>> {
-//!     let root = generate::root(&RootSpec { key_type: KeyType::EcP256, ..RootSpec::istio() }, t)?;
-//!     let int = generate::intermediate(
-//!         &IntermediateSpec { key_type: KeyType::EcP256, ..IntermediateSpec::istio(cluster) },
-//!         &root.issuer()?, t)?;
-//!     Ok(int.cacerts())
+//! let ca = |cluster: &str| -> Result<istio::CaSecret, generate::GenerateError> {
+//!     Ok(generate::istio_ca(cluster, generate::KeyType::EcP256, t)?.1.cacerts())
 //! };
 //! let profile = istio::IstioProfile { multiroot: true, xds_agent: true, ..Default::default() };
 //! let now = t + time::Duration::days(1);

@@ -1,7 +1,7 @@
 //! Unit tests of the simulator's parts (the scenario tests are in tests/sim.rs).
 
 use super::*;
-use crate::generate::{self, IntermediateSpec, KeyType, RootSpec};
+use crate::generate::{self, KeyType};
 use crate::istio::{CaSecret, DataPlane, IstioProfile};
 use crate::plan::{self, Action, ClusterInput, PlanOptions};
 
@@ -10,24 +10,10 @@ fn t0() -> OffsetDateTime {
 }
 
 fn ca(cluster: &str) -> CaSecret {
-    let root = generate::root(
-        &RootSpec {
-            key_type: KeyType::EcP256,
-            ..RootSpec::istio()
-        },
-        t0(),
-    )
-    .unwrap();
-    let int = generate::intermediate(
-        &IntermediateSpec {
-            key_type: KeyType::EcP256,
-            ..IntermediateSpec::istio(cluster)
-        },
-        &root.issuer().unwrap(),
-        t0(),
-    )
-    .unwrap();
-    int.cacerts()
+    generate::istio_ca(cluster, KeyType::EcP256, t0())
+        .unwrap()
+        .1
+        .cacerts()
 }
 
 fn now() -> OffsetDateTime {
