@@ -345,36 +345,19 @@ fn load_ca_dir(dir: &Path) -> Result<(Issuer, Vec<String>), CliError> {
     Ok((issuer, Vec::new()))
 }
 
-/// Parses `24h`, `90m`, `3600s`, `7d`, `1h30m`.
+/// `--ttl`: the library's duration syntax ([`meshtrust::istio::parse_duration`], as for
+/// `--leaf-ttl`), but with a unit required (a bare `--ttl 24` more likely means hours than
+/// seconds) and more than zero.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let err = || format!("{s:?} is not a duration like 24h, 90m, 7d or 1h30m");
-    let mut total = Duration::ZERO;
-    let mut digits = String::new();
-    let mut any = false;
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: i64 = digits.parse().map_err(|_| err())?;
-        digits.clear();
-        let unit = match c {
-            's' => Duration::seconds(1),
-            'm' => Duration::minutes(1),
-            'h' => Duration::hours(1),
-            'd' => Duration::days(1),
-            _ => return Err(err()),
-        };
-        total = n
-            .checked_mul(unit.whole_seconds())
-            .and_then(|secs| total.checked_add(Duration::seconds(secs)))
-            .ok_or_else(err)?;
-        any = true;
-    }
-    if !digits.is_empty() || !any || total <= Duration::ZERO {
+    if s.trim().bytes().all(|b| b.is_ascii_digit()) {
         return Err(err());
     }
-    Ok(total)
+    let d = meshtrust::istio::parse_duration(s)?;
+    match Duration::try_from(d) {
+        Ok(d) if d > Duration::ZERO => Ok(d),
+        _ => Err(err()),
+    }
 }
 
 fn report(
