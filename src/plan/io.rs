@@ -392,7 +392,7 @@ pub fn write_plan_dir(plan: &Plan, dir: &Path) -> Result<Vec<PathBuf>, PlanDirEr
         render_runbook(plan).into_bytes(),
     ));
     let result = fsio::write_all(&files, false)
-        .map_err(PlanDirError::from)
+        .map_err(|e| staging_error(e, &staging, dir))
         .and_then(|written| {
             if dir.exists() {
                 std::fs::remove_dir(dir).map_err(|e| io(dir, e))?;
@@ -409,15 +409,36 @@ pub fn write_plan_dir(plan: &Plan, dir: &Path) -> Result<Vec<PathBuf>, PlanDirEr
     result
 }
 
+/// An error writing into the staging directory, told about the output directory the user
+/// named (the staging directory is an implementation detail).
+fn staging_error(e: fsio::FsError, staging: &Path, dir: &Path) -> PlanDirError {
+    let (path, message) = match &e {
+        fsio::FsError::Io { path, op, source } => (path.clone(), format!("{op}: {source}")),
+        fsio::FsError::Exists { path }
+        | fsio::FsError::Duplicate { path }
+        | fsio::FsError::NotAFile { path } => (path.clone(), e.to_string()),
+    };
+    match path.strip_prefix(staging) {
+        Ok(rel) => PlanDirError::Io {
+            path: dir.join(rel),
+            message: message.replace(&staging.display().to_string(), &dir.display().to_string()),
+        },
+        Err(_) => PlanDirError::Fs(e),
+    }
+}
+
 fn is_phase_name(name: &str) -> bool {
     let b = name.as_bytes();
     b.len() > 3 && b[0].is_ascii_digit() && b[1].is_ascii_digit() && b[2] == b'-'
 }
 
 /// Reads a plan from its phase directories. With plan.json, its profile, kind, actions and
-/// gates are used and its recorded file hashes are cross-checked (mismatches are returned as
-/// findings); without it, the kind is inferred, the profile is the default (override it), and
-/// gates are unknown. Returns the plan, whether plan.json was present, and the findings.
+/// gates are used and its recorded file hashes (secret.yaml's included) are cross-checked
+/// (mismatches are returned as findings); without it, the kind is inferred, the profile is the
+/// default (override it), and gates are unknown. Every phase's secret.yaml, the file the
+/// runbook applies, is read back and compared with the phase's PEM files
+/// ([`super::check_applied`]). Returns the plan, whether plan.json was present, and the
+/// findings.
 pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanDirError> {
     let io = |path: &Path, e: std::io::Error| PlanDirError::Io {
         path: path.to_owned(),
@@ -516,9 +537,6 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
                     .first()
                     .is_some_and(|c| c.cluster != DEFAULT_CLUSTER);
             for (file, want) in &r.files {
-                if file.ends_with("secret.yaml") {
-                    continue;
-                }
                 // plan.json may be hand-edited: never read outside the phase directory.
                 let inside = Path::new(file)
                     .components()
@@ -587,7 +605,7 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
         .as_ref()
         .map(|j| j.kind)
         .unwrap_or_else(|| infer_kind_from_phases(&phases, cluster_names.len()));
-    let plan = Plan {
+    let mut plan = Plan {
         kind,
         profile: json.as_ref().map(|j| j.profile.clone()).unwrap_or_default(),
         clusters: cluster_names,
@@ -601,6 +619,7 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
             .map(|j| j.new_roots.clone())
             .unwrap_or_default(),
     };
+    findings.extend(super::applied::check_applied(dir, &mut plan));
     Ok((plan, json.is_some(), findings))
 }
 

@@ -36,6 +36,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod applied;
 mod build;
 mod checks;
 mod io;
@@ -49,6 +50,9 @@ use crate::bundle::Bundle;
 use crate::cert::Fingerprint;
 use crate::istio::{CaSecret, IstioProfile, Severity};
 
+pub use applied::{
+    SECRET_YAML, SealReport, applied_differences, check_applied, mixed_line_endings, seal_plan_dir,
+};
 pub use build::plan;
 pub use checks::{CheckOptions, Invariant, check_invariants, check_plan};
 pub use io::{PlanDirError, read_plan_dir, render_plan_json, render_runbook, write_plan_dir};
