@@ -431,3 +431,302 @@ fn errors_name_the_path_once_and_its_option() {
     assert!(err.contains("--out"), "{err}");
     assert!(!err.contains(".meshtrust-"), "{err}");
 }
+
+/// The code blocks of a runbook, in order.
+fn code_blocks(md: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in md.lines() {
+        let t = line.trim();
+        if t == "```sh" {
+            cur = Some(String::new());
+        } else if t == "```" {
+            if let Some(c) = cur.take() {
+                out.push(c);
+            }
+        } else if let Some(c) = cur.as_mut() {
+            c.push_str(t);
+            c.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn runbook_backs_up_checks_drift_applies_server_side_and_says_how_to_go_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = demo(tmp.path());
+    let p = tmp.path().join("ctx");
+    let o = run(&[
+        "plan",
+        "--current",
+        s(&d.join("rootA/cluster1")),
+        "--new",
+        s(&d.join("rootB/cluster1")),
+        "--out",
+        s(&p),
+        "--multiroot",
+        "--xds-agent",
+        "--context",
+        "prod-east",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let md = std::fs::read_to_string(p.join("RUNBOOK.md")).unwrap();
+    let blocks = code_blocks(&md);
+    // Every kubectl/istioctl line carries the context.
+    for b in &blocks {
+        for word in ["kubectl ", "istioctl "] {
+            assert_eq!(
+                b.matches(word).count(),
+                b.matches(&format!("{word}--context prod-east ")).count(),
+                "{b}"
+            );
+        }
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(json["contexts"]["default"], "prod-east");
+    for ph in json["phases"].as_array().unwrap() {
+        for a in ph["actions"].as_array().unwrap() {
+            assert!(
+                a["command"]
+                    .as_str()
+                    .unwrap()
+                    .contains("--context prod-east"),
+                "{a}"
+            );
+        }
+    }
+    // The backup comes before the first apply; every apply is server-side and follows a
+    // drift check; no client-side apply copies the key into an annotation.
+    let backup = md
+        .find("get secret cacerts -n istio-system -o yaml --ignore-not-found > backup/cacerts.yaml")
+        .unwrap();
+    let first_apply = md.find("apply --server-side").unwrap();
+    assert!(backup < first_apply);
+    assert!(!md.contains("apply -f"), "client-side apply in the runbook");
+    for (i, b) in blocks.iter().enumerate() {
+        if b.contains("apply --server-side") && !b.contains("plan drift") {
+            assert!(
+                blocks[i - 1].contains("meshtrust plan drift --expect ../"),
+                "{}\n{b}",
+                blocks[i - 1]
+            );
+        }
+    }
+    // The sidecar runbook confirms istiod took each secret.
+    for phase in ["01-trust-both", "02-switch-signer", "03-drop-old-root"] {
+        let sec = &md[md.find(&format!("## {phase}")).unwrap()..];
+        let sec = &sec[..sec[3..].find("\n## ").map_or(sec.len(), |i| i + 3)];
+        assert!(sec.contains("get configmap istio-ca-root-cert"), "{phase}");
+        // How to go back, checked (istiod's verdict for the version).
+        assert!(sec.contains("Going back from"), "{phase}");
+        assert!(
+            sec.contains("istiod 1.30.0 accepts this root-file change"),
+            "{phase}"
+        );
+    }
+    // Preconditions on what runs.
+    assert!(md.contains("get deployment -A -l app=istiod"), "{md}");
+    assert!(md.contains("ISTIO_MULTIROOT_MESH\")].value}"), "{md}");
+    assert!(md.contains("$3 != \"true\""), "{md}");
+    assert!(
+        md.contains("env[?(@.name==\"PROXY_CONFIG_XDS_AGENT\")]"),
+        "{md}"
+    );
+    // The drift command itself: equal -> 0, changed -> 1.
+    let live = istio::read_dir(&p.join("02-switch-signer"))
+        .unwrap()
+        .to_manifest_yaml();
+    let o = run_stdin(
+        &[
+            "plan",
+            "drift",
+            "--expect",
+            s(&p.join("02-switch-signer")),
+            "-",
+        ],
+        live.as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let o = run_stdin(
+        &[
+            "plan",
+            "drift",
+            "--expect",
+            s(&p.join("01-trust-both")),
+            "-",
+        ],
+        live.as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains("DRIFT") && !out(&o).contains("PRIVATE"),
+        "{}",
+        out(&o)
+    );
+    // Sealing keeps the contexts.
+    let o = run(&["plan", "seal", s(&p)]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(
+        std::fs::read_to_string(p.join("RUNBOOK.md"))
+            .unwrap()
+            .contains("kubectl --context prod-east apply --server-side")
+    );
+}
+
+#[test]
+fn restarts_cover_labelled_namespaces_workload_kinds_and_gateways_in_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = demo(tmp.path());
+    let p = tmp.path().join("noxds");
+    let o = run(&[
+        "plan",
+        "--current",
+        s(&d.join("rootA/cluster1")),
+        "--new",
+        s(&d.join("rootB/cluster1")),
+        "--out",
+        s(&p),
+        "--multiroot",
+        "--xds-agent=false",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let md = std::fs::read_to_string(p.join("RUNBOOK.md")).unwrap();
+    let restart = code_blocks(&md)
+        .into_iter()
+        .find(|b| b.contains("istio-injection=enabled"))
+        .unwrap_or_else(|| panic!("{md}"));
+    for want in [
+        "-l istio.io/rev",
+        "deployment,statefulset,daemonset",
+        "rollout status",
+        "${BATCH:-5}",
+        "ingressgateway,egressgateway,eastwestgateway",
+    ] {
+        assert!(restart.contains(want), "{want} in {restart}");
+    }
+}
+
+#[test]
+fn multi_cluster_contexts_and_self_signed_retirement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = demo(tmp.path());
+    for root in ["rootA", "rootB"] {
+        let o = run(&[
+            "generate",
+            "intermediate",
+            "--root",
+            s(&d.join(root)),
+            "--name",
+            "cluster2",
+            "--out",
+            s(&d.join(root)),
+            "--key-type",
+            "ec-p256",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    }
+    let spec = |c: &str, ctx: &str| {
+        format!(
+            "{c}={},{},{ctx}",
+            d.join("rootA").join(c).display(),
+            d.join("rootB").join(c).display()
+        )
+    };
+    let (c1, c2) = (spec("cluster1", "gke-east"), spec("cluster2", "gke-west"));
+    let p = tmp.path().join("multi");
+    let o = run(&[
+        "plan",
+        "--cluster",
+        &c1,
+        "--cluster",
+        &c2,
+        "--out",
+        s(&p),
+        "--multiroot",
+        "--xds-agent",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let md = std::fs::read_to_string(p.join("RUNBOOK.md")).unwrap();
+    assert!(
+        md.contains("kubectl --context gke-east apply --server-side"),
+        "{md}"
+    );
+    assert!(
+        md.contains("kubectl --context gke-west apply --server-side"),
+        "{md}"
+    );
+    assert!(!md.contains("--context cluster1"), "{md}");
+
+    // Self-signed -> plugged-in: retire istio-ca-secret after the last phase, and say why this
+    // plan restarts istiod fewer times.
+    let root = std::fs::read(d.join("rootA/root-cert.pem")).unwrap();
+    let key = std::fs::read(d.join("rootA/root-key.pem")).unwrap();
+    let live = tmp.path().join("live.yaml");
+    std::fs::write(
+        &live,
+        CaSecret::istio_ca_secret(&root, &key)
+            .to_manifest_yaml()
+            .as_bytes(),
+    )
+    .unwrap();
+    let p = tmp.path().join("ss");
+    let o = run(&[
+        "plan",
+        "--current",
+        s(&live),
+        "--new",
+        s(&d.join("rootB/cluster1")),
+        "--out",
+        s(&p),
+        "--multiroot",
+        "--xds-agent",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let md = std::fs::read_to_string(p.join("RUNBOOK.md")).unwrap();
+    let retire = md
+        .find("retire istio-ca-secret")
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(retire > md.rfind("## 03-").unwrap());
+    assert!(md[retire..].contains("kubectl delete secret istio-ca-secret -n istio-system"));
+    assert!(md[retire..].contains("> backup/istio-ca-secret-retired.yaml &&"));
+    assert!(md[retire..].contains("watches /etc/cacerts"));
+    // Going back from 01 deletes cacerts and restarts istiod (self-signed again).
+    assert!(md.contains("kubectl delete secret cacerts -n istio-system && kubectl rollout restart deployment -n istio-system -l app=istiod"), "{md}");
+    let c = run(&["plan", "check", s(&p)]);
+    assert_eq!(c.status.code(), Some(0), "{}", out(&c));
+}
+
+#[test]
+fn plan_check_checks_the_rollback_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = demo(tmp.path()).join("plan-sidecar");
+    // Without 01-trust-both, going back from the switch drops root B while B signs.
+    std::fs::remove_dir_all(plan.join("01-trust-both")).unwrap();
+    std::fs::remove_file(plan.join("plan.json")).unwrap();
+    let o = run(&[
+        "plan",
+        "check",
+        "--json",
+        "--multiroot",
+        "--xds-agent",
+        s(&plan),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "rollback-unsafe")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(f["phase"], "02-switch-signer");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("going back from 02-switch-signer to 00-current"),
+        "{f}"
+    );
+}

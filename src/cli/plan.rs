@@ -30,6 +30,20 @@ enum Sub {
     /// each phase's secret.yaml from its PEM files, and plan.json's hashes and RUNBOOK.md,
     /// keeping the profile, waits and steps plan.json records.
     Seal(CheckArgs),
+    /// Is the live secret still what the plan expects? Compares a secret (`kubectl get secret
+    /// ... -o yaml`, `-` for stdin) with a phase directory's files: exit 0 equal, 1 with what
+    /// differs (never key material). The runbook runs it before every apply.
+    Drift(DriftArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DriftArgs {
+    /// [required] The phase (cluster) directory the live secret must equal.
+    #[arg(long, value_name = "DIR", required = true)]
+    expect: PathBuf,
+    /// The live secret: kubectl YAML/JSON output, a directory, or `-` (stdin).
+    #[arg(value_name = "LIVE")]
+    live: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,9 +66,14 @@ struct MakeArgs {
         conflicts_with = "cluster"
     )]
     new: Option<PathBuf>,
-    /// Multi-cluster: NAME=CURRENT_PATH,NEW_PATH (repeat for every cluster).
-    #[arg(long, value_name = "NAME=CURRENT,NEW")]
+    /// Multi-cluster: NAME=CURRENT_PATH,NEW_PATH[,CONTEXT] (repeat for every cluster); CONTEXT
+    /// is the cluster's kube context (default: NAME).
+    #[arg(long, value_name = "NAME=CURRENT,NEW[,CONTEXT]")]
     cluster: Vec<String>,
+    /// The kube context of the (single) cluster: every kubectl/istioctl line of the runbook
+    /// carries `--context CTX`.
+    #[arg(long, value_name = "CTX", conflicts_with = "cluster")]
+    context: Option<String>,
     /// [required] Where to write the plan (must not exist, or be empty).
     #[arg(long, value_name = "DIR", required = true)]
     out: Option<PathBuf>,
@@ -100,6 +119,7 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
     match args.sub {
         Some(Sub::Check(c)) => check(c),
         Some(Sub::Seal(c)) => seal(c),
+        Some(Sub::Drift(d)) => drift(d),
         None => make(args.make),
     }
 }
@@ -110,6 +130,12 @@ const UNREADABLE_INPUT: [&str; 3] = ["current-unreadable", "new-unreadable", "ne
 fn make(a: MakeArgs) -> Result<Outcome, CliError> {
     let profile = a.profile.profile().map_err(CliError)?;
     let mut inputs = Vec::new();
+    let mut runbook = plan::RunbookOptions::default();
+    if let Some(ctx) = &a.context {
+        runbook
+            .contexts
+            .insert(plan::DEFAULT_CLUSTER.to_owned(), ctx.clone());
+    }
     if a.cluster.is_empty() {
         let (Some(cur), Some(new)) = (&a.current, &a.new) else {
             return Err(CliError(
@@ -132,6 +158,13 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
                     "--cluster {spec:?}: expected NAME=CURRENT_PATH,NEW_PATH"
                 ))
             })?;
+            let (new, context) = match new.split_once(',') {
+                Some((n, c)) if !c.is_empty() => (n, Some(c)),
+                _ => (new, None),
+            };
+            if let Some(c) = context {
+                runbook.contexts.insert(name.to_owned(), c.to_owned());
+            }
             let opt = format!("--cluster {name}=");
             inputs.push(ClusterInput {
                 name: name.to_owned(),
@@ -164,9 +197,10 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
         }
         Err(e) => return Err(CliError(e.to_string())),
     };
-    plan::write_plan_dir(&plan, &out).map_err(|e| CliError(format!("--out: {e}")))?;
+    plan::write_plan_dir_with(&plan, &out, &runbook)
+        .map_err(|e| CliError(format!("--out: {e}")))?;
     if a.json {
-        common::write_stdout(plan::render_plan_json(&plan).as_bytes())?;
+        common::write_stdout(plan::render_plan_json_with(&plan, &runbook).as_bytes())?;
     } else {
         let mut s = format!(
             "{} plan written to {} ({} phases, at least {}):\n",
@@ -232,6 +266,7 @@ fn check(c: CheckArgs) -> Result<Outcome, CliError> {
         waits_known: has_json,
     };
     findings.extend(plan::check_plan(&plan, &opts));
+    findings.extend(plan::check_rollback(&plan, &opts));
     let ok = !plan::has_errors(&findings);
     print_findings(&findings, c.json, ok)?;
     if !c.json {
@@ -278,4 +313,32 @@ fn seal(c: CheckArgs) -> Result<Outcome, CliError> {
         common::write_stdout(text.as_bytes())?;
     }
     Ok(Outcome::from_ok(ok))
+}
+
+fn drift(d: DriftArgs) -> Result<Outcome, CliError> {
+    let expected = common::read_secret(Some("--expect"), &d.expect)?;
+    let live = common::read_secret(None, &d.live)?;
+    let diffs = plan::applied_differences(&live, &expected);
+    let mut text = String::new();
+    if diffs.is_empty() {
+        text.push_str(&format!(
+            "live secret {} equals {}\n",
+            live.name,
+            d.expect.display()
+        ));
+    } else {
+        text.push_str(&format!(
+            "DRIFT: live secret {} differs from {}: stop, find out who changed it\n",
+            live.name,
+            d.expect.display()
+        ));
+        for l in &diffs {
+            text.push_str(&format!(
+                "  {}\n",
+                l.replace("secret.yaml", "the live secret")
+            ));
+        }
+    }
+    common::write_stdout(text.as_bytes())?;
+    Ok(Outcome::from_ok(diffs.is_empty()))
 }

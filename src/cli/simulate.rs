@@ -147,17 +147,16 @@ pub(crate) fn run(a: Args) -> Result<Exit, CliError> {
     let cfg = SimConfig::new(now, a.seed, a.workloads);
     let outcome =
         sim::simulate(&p, &cfg).map_err(|e| CliError(format!("{}: {e}", a.dir.display())))?;
-    let check_errors: Vec<PlanFinding> = plan::check_plan(
-        &p,
-        &CheckOptions {
-            now,
-            margin: PlanOptions::default().margin,
-            waits_known: has_json,
-        },
-    )
-    .into_iter()
-    .filter(|f| f.severity == Severity::Error)
-    .collect();
+    let check = CheckOptions {
+        now,
+        margin: PlanOptions::default().margin,
+        waits_known: has_json,
+    };
+    let check_errors: Vec<PlanFinding> = plan::check_plan(&p, &check)
+        .into_iter()
+        .chain(plan::check_rollback(&p, &check))
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
     if a.json {
         common::print_json(&report(&outcome, &check_errors))?;
     } else {

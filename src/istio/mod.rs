@@ -32,4 +32,5 @@ pub use secret::{
     MAX_MANIFEST_BYTES, ROOT_CERT, ReadError, SecretForm, SecretKind, TLS_CRT, TLS_KEY,
     check_data_key, from_dir_files, parse_manifest, read_dir, read_path,
 };
+pub(crate) use write::shell_word;
 pub use write::{write_dir, write_manifest};

@@ -165,12 +165,16 @@ impl CaSecret {
 
 /// Quotes a path for a POSIX shell when needed.
 pub(crate) fn shell_quote(p: &Path) -> String {
-    let s = p.display().to_string();
+    shell_word(&p.display().to_string())
+}
+
+/// Quotes a word for a POSIX shell when needed.
+pub(crate) fn shell_word(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&c))
     {
-        s
+        s.to_owned()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }

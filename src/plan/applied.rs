@@ -13,7 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::io::{read_plan_dir, render_plan_json, render_runbook};
+use super::io::{
+    read_plan_dir, recorded_runbook_options, render_plan_json_with, render_runbook_with,
+};
 use super::{CheckOptions, DEFAULT_CLUSTER, Phase, Plan, PlanDirError, PlanFinding, check_plan};
 use crate::cert::Fingerprint;
 use crate::fsio::{self, OutFile};
@@ -245,19 +247,19 @@ pub fn seal_plan_dir(
                     .to_owned(),
         });
     }
-    findings.extend(check_plan(
-        &plan,
-        &CheckOptions {
-            waits_known: has_json,
-            ..opts.clone()
-        },
-    ));
+    let opts = CheckOptions {
+        waits_known: has_json,
+        ..opts.clone()
+    };
+    findings.extend(check_plan(&plan, &opts));
+    findings.extend(super::check_rollback(&plan, &opts));
     if super::has_errors(&findings) {
         return Ok(SealReport {
             findings,
             written: Vec::new(),
         });
     }
+    let runbook = recorded_runbook_options(dir);
     let mut files = Vec::new();
     for phase in &plan.phases {
         for c in &phase.clusters {
@@ -270,11 +272,11 @@ pub fn seal_plan_dir(
     }
     files.push(OutFile::public(
         dir.join("plan.json"),
-        render_plan_json(&plan).into_bytes(),
+        render_plan_json_with(&plan, &runbook).into_bytes(),
     ));
     files.push(OutFile::public(
         dir.join("RUNBOOK.md"),
-        render_runbook(&plan).into_bytes(),
+        render_runbook_with(&plan, &runbook).into_bytes(),
     ));
     let written = fsio::write_all(&files, true)?
         .into_iter()
