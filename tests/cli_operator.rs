@@ -658,6 +658,15 @@ fn multi_cluster_contexts_and_self_signed_retirement() {
         "{md}"
     );
     assert!(!md.contains("--context cluster1"), "{md}");
+    // The preconditions are checked in each cluster's context.
+    for ctx in ["gke-east", "gke-west"] {
+        assert!(
+            md.contains(&format!(
+                "kubectl --context {ctx} get deployment -A -l app=istiod"
+            )),
+            "{md}"
+        );
+    }
 
     // Self-signed -> plugged-in: retire istio-ca-secret after the last phase, and say why this
     // plan restarts istiod fewer times.

@@ -317,10 +317,13 @@ pub fn render_runbook_with(plan: &Plan, opts: &RunbookOptions) -> String {
                 g.reason
             ));
             for c in &g.checks {
-                let command = match opts.contexts.get(super::DEFAULT_CLUSTER) {
-                    Some(ctx) if !multi => super::with_context(&c.command, ctx),
-                    _ => c.command.clone(),
-                };
+                // In each cluster's context (one line per cluster in a multi-cluster plan).
+                let command = plan
+                    .clusters
+                    .iter()
+                    .map(|cl| opts.command(plan, cl, &c.command))
+                    .collect::<Vec<_>>()
+                    .join("\n  ");
                 s.push_str(&format!(
                     "- {}:\n\n  ```sh\n  {command}\n  ```\n",
                     c.description
