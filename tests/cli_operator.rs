@@ -203,6 +203,8 @@ fn current_secret_keeps_its_name_and_type() {
         "--out",
         s(&p),
         "--multiroot",
+        "--istio-version",
+        "1.30.0",
         "--xds-agent",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
@@ -236,7 +238,7 @@ fn a_truncated_pem_is_invalid_input_everywhere() {
     let bad = truncated_cacerts(tmp.path());
     let o = run(&["inspect", s(&bad.join("root-cert.pem"))]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
-    let o = run(&["check", "--multiroot", s(&bad)]);
+    let o = run(&["check", "--multiroot", "--istio-version", "1.30.0", s(&bad)]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     let good = tmp.path().join("good");
     std::fs::create_dir_all(&good).unwrap();
@@ -258,6 +260,8 @@ fn a_truncated_pem_is_invalid_input_everywhere() {
         "--out",
         s(&p),
         "--multiroot",
+        "--istio-version",
+        "1.30.0",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     assert!(!p.exists());
@@ -273,7 +277,10 @@ fn stdin_works_for_check_and_plan_current() {
         &std::fs::read(sample("root-cert.pem")).unwrap(),
     );
     let yaml = secret.to_manifest_yaml();
-    let o = run_stdin(&["check", "--multiroot", "-"], yaml.as_bytes());
+    let o = run_stdin(
+        &["check", "--multiroot", "--istio-version", "1.30.0", "-"],
+        yaml.as_bytes(),
+    );
     assert_ne!(o.status.code(), Some(2), "{}", out(&o));
     assert!(out(&o).contains("checked as Istio"), "{}", out(&o));
     let d = demo(tmp.path());
@@ -291,6 +298,8 @@ fn stdin_works_for_check_and_plan_current() {
             "--out",
             s(&p),
             "--multiroot",
+            "--istio-version",
+            "1.30.0",
             "--xds-agent",
         ],
         a.to_manifest_yaml().as_bytes(),
@@ -425,6 +434,8 @@ fn errors_name_the_path_once_and_its_option() {
         "--out",
         s(&file.join("plan")),
         "--multiroot",
+        "--istio-version",
+        "1.30.0",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", out(&o));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -466,6 +477,8 @@ fn runbook_backs_up_checks_drift_applies_server_side_and_says_how_to_go_back() {
         "--out",
         s(&p),
         "--multiroot",
+        "--istio-version",
+        "1.30.0",
         "--xds-agent",
         "--context",
         "prod-east",
@@ -589,6 +602,8 @@ fn restarts_cover_labelled_namespaces_workload_kinds_and_gateways_in_batches() {
         "--out",
         s(&p),
         "--multiroot",
+        "--istio-version",
+        "1.30.0",
         "--xds-agent=false",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
@@ -645,6 +660,8 @@ fn multi_cluster_contexts_and_self_signed_retirement() {
         "--out",
         s(&p),
         "--multiroot",
+        "--istio-version",
+        "1.30.0",
         "--xds-agent",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
@@ -690,6 +707,8 @@ fn multi_cluster_contexts_and_self_signed_retirement() {
         "--out",
         s(&p),
         "--multiroot",
+        "--istio-version",
+        "1.30.0",
         "--xds-agent",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
@@ -719,6 +738,8 @@ fn plan_check_checks_the_rollback_steps() {
         "check",
         "--json",
         "--multiroot",
+        "--istio-version",
+        "1.30.0",
         "--xds-agent",
         s(&plan),
     ]);
