@@ -10,7 +10,8 @@ use super::common::{self, CliError, Outcome};
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// Concatenate bundles to stdout, keeping each earlier text as an exact prefix (a newline
-    /// is inserted only where a file lacks its final one).
+    /// is inserted only where a file lacks its final one). An input holding a private-key
+    /// block is refused (exit 1, naming the file and line): a trust bundle is published.
     Cat {
         /// Append the last root again (the deliberate duplicate, A+B -> A+B+B): the bytes change
         /// so every Istio proxy re-issues its leaf, while the trust set stays the same.
@@ -27,8 +28,9 @@ pub(crate) enum Command {
         file: PathBuf,
     },
     /// Compare two bundle files: added, removed, duplicated and reordered certificates, whether
-    /// the bytes changed and whether istiod accepts the change. Exit 1 when istiod (up to 1.29,
-    /// byte containment) would refuse it.
+    /// the bytes changed and whether istiod accepts the change, and any private-key block
+    /// (`private_keys` in JSON). Exit 1 when istiod (up to 1.29, byte containment) would
+    /// refuse it or a file holds a private key.
     Diff {
         /// Print a JSON object.
         #[arg(long)]
@@ -46,8 +48,21 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
     match cmd {
         Command::Cat { trigger, files } => {
             let mut out = Bundle::empty();
+            let mut leaks = Vec::new();
             for f in &files {
-                out = out.append(&common::read_bundle(f)?);
+                let b = common::read_bundle(f)?;
+                leaks.extend(private_keys(f, &b));
+                out = out.append(&b);
+            }
+            if !leaks.is_empty() {
+                for l in &leaks {
+                    eprintln!("meshtrust: {l}");
+                }
+                eprintln!(
+                    "meshtrust: refusing to write a bundle holding a private key{}; nothing written",
+                    if trigger { " (--trigger)" } else { "" }
+                );
+                return Ok(Outcome::CheckFailed);
             }
             if trigger {
                 let last_root = out
@@ -74,11 +89,24 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
             Ok(Outcome::Success)
         }
         Command::Diff { json, old, new } => {
-            let d = bundle::diff(&common::read_bundle(&old)?, &common::read_bundle(&new)?);
+            let (ob, nb) = (common::read_bundle(&old)?, common::read_bundle(&new)?);
+            let leaks: Vec<String> = private_keys(&old, &ob)
+                .into_iter()
+                .chain(private_keys(&new, &nb))
+                .collect();
+            let d = bundle::diff(&ob, &nb);
             if json {
-                common::print_json(&d)?;
+                let mut v =
+                    serde_json::to_value(&d).map_err(|e| CliError(format!("JSON output: {e}")))?;
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("private_keys".to_owned(), serde_json::json!(leaks));
+                }
+                common::print_json(&v)?;
             } else {
                 let mut s = String::new();
+                for l in &leaks {
+                    s.push_str(&format!("! {l}\n"));
+                }
                 for c in &d.added {
                     s.push_str(&format!("+ {}  {}\n", c.sha256, c.subject));
                 }
@@ -108,7 +136,24 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
                 ));
                 common::write_stdout(s.as_bytes())?;
             }
-            Ok(Outcome::from_ok(d.istiod_accepts))
+            Ok(Outcome::from_ok(d.istiod_accepts && leaks.is_empty()))
         }
     }
+}
+
+/// `FILE:LINE: block N (LABEL) is a private key` for every private-key block of a bundle.
+fn private_keys(path: &std::path::Path, b: &Bundle) -> Vec<String> {
+    b.other_blocks()
+        .iter()
+        .filter(|o| o.is_private_key())
+        .map(|o| {
+            format!(
+                "{}:{}: block {} ({}) is a private key",
+                path.display(),
+                o.begin_line,
+                o.block,
+                o.label
+            )
+        })
+        .collect()
 }

@@ -16,7 +16,8 @@ pub(crate) struct Args {
     json: bool,
     #[command(flatten)]
     profile: ProfileArgs,
-    /// A cacerts or istio-ca-secret directory, or `kubectl get secret -o yaml|json` output.
+    /// A cacerts or istio-ca-secret directory, or `kubectl get secret -o yaml|json` output;
+    /// `-` reads standard input.
     #[arg(value_name = "PATH")]
     path: PathBuf,
 }
@@ -28,7 +29,7 @@ struct Report<'a> {
 
 pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
     let profile = args.profile.profile().map_err(CliError)?;
-    let secret = istio::read_path(&args.path).map_err(|e| CliError::in_file(&args.path, e))?;
+    let secret = common::read_secret(None, &args.path)?;
     let findings = istio::check(&secret, &profile, time::OffsetDateTime::now_utc());
     if args.json {
         common::print_json(&Report {
@@ -59,6 +60,10 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
             text.push_str(&format!("{f}\n"));
         }
         common::write_stdout(text.as_bytes())?;
+    }
+    // A file that does not parse is invalid input (exit 2), as in every other command.
+    if let Some(f) = findings.iter().find(|f| f.code == "unreadable-file") {
+        return Err(CliError::in_file(&args.path, &f.message));
     }
     Ok(Outcome::from_ok(!istio::has_errors(&findings)))
 }

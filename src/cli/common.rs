@@ -158,3 +158,86 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<(), C
     }
     write_stdout(out.as_bytes())
 }
+
+/// Reads a CA secret from a directory, a kubectl YAML/JSON file, or standard input for `-`
+/// (`kubectl get secret cacerts -n istio-system -o yaml | meshtrust check -`). Errors name the
+/// path once, after the option it came from when there is one (`--current cur.yaml: line 3:
+/// ...`).
+pub(crate) fn read_secret(
+    option: Option<&str>,
+    path: &Path,
+) -> Result<meshtrust::istio::CaSecret, CliError> {
+    use meshtrust::istio::{self, ReadError};
+    let shown = match option {
+        Some(o) => format!("{o} {}", path.display()),
+        None => path.display().to_string(),
+    };
+    let result = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| CliError(format!("{shown}: {e}")))?;
+        istio::parse_manifest(&bytes)
+    } else {
+        istio::read_path(path)
+    };
+    result.map_err(|e| match e {
+        // The library's I/O error already names the path: do not repeat it.
+        ReadError::Io { message, .. } => CliError(format!("{shown}: {message}")),
+        ReadError::NotASecret { line: 1, message } => {
+            let p = format!("{}: ", path.display());
+            CliError(format!(
+                "{shown}: {}",
+                message.strip_prefix(&p).unwrap_or(&message)
+            ))
+        }
+        other => CliError(format!("{shown}: {other}")),
+    })
+}
+
+/// Like [`print_table`], but cells are cut (ending in `…`) so that no line is wider than
+/// `width` columns: the widest column loses a character at a time, down to 6.
+pub(crate) fn print_table_fitted(
+    width: usize,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> Result<(), CliError> {
+    let n = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(n) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+    while total(&widths) > width {
+        let Some((i, _)) = widths
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| **w > 6 && **w > header[*i].chars().count())
+            .max_by_key(|(_, w)| **w)
+        else {
+            break;
+        };
+        widths[i] -= 1;
+    }
+    let cut = |s: &str, w: usize| -> String {
+        if s.chars().count() <= w {
+            s.to_owned()
+        } else {
+            let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+            t.push('…');
+            t
+        }
+    };
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(i, c)| cut(c, widths.get(i).copied().unwrap_or(usize::MAX)))
+                .collect()
+        })
+        .collect();
+    print_table(header, &rows)
+}

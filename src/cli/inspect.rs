@@ -11,9 +11,12 @@ use super::common::{self, CliError, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Print a JSON array of objects instead of a table.
-    #[arg(long)]
+    /// Print a JSON array of objects instead of a table (every field in full).
+    #[arg(long, conflicts_with = "short")]
     json: bool,
+    /// One line per certificate: file and index, role, subject, validity, short fingerprint.
+    #[arg(long)]
+    short: bool,
     /// PEM files (certificates; key blocks are noted on stderr, never shown). `-` reads stdin.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -62,8 +65,22 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
             });
         }
     }
+    if rows.is_empty() {
+        let files: Vec<String> = args.files.iter().map(|p| common::display_path(p)).collect();
+        return Err(CliError(format!(
+            "{}: no certificate found",
+            files.join(", ")
+        )));
+    }
     if args.json {
         common::print_json(&rows)?;
+    } else if args.short {
+        let mut s = String::new();
+        for r in &rows {
+            s.push_str(&short_line(r));
+            s.push('\n');
+        }
+        common::write_stdout(s.as_bytes())?;
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
@@ -89,7 +106,8 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
                 ]
             })
             .collect();
-        common::print_table(
+        common::print_table_fitted(
+            TABLE_WIDTH,
             &[
                 "#",
                 "FILE",
@@ -107,4 +125,39 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
         )?;
     }
     Ok(Outcome::Success)
+}
+
+/// The default table fits this many columns; long cells are cut with `…` (`--json` has them
+/// in full).
+const TABLE_WIDTH: usize = 120;
+
+/// `FILE[i]: ROLE "SUBJECT" NOT_BEFORE..NOT_AFTER sha256:PREFIX [dup of j]`, like `step
+/// certificate inspect --short`, on one line.
+fn short_line(r: &Row) -> String {
+    let day = |t: &str| t.get(..10).unwrap_or(t).to_owned();
+    let subject = if r.subject.is_empty() {
+        "(empty subject)".to_owned()
+    } else {
+        r.subject.clone()
+    };
+    let mut s = format!(
+        "{}[{}]: {} {:?} {}..{} sha256:{}",
+        r.file,
+        r.index,
+        r.role,
+        subject,
+        day(&r.not_before),
+        day(&r.not_after),
+        r.sha256.short()
+    );
+    if let Some(id) = r.spiffe_ids.first() {
+        s.push_str(&format!(" {id}"));
+        if r.spiffe_ids.len() > 1 {
+            s.push_str(&format!(" (+{})", r.spiffe_ids.len() - 1));
+        }
+    }
+    if let Some(d) = r.duplicate_of {
+        s.push_str(&format!(" dup of {d}"));
+    }
+    s
 }

@@ -1,11 +1,12 @@
-//! `meshtrust plan --current PATH --new PATH --out DIR [profile flags] [--json]`
-//! and `meshtrust plan check [profile flags] [--json] DIR`.
+//! `meshtrust plan --current PATH --new PATH --out DIR [profile flags] [--json]`,
+//! `meshtrust plan check [profile flags] [--json] DIR` and
+//! `meshtrust plan seal [profile flags] [--json] DIR`.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use meshtrust::istio::{self, Severity, format_duration};
+use meshtrust::istio::{Severity, format_duration};
 use meshtrust::plan::{self, CheckOptions, ClusterInput, PlanFinding, PlanOptions, RotationKind};
 
 use super::common::{self, CliError, Outcome};
@@ -24,12 +25,31 @@ pub(crate) struct Args {
 enum Sub {
     /// Check a plan on disk (also a hand-edited one): exit 0 when safe, 1 with the findings.
     Check(CheckArgs),
+    /// Re-seal a deliberately hand-edited plan: the phases' PEM files are the source of truth.
+    /// Re-checks the plan (an unsafe one is refused, exit 1, nothing changed), then rewrites
+    /// each phase's secret.yaml from its PEM files, and plan.json's hashes and RUNBOOK.md,
+    /// keeping the profile, waits and steps plan.json records.
+    Seal(CheckArgs),
+    /// Is the live secret still what the plan expects? Compares a secret (`kubectl get secret
+    /// ... -o yaml`, `-` for stdin) with a phase directory's files: exit 0 equal, 1 with what
+    /// differs (never key material). The runbook runs it before every apply.
+    Drift(DriftArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DriftArgs {
+    /// [required] The phase (cluster) directory the live secret must equal.
+    #[arg(long, value_name = "DIR", required = true)]
+    expect: PathBuf,
+    /// The live secret: kubectl YAML/JSON output, a directory, or `-` (stdin).
+    #[arg(value_name = "LIVE")]
+    live: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
 struct MakeArgs {
-    /// The CA secret the cluster uses now: a cacerts or istio-ca-secret directory, or
-    /// `kubectl get secret -o yaml|json` output.
+    /// [required unless --cluster] The CA secret the cluster uses now: a cacerts or
+    /// istio-ca-secret directory, or `kubectl get secret -o yaml|json` output (`-`: stdin).
     #[arg(
         long,
         value_name = "PATH",
@@ -37,8 +57,8 @@ struct MakeArgs {
         conflicts_with = "cluster"
     )]
     current: Option<PathBuf>,
-    /// The new CA: a cacerts-layout directory (ca-cert.pem, ca-key.pem, cert-chain.pem,
-    /// root-cert.pem, where root-cert.pem is the new root).
+    /// [required unless --cluster] The new CA: a cacerts-layout directory (ca-cert.pem,
+    /// ca-key.pem, cert-chain.pem, root-cert.pem, where root-cert.pem is the new root).
     #[arg(
         long,
         value_name = "PATH",
@@ -46,14 +66,19 @@ struct MakeArgs {
         conflicts_with = "cluster"
     )]
     new: Option<PathBuf>,
-    /// Multi-cluster: NAME=CURRENT_PATH,NEW_PATH (repeat for every cluster).
-    #[arg(long, value_name = "NAME=CURRENT,NEW")]
+    /// Multi-cluster: NAME=CURRENT_PATH,NEW_PATH[,CONTEXT] (repeat for every cluster); CONTEXT
+    /// is the cluster's kube context (default: NAME).
+    #[arg(long, value_name = "NAME=CURRENT,NEW[,CONTEXT]")]
     cluster: Vec<String>,
-    /// Where to write the plan (must not exist, or be empty).
+    /// The kube context of the (single) cluster: every kubectl/istioctl line of the runbook
+    /// carries `--context CTX`.
+    #[arg(long, value_name = "CTX", conflicts_with = "cluster")]
+    context: Option<String>,
+    /// [required] Where to write the plan (must not exist, or be empty).
     #[arg(long, value_name = "DIR", required = true)]
     out: Option<PathBuf>,
     /// Force the rotation kind instead of inferring it.
-    #[arg(long, value_name = "KIND")]
+    #[arg(long, value_name = "KIND", value_parser = kind_parser())]
     kind: Option<RotationKind>,
     /// Intermediate rotation: make every proxy re-issue at once (roots A -> A+A, then a
     /// clean-up phase) instead of waiting for the normal leaf rotation.
@@ -78,27 +103,49 @@ struct CheckArgs {
     dir: PathBuf,
 }
 
+/// `--kind`'s values, listed by `--help` and in the error for any other value.
+fn kind_parser() -> impl clap::builder::TypedValueParser<Value = RotationKind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new([
+        "root-rotation",
+        "self-signed-to-plugged-in",
+        "intermediate-rotation",
+        "multi-cluster",
+    ])
+    .try_map(|s| s.parse::<RotationKind>())
+}
+
 pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
     match args.sub {
         Some(Sub::Check(c)) => check(c),
+        Some(Sub::Seal(c)) => seal(c),
+        Some(Sub::Drift(d)) => drift(d),
         None => make(args.make),
     }
 }
 
-fn read_secret(path: &std::path::Path) -> Result<istio::CaSecret, CliError> {
-    istio::read_path(path).map_err(|e| CliError::in_file(path, e))
-}
+/// Refusal codes that mean an input could not be read (exit 2, not 1).
+const UNREADABLE_INPUT: [&str; 3] = ["current-unreadable", "new-unreadable", "new-incomplete"];
 
 fn make(a: MakeArgs) -> Result<Outcome, CliError> {
     let profile = a.profile.profile().map_err(CliError)?;
     let mut inputs = Vec::new();
+    let mut runbook = plan::RunbookOptions::default();
+    if let Some(ctx) = &a.context {
+        runbook
+            .contexts
+            .insert(plan::DEFAULT_CLUSTER.to_owned(), ctx.clone());
+    }
     if a.cluster.is_empty() {
         let (Some(cur), Some(new)) = (&a.current, &a.new) else {
             return Err(CliError(
                 "--current and --new are required (or --cluster NAME=CURRENT,NEW)".to_owned(),
             ));
         };
-        inputs.push(ClusterInput::single(read_secret(cur)?, read_secret(new)?));
+        inputs.push(ClusterInput::single(
+            common::read_secret(Some("--current"), cur)?,
+            common::read_secret(Some("--new"), new)?,
+        ));
     } else {
         for spec in &a.cluster {
             let (name, paths) = spec.split_once('=').ok_or_else(|| {
@@ -111,10 +158,18 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
                     "--cluster {spec:?}: expected NAME=CURRENT_PATH,NEW_PATH"
                 ))
             })?;
+            let (new, context) = match new.split_once(',') {
+                Some((n, c)) if !c.is_empty() => (n, Some(c)),
+                _ => (new, None),
+            };
+            if let Some(c) = context {
+                runbook.contexts.insert(name.to_owned(), c.to_owned());
+            }
+            let opt = format!("--cluster {name}=");
             inputs.push(ClusterInput {
                 name: name.to_owned(),
-                current: read_secret(cur.as_ref())?,
-                new: read_secret(new.as_ref())?,
+                current: common::read_secret(Some(&opt), cur.as_ref())?,
+                new: common::read_secret(Some(&opt), new.as_ref())?,
             });
         }
     }
@@ -128,6 +183,12 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
         Ok(p) => p,
         Err(plan::PlanError::Refused(findings)) => {
             print_findings(&findings, a.json, false)?;
+            if let Some(f) = findings.iter().find(|f| UNREADABLE_INPUT.contains(&f.code)) {
+                return Err(CliError(format!(
+                    "invalid input ({}): {}; nothing written",
+                    f.code, f.message
+                )));
+            }
             eprintln!(
                 "meshtrust: refusing to plan: {} finding(s); nothing written",
                 findings.len()
@@ -136,9 +197,10 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
         }
         Err(e) => return Err(CliError(e.to_string())),
     };
-    plan::write_plan_dir(&plan, &out).map_err(|e| CliError(e.to_string()))?;
+    plan::write_plan_dir_with(&plan, &out, &runbook)
+        .map_err(|e| CliError(format!("--out: {e}")))?;
     if a.json {
-        common::write_stdout(plan::render_plan_json(&plan).as_bytes())?;
+        common::write_stdout(plan::render_plan_json_with(&plan, &runbook).as_bytes())?;
     } else {
         let mut s = format!(
             "{} plan written to {} ({} phases, at least {}):\n",
@@ -204,6 +266,7 @@ fn check(c: CheckArgs) -> Result<Outcome, CliError> {
         waits_known: has_json,
     };
     findings.extend(plan::check_plan(&plan, &opts));
+    findings.extend(plan::check_rollback(&plan, &opts));
     let ok = !plan::has_errors(&findings);
     print_findings(&findings, c.json, ok)?;
     if !c.json {
@@ -219,4 +282,63 @@ fn check(c: CheckArgs) -> Result<Outcome, CliError> {
         )?;
     }
     Ok(Outcome::from_ok(ok))
+}
+
+fn seal(c: CheckArgs) -> Result<Outcome, CliError> {
+    // The flags given override plan.json's profile (none given: plan.json's, unchanged).
+    let (recorded, _, _) = plan::read_plan_dir(&c.dir).map_err(|e| CliError(e.to_string()))?;
+    let profile = Some(c.profile.over(recorded.profile).map_err(CliError)?);
+    let opts = CheckOptions {
+        now: time::OffsetDateTime::now_utc(),
+        margin: PlanOptions::default().margin,
+        waits_known: true,
+    };
+    let report =
+        plan::seal_plan_dir(&c.dir, profile, &opts).map_err(|e| CliError(e.to_string()))?;
+    let ok = report.sealed();
+    print_findings(&report.findings, c.json, ok)?;
+    if !c.json {
+        let text = if ok {
+            format!(
+                "{}: sealed: rewrote {} file(s) from the phases' PEM files (secret.yaml of each phase, plan.json, RUNBOOK.md)\n",
+                c.dir.display(),
+                report.written.len()
+            )
+        } else {
+            format!(
+                "{}: refusing to seal: the edited plan is NOT safe; nothing changed\n",
+                c.dir.display()
+            )
+        };
+        common::write_stdout(text.as_bytes())?;
+    }
+    Ok(Outcome::from_ok(ok))
+}
+
+fn drift(d: DriftArgs) -> Result<Outcome, CliError> {
+    let expected = common::read_secret(Some("--expect"), &d.expect)?;
+    let live = common::read_secret(None, &d.live)?;
+    let diffs = plan::applied_differences(&live, &expected);
+    let mut text = String::new();
+    if diffs.is_empty() {
+        text.push_str(&format!(
+            "live secret {} equals {}\n",
+            live.name,
+            d.expect.display()
+        ));
+    } else {
+        text.push_str(&format!(
+            "DRIFT: live secret {} differs from {}: stop, find out who changed it\n",
+            live.name,
+            d.expect.display()
+        ));
+        for l in &diffs {
+            text.push_str(&format!(
+                "  {}\n",
+                l.replace("secret.yaml", "the live secret")
+            ));
+        }
+    }
+    common::write_stdout(text.as_bytes())?;
+    Ok(Outcome::from_ok(diffs.is_empty()))
 }

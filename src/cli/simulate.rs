@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use meshtrust::plan;
+use meshtrust::istio::Severity;
+use meshtrust::plan::{self, CheckOptions, PlanFinding, PlanOptions};
 use meshtrust::sim::{self, Direction, LogEntry, Outcome, SimConfig};
 
 use super::common::{self, CliError, Outcome as Exit};
@@ -66,6 +67,11 @@ struct Report<'a> {
     deviations: Vec<JsonDeviation<'a>>,
     workloads: usize,
     seed: u64,
+    /// Whether `plan check` calls this plan safe (the simulation samples one schedule; the
+    /// check covers all of them).
+    plan_check_ok: bool,
+    /// The error findings of `plan check`.
+    plan_check_errors: Vec<&'a PlanFinding>,
     start: String,
     end: String,
     phases: Vec<&'a str>,
@@ -80,8 +86,10 @@ fn deviation(d: &LogEntry) -> JsonDeviation<'_> {
     }
 }
 
-fn report(o: &Outcome) -> Report<'_> {
+fn report<'a>(o: &'a Outcome, check_errors: &'a [PlanFinding]) -> Report<'a> {
     Report {
+        plan_check_ok: check_errors.is_empty(),
+        plan_check_errors: check_errors.iter().collect(),
         ok: o.ok(),
         events: o.events,
         connections: o.connections,
@@ -117,11 +125,17 @@ pub(crate) fn run(a: Args) -> Result<Exit, CliError> {
     let (mut p, has_json, findings) =
         plan::read_plan_dir(&a.dir).map_err(|e| CliError(e.to_string()))?;
     p.profile = a.profile.over(p.profile.clone()).map_err(CliError)?;
-    for f in findings
-        .iter()
-        .filter(|f| f.severity > meshtrust::istio::Severity::Info)
-    {
+    for f in findings.iter().filter(|f| f.severity > Severity::Info) {
         eprintln!("meshtrust: {}: {f}", a.dir.display());
+    }
+    // What would be applied is not what was read (secret.yaml or plan.json's hashes differ
+    // from the phase files): simulating the files would prove nothing about the apply.
+    if plan::has_errors(&findings) {
+        eprintln!(
+            "meshtrust: {}: refusing to simulate: the files the runbook applies are not the files checked (see above); re-seal a deliberate edit with `meshtrust plan seal`",
+            a.dir.display()
+        );
+        return Ok(Exit::CheckFailed);
     }
     if !has_json {
         eprintln!(
@@ -129,13 +143,69 @@ pub(crate) fn run(a: Args) -> Result<Exit, CliError> {
             a.dir.display()
         );
     }
-    let cfg = SimConfig::new(time::OffsetDateTime::now_utc(), a.seed, a.workloads);
+    let now = time::OffsetDateTime::now_utc();
+    let cfg = SimConfig::new(now, a.seed, a.workloads);
     let outcome =
         sim::simulate(&p, &cfg).map_err(|e| CliError(format!("{}: {e}", a.dir.display())))?;
+    let check = CheckOptions {
+        now,
+        margin: PlanOptions::default().margin,
+        waits_known: has_json,
+    };
+    let check_errors: Vec<PlanFinding> = plan::check_plan(&p, &check)
+        .into_iter()
+        .chain(plan::check_rollback(&p, &check))
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
     if a.json {
-        common::print_json(&report(&outcome))?;
+        common::print_json(&report(&outcome, &check_errors))?;
     } else {
-        common::write_stdout(outcome.story().as_bytes())?;
+        let mut text = outcome.story();
+        if !check_errors.is_empty() {
+            text.push_str(&check_disagreement(
+                &outcome,
+                &check_errors,
+                a.seed,
+                a.workloads,
+            ));
+        }
+        common::write_stdout(text.as_bytes())?;
     }
-    Ok(Exit::from_ok(outcome.ok()))
+    // simulate and plan check agree: a plan the check refuses never exits 0.
+    Ok(Exit::from_ok(outcome.ok() && check_errors.is_empty()))
+}
+
+/// Why a plan `plan check` refuses can still simulate without a failed connection, said
+/// next to the simulation's result so that "Result: OK" never stands alone.
+fn check_disagreement(o: &Outcome, errors: &[PlanFinding], seed: u64, workloads: usize) -> String {
+    let mut s = format!(
+        "\nBUT plan check refuses this plan ({} error(s)):\n",
+        errors.len()
+    );
+    for f in errors {
+        s.push_str(&format!("  {f}\n"));
+    }
+    if o.ok() {
+        s.push_str(&format!(
+            "The simulated mesh survived only because this run (seed {seed}, {workloads} workloads) did not meet the case the check guards against: "
+        ));
+        let why: Vec<&str> = errors
+            .iter()
+            .map(|f| match f.code {
+                "early-root-removal" => "the recorded wait is shorter than a leaf lifetime, and in this run every leaf under the dropped root had already been renewed or had expired before the removal (the simulated leaf ages and renewal instants); a proxy whose leaf is older or renews later loses mTLS",
+                "missing-trigger" => "proxies renewed under the new signer at their normal rotation before any connection needed it; without the trigger a proxy renews only at its own rotation",
+                "cross-matrix" | "signer-not-trusted" => "no simulated connection paired the two proxies whose certificates disagree at that moment",
+                _ => "the simulation replays one schedule of one mesh; the check covers every schedule and proxy the plan allows",
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for w in why {
+            if !seen.contains(&w) {
+                seen.push(w);
+            }
+        }
+        s.push_str(&seen.join("; "));
+        s.push_str(".\nTreat the plan as NOT safe (exit 1).\n");
+    }
+    s
 }

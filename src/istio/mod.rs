@@ -28,7 +28,9 @@ pub use profile::{
 };
 pub use secret::{
     CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, FileError,
-    ISTIO_GENERATED, KEY, KNOWN_KEYS, Layout, MAX_MANIFEST_BYTES, ROOT_CERT, ReadError, SecretForm,
-    SecretKind, TLS_CRT, TLS_KEY, from_dir_files, parse_manifest, read_dir, read_path,
+    ISTIO_CA_ROOT_TYPE, ISTIO_GENERATED, KEY, KNOWN_KEYS, Layout, MAX_DATA_KEY_LEN,
+    MAX_MANIFEST_BYTES, ROOT_CERT, ReadError, SecretForm, SecretKind, TLS_CRT, TLS_KEY,
+    check_data_key, from_dir_files, parse_manifest, read_dir, read_path,
 };
+pub(crate) use write::shell_word;
 pub use write::{write_dir, write_manifest};

@@ -37,6 +37,9 @@ pub const CA_CRT: &str = "ca.crt";
 /// (USE_CACERTS_FOR_SELF_SIGNED_CA).
 pub const ISTIO_GENERATED: &str = "istio-generated";
 
+/// The Secret type istiod gives `istio-ca-secret`.
+pub const ISTIO_CA_ROOT_TYPE: &str = "istio.io/ca-root";
+
 /// Every key meshtrust reads from a CA secret.
 pub const KNOWN_KEYS: [&str; 10] = [
     CA_CERT,
@@ -105,6 +108,10 @@ pub struct CaSecret {
     pub layout: Layout,
     /// Where it came from.
     pub form: SecretForm,
+    /// The Secret's `type` as read (`Opaque`, `istio.io/ca-root`, `kubernetes.io/tls`...), or
+    /// None when it was not read from a manifest; [`CaSecret::secret_type`] gives the type to
+    /// write.
+    pub type_as_read: Option<String>,
     files: BTreeMap<String, Zeroizing<Vec<u8>>>,
 }
 
@@ -131,6 +138,7 @@ impl fmt::Debug for CaSecret {
             .field("kind", &self.kind)
             .field("layout", &self.layout)
             .field("form", &self.form)
+            .field("type_as_read", &self.type_as_read)
             .field("files", &files)
             .finish()
     }
@@ -204,7 +212,25 @@ impl CaSecret {
             },
             layout,
             form,
+            type_as_read: None,
             files,
+        }
+    }
+
+    /// The Secret `type` to write: the type as read, else `istio.io/ca-root` for
+    /// `istio-ca-secret` (the type istiod creates it with, so an update keeps it: Kubernetes
+    /// refuses to change a Secret's type), else `Opaque`.
+    ///
+    /// ```
+    /// use meshtrust::istio::CaSecret;
+    /// assert_eq!(CaSecret::istio_ca_secret(b"r", b"k").secret_type(), "istio.io/ca-root");
+    /// assert_eq!(CaSecret::cacerts(b"c", b"k", b"ch", b"r").secret_type(), "Opaque");
+    /// ```
+    pub fn secret_type(&self) -> &str {
+        match &self.type_as_read {
+            Some(t) => t,
+            None if self.name == "istio-ca-secret" => ISTIO_CA_ROOT_TYPE,
+            None => "Opaque",
         }
     }
 
@@ -385,6 +411,18 @@ pub enum ReadError {
         line: usize,
         /// What is wrong.
         message: String,
+    },
+    /// A `data` or `stringData` key Kubernetes refuses (see [`check_data_key`]).
+    #[error("line {line}: {section}.{key} is not a valid Secret key: {reason}")]
+    InvalidKey {
+        /// 1-based line of the key (of its section when the key's text is not found).
+        line: usize,
+        /// `data` or `stringData`.
+        section: &'static str,
+        /// The key, escaped and shortened for display.
+        key: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A `data` value is not strict base64.
     #[error("line {line}: data.{key} is not valid base64 ({reason})")]
@@ -567,11 +605,85 @@ fn check_flow_nesting(text: &str) -> Result<(), ReadError> {
 
 /// 1-based line of the first line mentioning `key` as a key (for error messages).
 fn line_of(text: &str, key: &str) -> usize {
+    line_of_opt(text, key).unwrap_or(1)
+}
+
+fn line_of_opt(text: &str, key: &str) -> Option<usize> {
     let yaml = format!("{key}:");
     let json = format!("\"{key}\"");
     text.lines()
         .position(|l| l.trim_start().starts_with(&yaml) || l.contains(&json))
-        .map_or(1, |i| i + 1)
+        .map(|i| i + 1)
+}
+
+/// The longest key Kubernetes accepts in a Secret's data (a DNS subdomain's length).
+pub const MAX_DATA_KEY_LEN: usize = 253;
+
+/// Whether Kubernetes accepts `key` as a Secret data key, as the API server validates it
+/// (k8s.io/apimachinery pkg/util/validation, `IsConfigMapKey`): 1 to 253 characters of
+/// `[-._a-zA-Z0-9]`, not `.` or `..`, not starting with `..`. Returns what is wrong.
+///
+/// ```
+/// use meshtrust::istio::check_data_key;
+/// assert!(check_data_key("root-cert.pem").is_ok());
+/// assert!(check_data_key("root\u{14}cert").is_err());
+/// assert!(check_data_key("..data").is_err());
+/// ```
+pub fn check_data_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("empty".to_owned());
+    }
+    if key.len() > MAX_DATA_KEY_LEN {
+        return Err(format!(
+            "{} characters, at most {MAX_DATA_KEY_LEN}",
+            key.chars().count()
+        ));
+    }
+    if let Some((i, c)) = key
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
+    {
+        return Err(format!(
+            "character {:?} at position {}; only [-._a-zA-Z0-9] is allowed",
+            c,
+            i + 1
+        ));
+    }
+    if key == "." || key == ".." || key.starts_with("..") {
+        return Err("must not be '.' or '..' or start with '..'".to_owned());
+    }
+    Ok(())
+}
+
+/// A key for an error message: escaped, at most 64 characters.
+fn shown_key(key: &str) -> String {
+    let escaped: String = key.escape_debug().collect();
+    if escaped.chars().count() > 64 {
+        format!("{}...", escaped.chars().take(64).collect::<String>())
+    } else {
+        escaped
+    }
+}
+
+fn invalid_key(text: &str, section: &'static str, key: &str) -> Option<ReadError> {
+    let reason = check_data_key(key).err()?;
+    // A key with a control character appears escaped in JSON text: try its JSON form, then
+    // fall back to the section's line.
+    let json_form = serde_json::Value::String(key.to_owned()).to_string();
+    let line = line_of_opt(text, key)
+        .or_else(|| {
+            text.lines()
+                .position(|l| l.contains(&json_form))
+                .map(|i| i + 1)
+        })
+        .unwrap_or_else(|| line_of(text, section));
+    Some(ReadError::InvalidKey {
+        line,
+        section,
+        key: shown_key(key),
+        reason,
+    })
 }
 
 fn doc_to_secret(doc: &Doc, text: &str, json: bool) -> Result<CaSecret, ReadError> {
@@ -627,6 +739,16 @@ fn doc_to_secret(doc: &Doc, text: &str, json: bool) -> Result<CaSecret, ReadErro
         .unwrap_or("istio-system")
         .to_owned();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for (section, map) in [
+        ("data", secret.get("data")),
+        ("stringData", secret.get("stringData")),
+    ] {
+        if let Some(Doc::Map(m)) = map {
+            if let Some(e) = m.iter().find_map(|(k, _)| invalid_key(text, section, k)) {
+                return Err(e);
+            }
+        }
+    }
     if let Some(Doc::Map(data)) = secret.get("data") {
         for (k, v) in data {
             let value = v.str().unwrap_or_default();
@@ -659,7 +781,7 @@ fn doc_to_secret(doc: &Doc, text: &str, json: bool) -> Result<CaSecret, ReadErro
             ),
         });
     }
-    Ok(CaSecret::from_files(
+    let mut s = CaSecret::from_files(
         &name,
         &namespace,
         if json {
@@ -668,7 +790,9 @@ fn doc_to_secret(doc: &Doc, text: &str, json: bool) -> Result<CaSecret, ReadErro
             SecretForm::Yaml
         },
         files,
-    ))
+    );
+    s.type_as_read = secret.get("type").and_then(Doc::str).map(str::to_owned);
+    Ok(s)
 }
 
 /// Reads a directory of CA files (regular files or symlinks to them, as in a mounted

@@ -435,7 +435,9 @@ fn propagation_actions(
             });
         }
     }
-    if !a.is_empty() && !istiod_restarted {
+    // Confirm istiod took the secret (its ConfigMap equals root-cert.pem) in every data plane,
+    // before any restart and before the next phase: a refused secret is found here, not later.
+    if !istiod_restarted {
         a.insert(
             0,
             Action::AwaitIstiod {
@@ -492,15 +494,20 @@ fn precondition_gate(profile: &IstioProfile, kind: RotationKind, reissue_now: bo
     let mut checks = Vec::new();
     if kind != RotationKind::IntermediateRotation || reissue_now {
         checks.push(GateCheck {
-            description: "istiod runs with ISTIO_MULTIROOT_MESH=true".to_owned(),
-            command: "kubectl get deployment istiod -n istio-system -o jsonpath='{.spec.template.spec.containers[0].env}' | grep -o '\"ISTIO_MULTIROOT_MESH\",\"value\":\"true\"'".to_owned(),
+            description: "every istiod Deployment (each revision: istiod, istiod-<rev>, label istio.io/rev) runs with ISTIO_MULTIROOT_MESH=\"true\" (fails listing the others)".to_owned(),
+            command: "kubectl get deployment -A -l app=istiod -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{\" rev=\"}{.metadata.labels.istio\\.io/rev}{\" \"}{.spec.template.spec.containers[?(@.name==\"discovery\")].env[?(@.name==\"ISTIO_MULTIROOT_MESH\")].value}{\"\\n\"}{end}' | awk '{ print } $3 != \"true\" { bad = 1 } END { exit bad + (NR == 0) }'".to_owned(),
             expect: Vec::new(),
         });
     }
     if profile.xds_agent {
         checks.push(GateCheck {
-            description: "proxies run with PROXY_CONFIG_XDS_AGENT=true (mesh config proxyMetadata)".to_owned(),
+            description: "new proxies get PROXY_CONFIG_XDS_AGENT=true (mesh config proxyMetadata)".to_owned(),
             command: "kubectl get configmap istio -n istio-system -o jsonpath='{.data.mesh}' | grep PROXY_CONFIG_XDS_AGENT".to_owned(),
+            expect: Vec::new(),
+        });
+        checks.push(GateCheck {
+            description: "every RUNNING proxy has PROXY_CONFIG_XDS_AGENT=true in its environment (pods injected before the flag was set lack it until restarted; fails listing them: restart them)".to_owned(),
+            command: "kubectl get pods -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{\" \"}{.spec.containers[?(@.name==\"istio-proxy\")].env[?(@.name==\"PROXY_CONFIG_XDS_AGENT\")].value}{.spec.initContainers[?(@.name==\"istio-proxy\")].env[?(@.name==\"PROXY_CONFIG_XDS_AGENT\")].value}{\" \"}{.spec.containers[?(@.name==\"istio-proxy\")].name}{.spec.initContainers[?(@.name==\"istio-proxy\")].name}{\"\\n\"}{end}' | awk '$NF == \"istio-proxy\" && $2 != \"true\" { print $1; n++ } END { exit n > 0 }'".to_owned(),
             expect: Vec::new(),
         });
     }

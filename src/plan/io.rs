@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::runbook;
+pub use super::runbook::RunbookOptions;
 use super::{Action, ClusterPhase, DEFAULT_CLUSTER, Gate, Phase, Plan, PlanFinding, RotationKind};
 use crate::cert::{Certificate, Fingerprint};
 use crate::fsio::{self, OutFile};
@@ -30,6 +32,9 @@ pub struct PlanJson {
     pub new_roots: Vec<Fingerprint>,
     /// The phases, in order.
     pub phases: Vec<PhaseJson>,
+    /// The kube context of each cluster (`--context`), when given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contexts: BTreeMap<String, String>,
 }
 
 /// One phase in plan.json.
@@ -87,6 +92,12 @@ fn signer_of(s: &CaSecret) -> Option<Certificate> {
 
 /// plan.json for a plan.
 pub fn render_plan_json(plan: &Plan) -> String {
+    render_plan_json_with(plan, &RunbookOptions::default())
+}
+
+/// plan.json for a plan whose commands carry each cluster's `--context` (recorded in
+/// `contexts`).
+pub fn render_plan_json_with(plan: &Plan, opts: &RunbookOptions) -> String {
     let multi = plan.is_multi_cluster();
     let phases = plan
         .phases
@@ -145,7 +156,7 @@ pub fn render_plan_json(plan: &Plan) -> String {
                     .iter()
                     .map(|a| ActionJson {
                         action: a.clone(),
-                        command: a.command(multi),
+                        command: a.command_in(opts.context(plan, a.cluster())),
                     })
                     .collect(),
                 gate: p.gate.clone(),
@@ -160,6 +171,7 @@ pub fn render_plan_json(plan: &Plan) -> String {
         old_roots: plan.old_roots.clone(),
         new_roots: plan.new_roots.clone(),
         phases,
+        contexts: opts.contexts.clone(),
     };
     let mut s = serde_json::to_string_pretty(&json).unwrap_or_default();
     s.push('\n');
@@ -168,6 +180,14 @@ pub fn render_plan_json(plan: &Plan) -> String {
 
 /// RUNBOOK.md: the steps an operator follows, with the exact commands and fingerprints.
 pub fn render_runbook(plan: &Plan) -> String {
+    render_runbook_with(plan, &RunbookOptions::default())
+}
+
+/// RUNBOOK.md with every kubectl/istioctl line carrying its cluster's `--context`: the
+/// backup, the preconditions, per phase a drift check before each apply, server-side apply,
+/// the restarts, and how to go back; after a self-signed -> plugged-in rotation, retiring
+/// istio-ca-secret.
+pub fn render_runbook_with(plan: &Plan, opts: &RunbookOptions) -> String {
     let multi = plan.is_multi_cluster();
     let p = &plan.profile;
     let mut s = String::new();
@@ -213,7 +233,8 @@ pub fn render_runbook(plan: &Plan) -> String {
             .join(", ")
     ));
     s.push_str("Before each step: `meshtrust plan check .` (from this directory) must exit 0. `meshtrust simulate .` replays the plan on a simulated mesh.\n\n");
-    for phase in &plan.phases {
+    s.push_str(&runbook::before_you_start(plan, opts));
+    for (k, phase) in plan.phases.iter().enumerate() {
         s.push_str(&format!("## {}: {}\n\n", phase.name, phase.title));
         for c in &phase.clusters {
             let dir = if multi {
@@ -257,19 +278,32 @@ pub fn render_runbook(plan: &Plan) -> String {
         }
         if !phase.actions.is_empty() {
             s.push_str("Steps, in order:\n\n");
-            for (i, a) in phase.actions.iter().enumerate() {
+            let mut n = 0;
+            for a in &phase.actions {
                 let dir = if multi {
                     format!("{}/{}", phase.name, a.cluster())
                 } else {
                     phase.name.clone()
                 };
+                if matches!(a, Action::ApplySecret { .. }) {
+                    let drift = runbook::drift_check(plan, k, a.cluster(), opts);
+                    if !drift.is_empty() {
+                        n += 1;
+                        s.push_str(&format!(
+                            "{n}. drift check: the live secret still equals the previous phase (else stop: someone changed it)\n\n   ```sh\n   (cd {dir} && {drift})\n   ```\n\n"
+                        ));
+                    }
+                }
+                n += 1;
                 s.push_str(&format!(
-                    "{}. {}\n\n   ```sh\n   (cd {dir} && {})\n   ```\n\n",
-                    i + 1,
+                    "{n}. {}\n\n   ```sh\n   (cd {dir} && {})\n   ```\n\n",
                     a.describe(),
-                    a.command(multi)
+                    a.command_in(opts.context(plan, a.cluster()))
                 ));
             }
+        }
+        if k > 0 {
+            s.push_str(&runbook::rollback(plan, k, opts));
         }
         if let Some(g) = &phase.gate {
             s.push_str(&format!(
@@ -283,9 +317,16 @@ pub fn render_runbook(plan: &Plan) -> String {
                 g.reason
             ));
             for c in &g.checks {
+                // In each cluster's context (one line per cluster in a multi-cluster plan).
+                let command = plan
+                    .clusters
+                    .iter()
+                    .map(|cl| opts.command(plan, cl, &c.command))
+                    .collect::<Vec<_>>()
+                    .join("\n  ");
                 s.push_str(&format!(
-                    "- {}:\n\n  ```sh\n  {}\n  ```\n",
-                    c.description, c.command
+                    "- {}:\n\n  ```sh\n  {command}\n  ```\n",
+                    c.description
                 ));
                 if !c.expect.is_empty() {
                     s.push_str(&format!(
@@ -300,6 +341,9 @@ pub fn render_runbook(plan: &Plan) -> String {
                 s.push('\n');
             }
         }
+    }
+    if let Some(last) = plan.phases.last() {
+        s.push_str(&runbook::after_last_phase(plan, last, opts));
     }
     s
 }
@@ -348,6 +392,16 @@ pub enum PlanDirError {
 /// a temporary sibling directory first, then moved into place in one rename: on any error
 /// nothing is left in `dir`. Keys and secret.yaml files are 0600.
 pub fn write_plan_dir(plan: &Plan, dir: &Path) -> Result<Vec<PathBuf>, PlanDirError> {
+    write_plan_dir_with(plan, dir, &RunbookOptions::default())
+}
+
+/// [`write_plan_dir`] with the runbook's and plan.json's commands carrying each cluster's
+/// `--context`.
+pub fn write_plan_dir_with(
+    plan: &Plan,
+    dir: &Path,
+    opts: &RunbookOptions,
+) -> Result<Vec<PathBuf>, PlanDirError> {
     let io = |path: &Path, e: std::io::Error| PlanDirError::Io {
         path: path.to_owned(),
         message: e.to_string(),
@@ -385,14 +439,14 @@ pub fn write_plan_dir(plan: &Plan, dir: &Path) -> Result<Vec<PathBuf>, PlanDirEr
     }
     files.push(OutFile::public(
         staging.join("plan.json"),
-        render_plan_json(plan).into_bytes(),
+        render_plan_json_with(plan, opts).into_bytes(),
     ));
     files.push(OutFile::public(
         staging.join("RUNBOOK.md"),
-        render_runbook(plan).into_bytes(),
+        render_runbook_with(plan, opts).into_bytes(),
     ));
     let result = fsio::write_all(&files, false)
-        .map_err(PlanDirError::from)
+        .map_err(|e| staging_error(e, &staging, dir))
         .and_then(|written| {
             if dir.exists() {
                 std::fs::remove_dir(dir).map_err(|e| io(dir, e))?;
@@ -409,15 +463,36 @@ pub fn write_plan_dir(plan: &Plan, dir: &Path) -> Result<Vec<PathBuf>, PlanDirEr
     result
 }
 
+/// An error writing into the staging directory, told about the output directory the user
+/// named (the staging directory is an implementation detail).
+fn staging_error(e: fsio::FsError, staging: &Path, dir: &Path) -> PlanDirError {
+    let (path, message) = match &e {
+        fsio::FsError::Io { path, op, source } => (path.clone(), format!("{op}: {source}")),
+        fsio::FsError::Exists { path }
+        | fsio::FsError::Duplicate { path }
+        | fsio::FsError::NotAFile { path } => (path.clone(), e.to_string()),
+    };
+    match path.strip_prefix(staging) {
+        Ok(rel) => PlanDirError::Io {
+            path: dir.join(rel),
+            message: message.replace(&staging.display().to_string(), &dir.display().to_string()),
+        },
+        Err(_) => PlanDirError::Fs(e),
+    }
+}
+
 fn is_phase_name(name: &str) -> bool {
     let b = name.as_bytes();
     b.len() > 3 && b[0].is_ascii_digit() && b[1].is_ascii_digit() && b[2] == b'-'
 }
 
 /// Reads a plan from its phase directories. With plan.json, its profile, kind, actions and
-/// gates are used and its recorded file hashes are cross-checked (mismatches are returned as
-/// findings); without it, the kind is inferred, the profile is the default (override it), and
-/// gates are unknown. Returns the plan, whether plan.json was present, and the findings.
+/// gates are used and its recorded file hashes (secret.yaml's included) are cross-checked
+/// (mismatches are returned as findings); without it, the kind is inferred, the profile is the
+/// default (override it), and gates are unknown. Every phase's secret.yaml, the file the
+/// runbook applies, is read back and compared with the phase's PEM files
+/// ([`super::check_applied`]). Returns the plan, whether plan.json was present, and the
+/// findings.
 pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanDirError> {
     let io = |path: &Path, e: std::io::Error| PlanDirError::Io {
         path: path.to_owned(),
@@ -516,9 +591,6 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
                     .first()
                     .is_some_and(|c| c.cluster != DEFAULT_CLUSTER);
             for (file, want) in &r.files {
-                if file.ends_with("secret.yaml") {
-                    continue;
-                }
                 // plan.json may be hand-edited: never read outside the phase directory.
                 let inside = Path::new(file)
                     .components()
@@ -587,7 +659,7 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
         .as_ref()
         .map(|j| j.kind)
         .unwrap_or_else(|| infer_kind_from_phases(&phases, cluster_names.len()));
-    let plan = Plan {
+    let mut plan = Plan {
         kind,
         profile: json.as_ref().map(|j| j.profile.clone()).unwrap_or_default(),
         clusters: cluster_names,
@@ -601,6 +673,7 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
             .map(|j| j.new_roots.clone())
             .unwrap_or_default(),
     };
+    findings.extend(super::applied::check_applied(dir, &mut plan));
     Ok((plan, json.is_some(), findings))
 }
 
@@ -624,4 +697,14 @@ fn infer_kind_from_phases(phases: &[Phase], clusters: usize) -> RotationKind {
         (Some(a), Some(b)) if a == b => RotationKind::IntermediateRotation,
         _ => RotationKind::RootRotation,
     }
+}
+
+/// The runbook options plan.json records (`contexts`), for re-rendering a plan read back.
+pub(crate) fn recorded_runbook_options(dir: &Path) -> RunbookOptions {
+    let contexts = std::fs::read(dir.join("plan.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PlanJson>(&b).ok())
+        .map(|j| j.contexts)
+        .unwrap_or_default();
+    RunbookOptions { contexts }
 }

@@ -36,9 +36,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod applied;
 mod build;
 mod checks;
 mod io;
+mod runbook;
 
 use std::fmt;
 use std::time::Duration;
@@ -49,9 +51,18 @@ use crate::bundle::Bundle;
 use crate::cert::Fingerprint;
 use crate::istio::{CaSecret, IstioProfile, Severity};
 
+pub use applied::{
+    SECRET_YAML, SealReport, applied_differences, check_applied, mixed_line_endings, seal_plan_dir,
+};
 pub use build::plan;
-pub use checks::{CheckOptions, Invariant, check_invariants, check_plan};
-pub use io::{PlanDirError, read_plan_dir, render_plan_json, render_runbook, write_plan_dir};
+pub use checks::{
+    CheckOptions, Invariant, check_invariants, check_plan, check_rollback, rollback_actions,
+    rollback_root_change_accepted,
+};
+pub use io::{
+    PlanDirError, RunbookOptions, read_plan_dir, render_plan_json, render_plan_json_with,
+    render_runbook, render_runbook_with, write_plan_dir, write_plan_dir_with,
+};
 
 /// The name a single-cluster plan uses for its one cluster.
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -206,37 +217,34 @@ impl Action {
 
     /// The command to run (for a multi-cluster plan, with `--context CLUSTER`).
     pub fn command(&self, multi_cluster: bool) -> String {
-        let ctx = |c: &str| {
-            if multi_cluster {
-                format!(" --context {c}")
-            } else {
-                String::new()
+        self.command_in(multi_cluster.then(|| self.cluster()))
+    }
+
+    /// The command to run, every kubectl line with `--context CONTEXT` when given.
+    ///
+    /// The secret is applied server-side (`apply --server-side`), so the CA key is never
+    /// copied into a `last-applied-configuration` annotation; restarts cover every Deployment,
+    /// StatefulSet and DaemonSet of the namespaces labelled `istio-injection=enabled` or
+    /// `istio.io/rev`, and the gateways, each followed by `rollout status`, `BATCH` (default
+    /// 5) at a time.
+    pub fn command_in(&self, context: Option<&str>) -> String {
+        let cmd = match self {
+            Action::ApplySecret { .. } => {
+                "kubectl apply --server-side --force-conflicts --field-manager=meshtrust -f secret.yaml".to_owned()
             }
+            Action::RestartIstiod { .. } => "kubectl rollout restart deployment -n istio-system -l app=istiod && kubectl rollout status deployment -n istio-system -l app=istiod --timeout=10m".to_owned(),
+            Action::RestartZtunnel { .. } => "kubectl rollout restart daemonset/ztunnel -n istio-system && kubectl rollout status daemonset/ztunnel -n istio-system --timeout=10m".to_owned(),
+            Action::RestartSidecars { .. } => format!(
+                "{{ for ns in $(kubectl get ns -l istio-injection=enabled -o name; kubectl get ns -l istio.io/rev -o name); do kubectl get deployment,statefulset,daemonset -n \"${{ns#namespace/}}\" -o name | sed \"s|^|${{ns#namespace/}} |\"; done; {GATEWAYS}; }} | sort -u | xargs -n 2 -P \"${{BATCH:-5}}\" sh -c 'kubectl rollout restart \"$1\" -n \"$0\" && kubectl rollout status \"$1\" -n \"$0\" --timeout=10m'"
+            ),
+            Action::RestartWaypoints { .. } => format!(
+                "{{ kubectl get deployment -A -l gateway.istio.io/managed=istio.io-mesh-controller -o jsonpath='{{range .items[*]}}{{.metadata.namespace}}{{\" deployment/\"}}{{.metadata.name}}{{\"\\n\"}}{{end}}'; {GATEWAYS}; }} | sort -u | xargs -n 2 -P \"${{BATCH:-5}}\" sh -c 'kubectl rollout restart \"$1\" -n \"$0\" && kubectl rollout status \"$1\" -n \"$0\" --timeout=10m'"
+            ),
+            Action::AwaitIstiod { .. } => "timeout 600 sh -c 'until kubectl get configmap istio-ca-root-cert -n istio-system -o jsonpath=\"{.data.root-cert\\.pem}\" | cmp -s - root-cert.pem; do sleep 5; done'".to_owned(),
         };
-        match self {
-            Action::ApplySecret { cluster, .. } => {
-                format!("kubectl{} apply -f secret.yaml", ctx(cluster))
-            }
-            Action::RestartIstiod { cluster, .. } => format!(
-                "kubectl{c} rollout restart deployment/istiod -n istio-system && kubectl{c} rollout status deployment/istiod -n istio-system",
-                c = ctx(cluster)
-            ),
-            Action::RestartZtunnel { cluster } => format!(
-                "kubectl{c} rollout restart daemonset/ztunnel -n istio-system && kubectl{c} rollout status daemonset/ztunnel -n istio-system",
-                c = ctx(cluster)
-            ),
-            Action::RestartSidecars { cluster } => format!(
-                "for ns in $(kubectl{c} get ns -l istio-injection=enabled -o name | cut -d/ -f2); do kubectl{c} rollout restart deployment -n \"$ns\"; done",
-                c = ctx(cluster)
-            ),
-            Action::RestartWaypoints { cluster } => format!(
-                "kubectl{c} rollout restart deployment -l gateway.istio.io/managed=istio.io-mesh-controller -A",
-                c = ctx(cluster)
-            ),
-            Action::AwaitIstiod { cluster } => format!(
-                "timeout 600 sh -c 'until kubectl{c} get configmap istio-ca-root-cert -n istio-system -o jsonpath=\"{{.data.root-cert\\.pem}}\" | cmp -s - root-cert.pem; do sleep 5; done'",
-                c = ctx(cluster)
-            ),
+        match context {
+            Some(c) => with_context(&cmd, c),
+            None => cmd,
         }
     }
 
@@ -263,6 +271,47 @@ impl Action {
             ),
         }
     }
+}
+
+/// Gateways (ingress, egress, east-west and Gateway API ones), one `NAMESPACE deployment/NAME`
+/// line each.
+const GATEWAYS: &str = "kubectl get deployment -A -l 'istio in (ingressgateway,egressgateway,eastwestgateway)' -o jsonpath='{range .items[*]}{.metadata.namespace}{\" deployment/\"}{.metadata.name}{\"\\n\"}{end}'; kubectl get deployment -A -l gateway.istio.io/managed=istio.io-gateway-controller -o jsonpath='{range .items[*]}{.metadata.namespace}{\" deployment/\"}{.metadata.name}{\"\\n\"}{end}'";
+
+/// `cmd` with `--context CONTEXT` after every `kubectl` and `istioctl` word, so that each
+/// line of a runbook addresses its cluster explicitly.
+///
+/// ```
+/// let c = meshtrust::plan::with_context("kubectl get ns | istioctl x", "prod-east");
+/// assert_eq!(c, "kubectl --context prod-east get ns | istioctl --context prod-east x");
+/// ```
+pub fn with_context(cmd: &str, context: &str) -> String {
+    let ctx = crate::istio::shell_word(context);
+    let mut out = String::with_capacity(cmd.len() + 32);
+    let mut rest = cmd;
+    while let Some(i) = rest.find(['k', 'i']) {
+        let (head, tail) = rest.split_at(i);
+        out.push_str(head);
+        let word = ["kubectl ", "istioctl "]
+            .into_iter()
+            .find(|w| tail.starts_with(w));
+        let boundary = out
+            .chars()
+            .last()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '/'));
+        match word {
+            Some(w) if boundary => {
+                out.push_str(w);
+                out.push_str(&format!("--context {ctx} "));
+                rest = &tail[w.len()..];
+            }
+            _ => {
+                out.push_str(&tail[..1]);
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Something to verify before moving on, with the command and what it must show.
