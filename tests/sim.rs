@@ -382,8 +382,33 @@ fn ztunnel_trusting_only_the_first_or_last_root_breaks_ambient_traffic() {
         ("02-switch-signer", "B1")
     );
     assert_eq!(f.trusts, ["A"]);
-    // Last root only: ztunnel trusts B alone from the trust-both phase on, and refuses A1.
+    // ztunnel 1.25.1 with istiod 1.26+ takes the FIRST root too (ISTIO.md: the last-root
+    // case is istiod 1.24.4 / 1.25.1 only; istio/ztunnel src/tls/certificate.rs takes the first
+    // PEM block of the last element before 1.25.3).
+    let mut first_125 = p.clone();
+    first_125.profile.ztunnel_version = Some("1.25.1".parse().unwrap());
+    let o = run(&first_125, 3, 12);
+    let f = &o.failures[0];
+    assert_eq!(
+        (f.phase.as_str(), f.signer.as_str()),
+        ("02-switch-signer", "B1")
+    );
+    assert_eq!(f.trusts, ["A"]);
+    // istiod and ztunnel 1.25.2: ztunnel trusts only A once B is added, and refuses B1.
+    let mut both_125 = p.clone();
+    both_125.profile.istio_version = "1.25.2".parse().unwrap();
+    both_125.profile.ztunnel_version = Some("1.25.2".parse().unwrap());
+    let o = run(&both_125, 3, 12);
+    let f = &o.failures[0];
+    assert_eq!(
+        (f.phase.as_str(), f.signer.as_str()),
+        ("02-switch-signer", "B1")
+    );
+    assert_eq!(f.trusts, ["A"]);
+    // Last root only (istiod 1.25.1, issue 55793): ztunnel trusts B alone from the trust-both
+    // phase on, and refuses A1.
     let mut last = p.clone();
+    last.profile.istio_version = "1.25.1".parse().unwrap();
     last.profile.ztunnel_version = Some("1.25.1".parse().unwrap());
     let o = run(&last, 3, 12);
     assert!(!o.ok());
@@ -665,6 +690,10 @@ fn oracle_scenarios() -> Vec<(String, Plan)> {
     v.push(("multiroot off".to_owned(), off));
     let mut amb = sample_plan(&profile(DataPlane::Ambient, false));
     v.push(("ambient".to_owned(), amb.clone()));
+    // Only istiod 1.24.4 / 1.25.1 make ztunnel trust the LAST root (ISTIO.md, CSR response
+    // table: istio/istio security/pkg/server/ca/server.go CreateCertificate, issue 55793);
+    // ztunnel 1.25.1 under another istiod takes the FIRST root.
+    amb.profile.istio_version = "1.25.1".parse().unwrap();
     amb.profile.ztunnel_version = Some("1.25.1".parse().unwrap());
     v.push(("ztunnel last root".to_owned(), amb));
     v

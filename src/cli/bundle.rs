@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use meshtrust::Role;
 use meshtrust::bundle::{self, Bundle};
+use meshtrust::istio::IstioVersion;
+use meshtrust::istio::behaviour::{self, RootChange};
 
 use super::common::{self, CliError, Outcome};
 
@@ -74,9 +76,30 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
             Ok(Outcome::Success)
         }
         Command::Diff { json, old, new } => {
-            let d = bundle::diff(&common::read_bundle(&old)?, &common::read_bundle(&new)?);
+            let (old_b, new_b) = (common::read_bundle(&old)?, common::read_bundle(&new)?);
+            let d = bundle::diff(&old_b, &new_b);
+            // istiod's verdicts come from the one model; the JSON keys stay as they were.
+            let accepts = |v: IstioVersion| {
+                matches!(
+                    behaviour::root_change(v, true, old_b.bytes(), new_b.bytes()),
+                    RootChange::Accepted | RootChange::Unchanged
+                )
+            };
+            let istiod_accepts = accepts(IstioVersion::new(1, 29, 0));
+            let istiod_1_30_accepts = accepts(IstioVersion::new(1, 30, 0));
             if json {
-                common::print_json(&d)?;
+                #[derive(serde::Serialize)]
+                struct DiffJson<'a> {
+                    #[serde(flatten)]
+                    diff: &'a bundle::BundleDiff,
+                    istiod_accepts: bool,
+                    istiod_1_30_accepts: bool,
+                }
+                common::print_json(&DiffJson {
+                    diff: &d,
+                    istiod_accepts,
+                    istiod_1_30_accepts,
+                })?;
             } else {
                 let mut s = String::new();
                 for c in &d.added {
@@ -99,16 +122,16 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
                 ));
                 s.push_str(&format!("reordered:          {}\n", yn(d.reordered)));
                 s.push_str(&format!(
-                    "istiod accepts:     {} (up to 1.29: one file's bytes must contain the other's)\n",
-                    yn(d.istiod_accepts)
+                    "istiod accepts:     {} (1.22.0 to 1.29.x: one file's bytes must contain the other's)\n",
+                    yn(istiod_accepts)
                 ));
                 s.push_str(&format!(
-                    "istiod 1.30 accepts: {} (one trust set contains the other)\n",
-                    yn(d.istiod_1_30_accepts)
+                    "istiod 1.30 accepts: {} (1.30.0+: one set of CERTIFICATE blocks contains the other)\n",
+                    yn(istiod_1_30_accepts)
                 ));
                 common::write_stdout(s.as_bytes())?;
             }
-            Ok(Outcome::from_ok(d.istiod_accepts))
+            Ok(Outcome::from_ok(istiod_accepts))
         }
     }
 }

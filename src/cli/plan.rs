@@ -187,7 +187,10 @@ fn check(c: CheckArgs) -> Result<Outcome, CliError> {
     let (mut plan, has_json, mut findings) =
         plan::read_plan_dir(&c.dir).map_err(|e| CliError(e.to_string()))?;
     let recorded = plan.profile.clone();
-    plan.profile = c.profile.over(recorded.clone()).map_err(CliError)?;
+    plan.profile = c
+        .profile
+        .over_recorded(has_json.then(|| recorded.clone()))
+        .map_err(CliError)?;
     if has_json && plan.profile != recorded {
         findings.push(PlanFinding {
             code: "profile-override",

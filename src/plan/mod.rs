@@ -49,7 +49,7 @@ use crate::bundle::Bundle;
 use crate::cert::Fingerprint;
 use crate::istio::{CaSecret, IstioProfile, Severity};
 
-pub use build::plan;
+pub use build::{plan, profile_refusals};
 pub use checks::{CheckOptions, Invariant, check_invariants, check_plan};
 pub use io::{PlanDirError, read_plan_dir, render_plan_json, render_runbook, write_plan_dir};
 
