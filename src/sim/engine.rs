@@ -1713,6 +1713,7 @@ impl Mesh {
             },
             roots: x.roots,
             valid: x.valid,
+            kind: x.kind,
         })
     }
 

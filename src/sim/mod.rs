@@ -74,7 +74,10 @@
 //! At every event, every ordered pair of proxies (client, server) connects: the server
 //! verifies the client's leaf chain against its roots (clientAuth), the client verifies the
 //! server's (serverAuth), both with [`verify::verify`](crate::verify::verify) at the simulated
-//! instant (expiry included). No pair is sampled. The count is exact because a verification
+//! instant (expiry included), each with the RECEIVING proxy's own policy
+//! ([`behaviour::verifier_policy`](crate::istio::behaviour::verifier_policy): Envoy's for
+//! sidecars and waypoints, whose trust store is in the agent's ROOTCA order, ztunnel's for
+//! ztunnel). A class of proxies is therefore also keyed by its kind. No pair is sampled. The count is exact because a verification
 //! depends only on the chain istiod sent with the leaf (its signer and cert-chain.pem), the
 //! verifying side's trust set, and whether the leaf itself is valid at that instant (every
 //! leaf is issued by the same code from the same spec; only its identity, key, serial and

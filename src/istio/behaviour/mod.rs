@@ -19,6 +19,7 @@
 //! | renewal instants | [`renewal_at`] | jitter sign ±1 from 1.24 |
 //! | ztunnel's CA channel | [`ztunnel_watches_ca_root`] | 1.28.6, 1.29.2, 1.30.0 |
 //! | what a proxy presents | [`presented_chain`] | deep chains by version |
+//! | how a proxy verifies | [`verifier_policy`] | Envoy / ztunnel |
 //!
 //! ```
 //! use meshtrust::istio::{IstioVersion, behaviour::{self, RootChange}};
@@ -113,5 +114,29 @@ pub(crate) fn fixed_list(fixed: &[IstioVersion]) -> String {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         Some((last, _)) => last.clone(),
         None => String::new(),
+    }
+}
+
+/// How each data plane verifies a peer's chain ([`crate::verify::Policy`]): Envoy's policy for
+/// sidecars, waypoints and gateways, ztunnel's for ztunnel.
+///
+/// Models Envoy's BoringSSL `X509_verify_cert` as Envoy configures it (envoyproxy/envoy
+/// source/common/tls/cert_validator/default_validator.cc, `X509_V_FLAG_PARTIAL_CHAIN`) and
+/// ztunnel's rustls-webpki 0.103 (istio/ztunnel src/tls, webpki `build_chain_inner`),
+/// ISTIO.md "How each data plane verifies a peer's chain". The ORDER of Envoy's trust store is
+/// the agent's ROOTCA order ([`agent_rootca`], sorted by PEM text, built by
+/// [`trusted_roots`]), not the root file's.
+///
+/// ```
+/// use meshtrust::istio::behaviour::{Proxy, verifier_policy};
+/// use meshtrust::verify::Policy;
+/// assert_eq!(verifier_policy(Proxy::Sidecar), Policy::Envoy);
+/// assert_eq!(verifier_policy(Proxy::Ztunnel), Policy::Ztunnel);
+/// ```
+pub fn verifier_policy(proxy: Proxy) -> crate::verify::Policy {
+    if proxy.is_envoy() {
+        crate::verify::Policy::Envoy
+    } else {
+        crate::verify::Policy::Ztunnel
     }
 }
