@@ -276,7 +276,9 @@ fn crl_signed_by_chain(crl: &[u8], chain: &[Certificate]) -> Result<(), String> 
 /// key (Go's `x509.RevocationList.CheckSignatureFrom`).
 fn crl_signed_by(der: &[u8], issuer: &Certificate) -> bool {
     use crate::derwalk::{self, Walker, tag};
-    let parts = || -> Result<(&[u8], &[u8], &[u8]), derwalk::DerError> {
+    /// tbsCertList (whole TLV), signatureAlgorithm (value), signature octets.
+    type Parts<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+    let parts = || -> Result<Parts<'_>, derwalk::DerError> {
         let mut outer = Walker::new(der);
         let list = outer.expect(tag::SEQUENCE, "expected CertificateList SEQUENCE")?;
         outer.finish("trailing data after CertificateList")?;
