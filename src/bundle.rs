@@ -10,7 +10,9 @@
 //! - [`Bundle::with_deliberate_duplicate`] appends a root already present again (A+B -> A+B+B):
 //!   the bytes change, so every Istio proxy re-requests its leaf, while the trust set does not;
 //! - [`Bundle::trust_set`] is what validation sees: the distinct certificates;
-//! - [`diff`] says what changed between two files and whether istiod accepts the change.
+//! - [`diff`] says what changed between two files (bytes, sets, order); whether istiod accepts
+//!   the change is [`istio::behaviour::root_change`](crate::istio::behaviour::root_change)'s
+//!   to say, by version.
 //!
 //! ```
 //! use meshtrust::bundle::{Bundle, diff};
@@ -23,7 +25,7 @@
 //! assert_eq!(abb.trust_set(), ab.trust_set()); // same trust...
 //! assert_ne!(abb.bytes(), ab.bytes());         // ...different bytes
 //! let d = diff(&ab, &abb);
-//! assert!(d.bytes_changed && d.istiod_accepts && d.added.is_empty());
+//! assert!(d.bytes_changed && !d.trust_set_changed && d.added.is_empty());
 //! assert_eq!(abb.dedup().bytes(), ab.bytes());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -539,7 +541,8 @@ pub struct DiffDuplicate {
     pub old_count: usize,
 }
 
-/// What changed from one bundle file to another, and how istiod takes it.
+/// What changed from one bundle file to another (bytes, sets and order only: istiod's verdict
+/// is [`istio::behaviour::root_change`](crate::istio::behaviour::root_change)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BundleDiff {
     /// Certificates in the new trust set only, in new-file order.
@@ -554,12 +557,6 @@ pub struct BundleDiff {
     pub bytes_changed: bool,
     /// True when the trust sets differ.
     pub trust_set_changed: bool,
-    /// istiod's rule up to 1.29 (`bytes.Contains(old, new) || bytes.Contains(new, old)`):
-    /// true when the bytes are equal or one file's bytes contain the other's.
-    pub istiod_accepts: bool,
-    /// istiod's rule from 1.30 (PR 59909): one trust set contains the other and the new one is
-    /// not empty.
-    pub istiod_1_30_accepts: bool,
 }
 
 /// Compares two bundle files.
@@ -615,23 +612,7 @@ pub fn diff(old: &Bundle, new: &Bundle) -> BundleDiff {
         reordered,
         bytes_changed: old.bytes() != new.bytes(),
         trust_set_changed: old_set != new_set,
-        istiod_accepts: istiod_byte_containment(old.bytes(), new.bytes()),
-        istiod_1_30_accepts: !new_set.is_empty()
-            && (old_set.is_subset(&new_set) || new_set.is_subset(&old_set)),
     }
-}
-
-/// istiod's acceptance rule for a changed `root-cert.pem` up to 1.29: the raw bytes of one
-/// file contain the other's (`bytes.Contains`). Equal bytes count as accepted.
-///
-/// ```
-/// use meshtrust::bundle::istiod_byte_containment;
-/// assert!(istiod_byte_containment(b"A", b"AB"));
-/// assert!(istiod_byte_containment(b"ABB", b"B"));
-/// assert!(!istiod_byte_containment(b"AB", b"BA"));
-/// ```
-pub fn istiod_byte_containment(old: &[u8], new: &[u8]) -> bool {
-    contains(old, new) || contains(new, old)
 }
 
 /// Linear-time substring test (Two-Way through `str::contains` for UTF-8 input, the usual
@@ -725,7 +706,16 @@ mod tests {
         assert_eq!(order, [fa, fb]);
         assert_eq!(abb.dedup().bytes(), ab.bytes());
         let d = diff(&ab, &abb);
-        assert!(d.istiod_accepts && d.bytes_changed && !d.trust_set_changed && !d.reordered);
+        assert!(d.bytes_changed && !d.trust_set_changed && !d.reordered);
+        use crate::istio::behaviour::{RootChange, root_change};
+        let (v129, v130) = (
+            crate::istio::IstioVersion::new(1, 29, 0),
+            crate::istio::IstioVersion::new(1, 30, 0),
+        );
+        assert_eq!(
+            root_change(v129, true, ab.bytes(), abb.bytes()),
+            RootChange::Accepted
+        );
         assert_eq!(d.duplicates.len(), 1);
         assert_eq!(
             (
@@ -740,9 +730,20 @@ mod tests {
         // Reordered B+A is refused by the containment rule, though the sets are equal.
         let ba = b.append(&a);
         let d = diff(&ab, &ba);
-        assert!(!d.istiod_accepts && d.reordered && !d.trust_set_changed && d.istiod_1_30_accepts);
+        assert!(d.reordered && !d.trust_set_changed);
+        assert_ne!(
+            root_change(v129, true, ab.bytes(), ba.bytes()),
+            RootChange::Accepted
+        );
+        assert_eq!(
+            root_change(v130, true, ab.bytes(), ba.bytes()),
+            RootChange::Accepted
+        );
         // Dropping A leaves B, which A+B+B contains.
-        assert!(diff(&abb, &b).istiod_accepts || diff(&abb, &b.dedup()).istiod_accepts);
+        assert_eq!(
+            root_change(v129, true, abb.bytes(), b.bytes()),
+            RootChange::Accepted
+        );
     }
 
     #[test]

@@ -193,7 +193,8 @@ fn simulate_without_plan_json_takes_the_profile_from_the_flags() {
     let plan = tmp.path().join("demo/plan-sidecar");
     std::fs::remove_file(plan.join("plan.json")).unwrap();
     let plan = plan.to_str().unwrap();
-    let ok = run(&[
+    // Without plan.json no version is recorded: it must be a flag (exit 2 otherwise).
+    let none = run(&[
         "simulate",
         "--workloads",
         "10",
@@ -201,10 +202,34 @@ fn simulate_without_plan_json_takes_the_profile_from_the_flags() {
         "--xds-agent",
         plan,
     ]);
+    assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("1.22.0 to 1.31.x"),
+        "{}",
+        stderr(&none)
+    );
+    let ok = run(&[
+        "simulate",
+        "--workloads",
+        "10",
+        "--istio-version",
+        "1.31.0",
+        "--multiroot",
+        "--xds-agent",
+        plan,
+    ]);
     assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), stderr(&ok));
     assert!(stderr(&ok).contains("no plan.json"), "{}", stderr(&ok));
     // Istio's defaults: ISTIO_MULTIROOT_MESH off, so every root change is ignored.
-    let off = run(&["simulate", "--json", "--workloads", "10", plan]);
+    let off = run(&[
+        "simulate",
+        "--json",
+        "--workloads",
+        "10",
+        "--istio-version",
+        "1.31.0",
+        plan,
+    ]);
     assert_eq!(off.status.code(), Some(1), "{}", stdout(&off));
 }
 

@@ -450,7 +450,7 @@ fn keys_never_appear_in_output_debug_or_errors() {
     istio::write_dir(&bad, &d, false).unwrap();
     for json in [false, true] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshtrust"));
-        cmd.arg("check");
+        cmd.args(["check", "--istio-version", "1.31.0"]);
         if json {
             cmd.arg("--json");
         }
@@ -474,7 +474,34 @@ fn check_command_contract() {
             .output()
             .unwrap()
     };
+    // No version: a usage error naming the known versions (no command assumes one).
     let out = run(&["check", "--json", d.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--istio-version") && err.contains("1.22.0 to 1.31.x"),
+        "{err}"
+    );
+    let out = run(&[
+        "check",
+        "--istio-version",
+        "1.30.0",
+        "--ambient",
+        d.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ztunnel-version"));
+    // Newer than modelled: accepted, with a warning that it is checked as the newest.
+    let out = run(&["check", "--istio-version", "1.32.1", d.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checked as 1.31.0"));
+    let out = run(&[
+        "check",
+        "--json",
+        "--istio-version",
+        "1.31.0",
+        d.to_str().unwrap(),
+    ]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -485,7 +512,13 @@ fn check_command_contract() {
     assert!(v["findings"].is_array());
     // Multi-root without --multiroot: exit 1 with the code.
     std::fs::write(d.join("root-cert.pem"), sample("root-cert-combined.pem")).unwrap();
-    let out = run(&["check", "--json", d.to_str().unwrap()]);
+    let out = run(&[
+        "check",
+        "--json",
+        "--istio-version",
+        "1.31.0",
+        d.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let f = v["findings"].as_array().unwrap();
@@ -498,6 +531,8 @@ fn check_command_contract() {
     let out = run(&[
         "check",
         "--multiroot",
+        "--istio-version",
+        "1.31.0",
         "--ambient",
         "--ztunnel-version",
         "1.25.1",
@@ -516,10 +551,15 @@ fn check_command_contract() {
     // Unreadable input: exit 2.
     let y = tmp.path().join("bad.yaml");
     std::fs::write(&y, "kind: Secret\ndata:\n  ca-cert.pem: not*base64\n").unwrap();
-    let out = run(&["check", y.to_str().unwrap()]);
+    let out = run(&["check", "--istio-version", "1.31", y.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"));
-    let out = run(&["check", tmp.path().join("nope").to_str().unwrap()]);
+    let out = run(&[
+        "check",
+        "--istio-version",
+        "1.31",
+        tmp.path().join("nope").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -585,7 +625,7 @@ fn boolean_profile_flags_do_not_swallow_the_path() {
         &["--xds-agent"],
         &["--multiroot=true", "--xds-agent=false"],
     ] {
-        let mut args = vec!["check"];
+        let mut args = vec!["check", "--istio-version", "1.31.0"];
         args.extend_from_slice(flags);
         args.push(d.to_str().unwrap());
         let out = run(&args);

@@ -424,9 +424,25 @@ fn plan_and_plan_check_commands() {
     istio::write_dir(&b(), &cb, false).unwrap();
     let out: PathBuf = tmp.path().join("plan");
     let s = |p: &Path| p.to_str().unwrap().to_owned();
+    // No version: a usage error (exit 2) naming the known versions, nothing written.
+    let r = run(&[
+        "plan",
+        "--current",
+        &s(&ca),
+        "--new",
+        &s(&cb),
+        "--out",
+        &s(&out),
+        "--multiroot",
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("1.22.0 to 1.31.x"));
+    assert!(!out.exists());
     // Refused without --multiroot: exit 1, nothing written.
     let r = run(&[
         "plan",
+        "--istio-version",
+        "1.31.0",
         "--current",
         &s(&ca),
         "--new",
@@ -439,6 +455,8 @@ fn plan_and_plan_check_commands() {
     assert!(!out.exists());
     let r = run(&[
         "plan",
+        "--istio-version",
+        "1.31.0",
         "--current",
         &s(&ca),
         "--new",
@@ -488,6 +506,8 @@ fn plan_and_plan_check_commands() {
     // Writing again into a non-empty directory is refused.
     let r = run(&[
         "plan",
+        "--istio-version",
+        "1.31.0",
         "--current",
         &s(&ca),
         "--new",
@@ -540,8 +560,11 @@ fn plan_and_plan_check_commands() {
         codes.contains(&"plan-json-mismatch") && codes.contains(&"root-containment"),
         "{codes:?}"
     );
-    // Without plan.json the phase directories alone are checked.
+    // Without plan.json the phase directories alone are checked, and the version is a flag.
     std::fs::remove_file(out.join("plan.json")).unwrap();
+    let r = run(&["plan", "check", "--multiroot", &s(&out)]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--istio-version"));
     let r = run(&[
         "plan",
         "check",
@@ -564,6 +587,8 @@ fn multi_cluster_command_line() {
     let spec1 = format!("cluster1={},{}", ca.display(), cb.display());
     let r = run(&[
         "plan",
+        "--istio-version",
+        "1.31.0",
         "--cluster",
         &spec1,
         "--cluster",

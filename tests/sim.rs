@@ -382,8 +382,33 @@ fn ztunnel_trusting_only_the_first_or_last_root_breaks_ambient_traffic() {
         ("02-switch-signer", "B1")
     );
     assert_eq!(f.trusts, ["A"]);
-    // Last root only: ztunnel trusts B alone from the trust-both phase on, and refuses A1.
+    // ztunnel 1.25.1 with istiod 1.26+ takes the FIRST root too (ISTIO.md: the last-root
+    // case is istiod 1.24.4 / 1.25.1 only; istio/ztunnel src/tls/certificate.rs takes the first
+    // PEM block of the last element before 1.25.3).
+    let mut first_125 = p.clone();
+    first_125.profile.ztunnel_version = Some("1.25.1".parse().unwrap());
+    let o = run(&first_125, 3, 12);
+    let f = &o.failures[0];
+    assert_eq!(
+        (f.phase.as_str(), f.signer.as_str()),
+        ("02-switch-signer", "B1")
+    );
+    assert_eq!(f.trusts, ["A"]);
+    // istiod and ztunnel 1.25.2: ztunnel trusts only A once B is added, and refuses B1.
+    let mut both_125 = p.clone();
+    both_125.profile.istio_version = "1.25.2".parse().unwrap();
+    both_125.profile.ztunnel_version = Some("1.25.2".parse().unwrap());
+    let o = run(&both_125, 3, 12);
+    let f = &o.failures[0];
+    assert_eq!(
+        (f.phase.as_str(), f.signer.as_str()),
+        ("02-switch-signer", "B1")
+    );
+    assert_eq!(f.trusts, ["A"]);
+    // Last root only (istiod 1.25.1, issue 55793): ztunnel trusts B alone from the trust-both
+    // phase on, and refuses A1.
     let mut last = p.clone();
+    last.profile.istio_version = "1.25.1".parse().unwrap();
     last.profile.ztunnel_version = Some("1.25.1".parse().unwrap());
     let o = run(&last, 3, 12);
     assert!(!o.ok());
@@ -670,6 +695,10 @@ fn oracle_scenarios() -> Vec<(String, Plan)> {
     v.push(("multiroot off".to_owned(), off));
     let mut amb = sample_plan(&profile(DataPlane::Ambient, false));
     v.push(("ambient".to_owned(), amb.clone()));
+    // Only istiod 1.24.4 / 1.25.1 make ztunnel trust the LAST root (ISTIO.md, CSR response
+    // table: istio/istio security/pkg/server/ca/server.go CreateCertificate, issue 55793);
+    // ztunnel 1.25.1 under another istiod takes the FIRST root.
+    amb.profile.istio_version = "1.25.1".parse().unwrap();
     amb.profile.ztunnel_version = Some("1.25.1".parse().unwrap());
     v.push(("ztunnel last root".to_owned(), amb));
     v
@@ -722,4 +751,172 @@ fn a_seed_determines_the_run() {
     assert_eq!(a.stats, b.stats);
     let c = run(&p, 78, 16);
     assert_ne!(essentials(&a), essentials(&c));
+}
+
+/// Issue 12: each connection is verified with the RECEIVING proxy's policy
+/// (`istio::behaviour::verifier_policy`). Roots A and B both named `O=Istio, CN=Root CA` (as
+/// Istio's tools/certs make them) and a new intermediate under B without authorityKeyIdentifier:
+/// Envoy (BoringSSL: first same-named issuer in its store, no backtracking) picks A when A sorts
+/// first in the agent's ROOTCA (sorted by PEM text) and refuses B1 leaves; ztunnel
+/// (rustls-webpki, backtracking) accepts them. The simulator reports it for sidecars and
+/// waypoints only; with an AKI, nothing fails.
+#[test]
+fn same_named_roots_without_aki_fail_for_envoy_only() {
+    use meshtrust::istio::behaviour;
+    use meshtrust::testkit::{Aki, CertSpec, Issued, TestKey};
+    let r1 = Issued::self_signed(
+        &CertSpec::root("Istio", "Root CA"),
+        &TestKey::pooled(KeyKind::EcP256, 11),
+    )
+    .unwrap();
+    let r2 = Issued::self_signed(
+        &CertSpec::root("Istio", "Root CA"),
+        &TestKey::pooled(KeyKind::EcP256, 12),
+    )
+    .unwrap();
+    let cert = |i: &Issued| {
+        meshtrust::bundle::Bundle::parse(i.pem().as_bytes())
+            .unwrap()
+            .certificates()
+            .next()
+            .unwrap()
+            .clone()
+    };
+    // A is the root Envoy's store lists first (the agent's ROOTCA order).
+    let first = behaviour::agent_rootca(&[cert(&r1), cert(&r2)], &[]).remove(0);
+    let (a, b) = if first == cert(&r1) {
+        (r1, r2)
+    } else {
+        (r2, r1)
+    };
+    let secret = |root: &Issued, key: usize, aki: Aki| {
+        let k = TestKey::pooled(KeyKind::EcP256, key);
+        let int = root
+            .issue(
+                &CertSpec::intermediate("Istio", "Intermediate CA").aki(aki),
+                &k,
+            )
+            .unwrap();
+        let pem_key = meshtrust::pem::encode(&meshtrust::pem::Label::PrivateKey, k.pkcs8_der());
+        let chain = [int.pem(), root.pem()].concat();
+        CaSecret::cacerts(
+            int.pem().as_bytes(),
+            pem_key.as_bytes(),
+            chain.as_bytes(),
+            root.pem().as_bytes(),
+        )
+    };
+    let profile = IstioProfile {
+        istio_version: IstioVersion::NEWEST,
+        multiroot: true,
+        xds_agent: true,
+        data_plane: DataPlane::Both,
+        ztunnel_version: Some(IstioVersion::NEWEST),
+        ..IstioProfile::default()
+    };
+    for (aki, fails) in [(Aki::Omit, true), (Aki::FromIssuer, false)] {
+        let inputs = [ClusterInput::single(
+            secret(&a, 13, Aki::FromIssuer),
+            secret(&b, 14, aki.clone()),
+        )];
+        let p = plan::plan(&inputs, &profile, &PlanOptions::default(), now()).unwrap();
+        let o = run(&p, 5, 12);
+        assert_eq!(!o.ok(), fails, "{aki:?}:\n{}", o.story());
+        if !fails {
+            continue;
+        }
+        for f in &o.failures {
+            let refusing = if f.direction == Direction::ClientRejected {
+                &f.to
+            } else {
+                &f.from
+            };
+            assert!(!refusing.starts_with("amb-"), "ztunnel refused: {f:?}");
+            assert!(
+                refusing.starts_with("app-") || refusing.starts_with("waypoint-"),
+                "{f:?}"
+            );
+        }
+        // ztunnel workloads' B1 leaves are among those Envoy refuses: the same chain that
+        // ztunnel accepts.
+        assert!(o.failures.iter().any(|f| {
+            let refused = if f.direction == Direction::ClientRejected {
+                &f.from
+            } else {
+                &f.to
+            };
+            refused.starts_with("amb-")
+        }));
+    }
+}
+
+/// ztunnel before 1.28.6 keeps the CA roots it read at start for its own connection to istiod
+/// (istio/ztunnel issue 1679): the planner's plan restarts it after istiod serves A+B and before
+/// the switch, so nothing breaks; without that restart, it cannot reach istiod after the switch.
+/// From 1.28.6 it re-reads the file (CA_CERT_WATCHER) and never loses istiod.
+#[test]
+fn ztunnel_ca_channel_breaks_only_without_the_planned_restart() {
+    let broke = |o: &Outcome| {
+        o.log
+            .iter()
+            .any(|l| l.message.contains("cannot reach istiod"))
+    };
+    for (z, breaks_without_restart) in [("1.28.5", true), ("1.28.6", false)] {
+        let mut pr = profile(DataPlane::Ambient, true);
+        pr.istio_version = "1.28.7".parse().unwrap();
+        pr.ztunnel_version = Some(z.parse().unwrap());
+        let p = sample_plan(&pr);
+        let followed = run(&p, 4, 12);
+        assert!(
+            followed.ok() && !broke(&followed),
+            "{z}:\n{}",
+            followed.story()
+        );
+        let runbook = plan::render_runbook(&p);
+        assert_eq!(
+            runbook.contains("issue 1679"),
+            breaks_without_restart,
+            "{z}"
+        );
+        // The operator never restarts ztunnel.
+        let mut skipped = p.clone();
+        for ph in &mut skipped.phases {
+            ph.actions
+                .retain(|a| !matches!(a, Action::RestartZtunnel { .. }));
+        }
+        let o = run(&skipped, 4, 12);
+        assert_eq!(broke(&o), breaks_without_restart, "{z}:\n{}", o.story());
+        if breaks_without_restart {
+            assert!(!o.ok());
+        }
+    }
+}
+
+/// Leaves are clamped to the signing CA's notAfter only from 1.28.7, 1.29.3, 1.30.0: on 1.28.6
+/// istiod issues leaves that outlive a CA expiring within one leaf lifetime.
+#[test]
+fn leaves_outlive_an_expiring_ca_on_1_28_6_only() {
+    for (v, outlive) in [("1.28.6", true), ("1.28.7", false)] {
+        let mut pr = profile(DataPlane::Sidecar, true);
+        pr.istio_version = v.parse().unwrap();
+        let mut p = sample_plan(&pr);
+        p.profile.istio_version = v.parse().unwrap();
+        // Start the mesh one day before the sample intermediate expires.
+        let (a, _) = samples();
+        let end = a
+            .cert_chain()
+            .unwrap()
+            .certificates()
+            .map(|c| c.not_after())
+            .min()
+            .unwrap();
+        let cfg = SimConfig::new(end - time::Duration::hours(20), 6, 8);
+        let o = sim::simulate(&p, &cfg).unwrap();
+        assert_eq!(
+            o.stats.leaves_outliving_ca > 0,
+            outlive,
+            "{v}:\n{}",
+            o.story()
+        );
+    }
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use meshtrust::Role;
 use meshtrust::bundle::{self, Bundle};
+use meshtrust::istio::IstioVersion;
+use meshtrust::istio::behaviour::{self, RootChange};
 
 use super::common::{self, CliError, Outcome};
 
@@ -89,19 +91,36 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
             Ok(Outcome::Success)
         }
         Command::Diff { json, old, new } => {
-            let (ob, nb) = (common::read_bundle(&old)?, common::read_bundle(&new)?);
-            let leaks: Vec<String> = private_keys(&old, &ob)
+            let (old_b, new_b) = (common::read_bundle(&old)?, common::read_bundle(&new)?);
+            let leaks: Vec<String> = private_keys(&old, &old_b)
                 .into_iter()
-                .chain(private_keys(&new, &nb))
+                .chain(private_keys(&new, &new_b))
                 .collect();
-            let d = bundle::diff(&ob, &nb);
+            let d = bundle::diff(&old_b, &new_b);
+            // istiod's verdicts come from the one model; the JSON keys stay as they were.
+            let accepts = |v: IstioVersion| {
+                matches!(
+                    behaviour::root_change(v, true, old_b.bytes(), new_b.bytes()),
+                    RootChange::Accepted | RootChange::Unchanged
+                )
+            };
+            let istiod_accepts = accepts(IstioVersion::new(1, 29, 0));
+            let istiod_1_30_accepts = accepts(IstioVersion::new(1, 30, 0));
             if json {
-                let mut v =
-                    serde_json::to_value(&d).map_err(|e| CliError(format!("JSON output: {e}")))?;
-                if let Some(m) = v.as_object_mut() {
-                    m.insert("private_keys".to_owned(), serde_json::json!(leaks));
+                #[derive(serde::Serialize)]
+                struct DiffJson<'a> {
+                    #[serde(flatten)]
+                    diff: &'a bundle::BundleDiff,
+                    istiod_accepts: bool,
+                    istiod_1_30_accepts: bool,
+                    private_keys: &'a [String],
                 }
-                common::print_json(&v)?;
+                common::print_json(&DiffJson {
+                    diff: &d,
+                    istiod_accepts,
+                    istiod_1_30_accepts,
+                    private_keys: &leaks,
+                })?;
             } else {
                 let mut s = String::new();
                 for l in &leaks {
@@ -127,16 +146,16 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
                 ));
                 s.push_str(&format!("reordered:          {}\n", yn(d.reordered)));
                 s.push_str(&format!(
-                    "istiod accepts:     {} (up to 1.29: one file's bytes must contain the other's)\n",
-                    yn(d.istiod_accepts)
+                    "istiod accepts:     {} (1.22.0 to 1.29.x: one file's bytes must contain the other's)\n",
+                    yn(istiod_accepts)
                 ));
                 s.push_str(&format!(
-                    "istiod 1.30 accepts: {} (one trust set contains the other)\n",
-                    yn(d.istiod_1_30_accepts)
+                    "istiod 1.30 accepts: {} (1.30.0+: one set of CERTIFICATE blocks contains the other)\n",
+                    yn(istiod_1_30_accepts)
                 ));
                 common::write_stdout(s.as_bytes())?;
             }
-            Ok(Outcome::from_ok(d.istiod_accepts && leaks.is_empty()))
+            Ok(Outcome::from_ok(istiod_accepts && leaks.is_empty()))
         }
     }
 }

@@ -125,7 +125,9 @@ pub(crate) fn run(a: Args) -> Result<Exit, CliError> {
     let read = |p: &Path| istio::read_dir(p).map_err(|e| CliError::in_file(p, e));
     let inputs = [ClusterInput::single(read(&current)?, read(&new)?)];
 
+    // The demo makes its own mesh, of the newest modelled version, said explicitly.
     let base = IstioProfile {
+        istio_version: IstioVersion::NEWEST,
         multiroot: true,
         xds_agent: true,
         ..IstioProfile::default()

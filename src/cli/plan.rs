@@ -249,7 +249,10 @@ fn check(c: CheckArgs) -> Result<Outcome, CliError> {
     let (mut plan, has_json, mut findings) =
         plan::read_plan_dir(&c.dir).map_err(|e| CliError(e.to_string()))?;
     let recorded = plan.profile.clone();
-    plan.profile = c.profile.over(recorded.clone()).map_err(CliError)?;
+    plan.profile = c
+        .profile
+        .over_recorded(has_json.then(|| recorded.clone()))
+        .map_err(CliError)?;
     if has_json && plan.profile != recorded {
         findings.push(PlanFinding {
             code: "profile-override",
@@ -287,7 +290,11 @@ fn check(c: CheckArgs) -> Result<Outcome, CliError> {
 fn seal(c: CheckArgs) -> Result<Outcome, CliError> {
     // The flags given override plan.json's profile (none given: plan.json's, unchanged).
     let (recorded, _, _) = plan::read_plan_dir(&c.dir).map_err(|e| CliError(e.to_string()))?;
-    let profile = Some(c.profile.over(recorded.profile).map_err(CliError)?);
+    let profile = Some(
+        c.profile
+            .over_recorded(Some(recorded.profile))
+            .map_err(CliError)?,
+    );
     let opts = CheckOptions {
         now: time::OffsetDateTime::now_utc(),
         margin: PlanOptions::default().margin,

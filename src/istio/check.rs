@@ -4,8 +4,8 @@
 //! | code | severity | what |
 //! |---|---|---|
 //! | `missing-file` | error | a file istiod needs is absent |
-//! | `missing-ca-key` | warning (1.22-1.26) / error (1.27+) | no ca-key.pem: before 1.27 istiod silently falls back to its self-signed CA |
-//! | `incomplete-ca-bundle` | error (1.27+) | a partial set: "incomplete signing CA bundle detected" |
+//! | `missing-ca-key` | warning (1.22.0-1.26.0) | no ca-key.pem: before 1.26.1 an istiod started with it silently runs its self-signed CA |
+//! | `incomplete-ca-bundle` | error (1.26.1+) | a partial set: "incomplete signing CA bundle detected" |
 //! | `unreadable-file` | error | a file does not parse (PEM, certificate or key), with the line |
 //! | `empty-root-cert` | error | root-cert.pem holds no certificate |
 //! | `private-key-in-bundle` | error | a private key inside root-cert.pem or cert-chain.pem (they are published) |
@@ -18,12 +18,13 @@
 //! | `multiple-roots-without-multiroot` | error | several roots while ISTIO_MULTIROOT_MESH is off: a root change is ignored |
 //! | `ca-expired` | error | a CA certificate is expired or not yet valid |
 //! | `ca-expiring` | warning | a CA certificate has under 90 days left |
-//! | `ca-shorter-than-leaf-ttl` | warning | the signing CA expires before a full leaf TTL: istiod caps leaves |
+//! | `ca-shorter-than-leaf-ttl` | warning | the signing CA expires before a full leaf TTL: istiod caps leaves from 1.28.7/1.29.3/1.30.0, before they outlive it |
 //! | `intermediate-outlives-root` | error (info when by under a day) | ca-cert's notAfter is after its root's (root-transition.sh `check-root`) |
-//! | `ztunnel-multiroot-unsupported` | error | ambient with a ztunnel that trusts only the first or last root of a multi-root bundle |
+//! | `ztunnel-multiroot-unsupported` | error | ambient where ztunnel trusts only the first root (ztunnel before 1.24.6/1.25.3/1.26.0) or the last (istiod 1.24.4/1.25.1) of a multi-root bundle |
 //! | `same-name-roots-without-aki` | warning | an intermediate without AKI under one of several same-named roots: Envoy (BoringSSL) selects issuers by AKI and may pick the wrong root |
 //! | `self-signed-root-mismatch` | error | istio-ca-secret whose ca-cert.pem is not its root-cert.pem |
 //! | `istio-generated` | info | cacerts holding `istio-generated`: the self-signed CA's storage, not a plugged-in CA |
+//! | `ca-crl-unsigned` | error (1.27.0+) | ca-crl.pem lacks a CRL signed by every cert of cert-chain.pem ("missing CRL signed by certificates") |
 //! | `kubernetes-tls-layout` | info | tls.crt/tls.key/ca.crt layout (chain = tls.crt + ca.crt) |
 
 use std::fmt;
@@ -31,7 +32,8 @@ use std::fmt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::profile::{IstioProfile, ZtunnelRoots};
+use super::behaviour::{self, Completeness, Proxy, RootsTaken};
+use super::profile::IstioProfile;
 use super::secret::{self, CaSecret, FileError, Layout, SecretKind};
 use crate::cert::{Certificate, Role};
 use crate::verify::{self, CertPool, VerifyOptions};
@@ -127,48 +129,29 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
         ));
     }
 
-    // Completeness, as each version sees it.
+    // Completeness, as each version sees it (the one model: behaviour::completeness).
     let (cert_f, key_f, root_f) = (
         secret.signing_cert_file(),
         secret.key_file(),
         secret.root_file(),
     );
-    let chain_needed = secret.layout == Layout::Istio;
-    let mut required = vec![cert_f, key_f, root_f];
-    if chain_needed {
-        required.push(secret::CERT_CHAIN);
-    }
-    let missing: Vec<&str> = required
-        .iter()
-        .copied()
-        .filter(|f| secret.file(f).is_none())
-        .collect();
-    if !missing.is_empty() {
-        if v.rejects_incomplete_cacerts() {
+    let completeness = behaviour::completeness(secret, v);
+    let message = completeness.message(v).unwrap_or_default();
+    match completeness {
+        Completeness::Complete => {}
+        Completeness::Incomplete { .. } => {
             out.push(Finding::new(
                 "incomplete-ca-bundle",
                 Severity::Error,
-                format!(
-                    "missing {}: Istio {v} refuses it (\"incomplete signing CA bundle detected\")",
-                    missing.join(", ")
-                ),
+                message,
             ));
-        } else if missing.contains(&key_f) {
-            out.push(Finding::new(
-                "missing-ca-key",
-                Severity::Warning,
-                format!("{key_f} is missing: Istio {v} silently falls back to its self-signed CA and ignores this secret"),
-            ));
+        }
+        Completeness::SelfSignedFallback { .. } => {
+            out.push(Finding::new("missing-ca-key", Severity::Warning, message));
             return out;
-        } else {
-            out.push(Finding::new(
-                "missing-file",
-                Severity::Error,
-                format!(
-                    "missing {}: istiod cannot load the plugged-in CA",
-                    missing.join(", ")
-                ),
-            ));
+        }
+        Completeness::Missing { .. } => {
+            out.push(Finding::new("missing-file", Severity::Error, message));
         }
     }
 
@@ -276,6 +259,13 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             let inter_pool =
                 CertPool::from_certificates(chain.iter().flat_map(|b| b.certificates()));
             match verify::verify(c, &inter_pool, &root_pool, &VerifyOptions::at(now)) {
+                Ok(path) if !behaviour::go_server_auth_ok(path.certificates()) => {
+                    out.push(Finding::new(
+                        "ca-cert-unverified",
+                        Severity::Error,
+                        format!("{cert_f} does not verify against {root_f} for istiod (Go x509.Verify, 1.22.0+): a certificate of its chain has an extendedKeyUsage without serverAuth (\"incompatible key usage\")"),
+                    ));
+                }
                 Ok(path) => anchor = Some(path.anchor().clone()),
                 Err(e) => out.push(Finding::new(
                     "ca-cert-unverified",
@@ -283,6 +273,14 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
                     format!("{cert_f} does not verify against {root_f} with cert-chain.pem: {e}"),
                 )),
             }
+        }
+    }
+
+    // From 1.27.0 a present ca-crl.pem must be signed by every cert of cert-chain.pem.
+    if let Some(ch) = &chain {
+        let certs: Vec<Certificate> = ch.certificates().cloned().collect();
+        if let Some(e) = behaviour::crl_problem(secret, &certs, v) {
+            out.push(Finding::new("ca-crl-unsigned", Severity::Error, e));
         }
     }
 
@@ -330,19 +328,19 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             ));
         }
         if distinct > 1 && profile.data_plane.has_ztunnel() {
-            let z = profile.ztunnel();
-            let which = match z.ztunnel_multi_root() {
-                ZtunnelRoots::All => None,
-                ZtunnelRoots::FirstOnly => Some("only the first root"),
-                ZtunnelRoots::LastOnly => Some("only the last root"),
+            let (i, z) = (profile.istio_version, profile.ztunnel());
+            let which = match behaviour::roots_taken(i, z, Proxy::Ztunnel, false) {
+                RootsTaken::All => None,
+                RootsTaken::FirstOnly => Some("only the first root"),
+                RootsTaken::LastOnly => Some("only the last root"),
             };
             if let Some(which) = which {
                 out.push(Finding::new(
                     "ztunnel-multiroot-unsupported",
                     Severity::Error,
                     format!(
-                        "ztunnel {z} trusts {which} of a multi-root bundle ({distinct} roots here): upgrade ztunnel to {}",
-                        ZtunnelRoots::FIXED_IN
+                        "with istiod {i}, ztunnel {z} trusts {which} of a multi-root bundle ({distinct} roots here): istiod 1.24.4 and 1.25.1 send only the last root (move istiod to 1.24.5+ or 1.25.2+), and ztunnel before {} takes only the first",
+                        behaviour::ztunnel_multi_root_fixed_in()
                     ),
                 ));
             }
@@ -453,7 +451,16 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             out.push(Finding::new(
                 "ca-shorter-than-leaf-ttl",
                 Severity::Warning,
-                format!("{cert_f} expires in {}h, less than the {}h leaf TTL: istiod caps workload certificates", left / 3600, profile.leaf_ttl.as_secs() / 3600),
+                format!(
+                    "{cert_f} expires in {}h, less than the {}h leaf TTL: {}",
+                    left / 3600,
+                    profile.leaf_ttl.as_secs() / 3600,
+                    if behaviour::clamps_leaf_to_signer(v) {
+                        format!("istiod {v} caps workload certificates at its notAfter (from {})", behaviour::clamp_fixed_in())
+                    } else {
+                        format!("istiod {v} (before {}) issues leaves that outlive it, and keeps signing once it has expired", behaviour::clamp_fixed_in())
+                    }
+                ),
             ));
         }
         if let Some(a) = anchor.as_ref().filter(|a| *a != c) {

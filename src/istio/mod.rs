@@ -15,6 +15,7 @@
 //! # Ok::<(), istio::ReadError>(())
 //! ```
 
+pub mod behaviour;
 mod check;
 mod profile;
 mod secret;
@@ -23,8 +24,7 @@ mod write;
 pub(crate) use check::describe;
 pub use check::{Finding, Severity, check, has_errors};
 pub use profile::{
-    DataPlane, IstioProfile, IstioVersion, VersionParseError, ZtunnelRoots, format_duration,
-    parse_duration,
+    DataPlane, IstioProfile, IstioVersion, VersionParseError, format_duration, parse_duration,
 };
 pub use secret::{
     CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, FileError,

@@ -38,39 +38,23 @@ impl IstioVersion {
 
     /// The oldest release meshtrust models (1.22.0).
     pub const OLDEST: IstioVersion = IstioVersion::new(1, 22, 0);
-    /// The newest release meshtrust models (1.30.0) and the default of every profile.
-    pub const NEWEST: IstioVersion = IstioVersion::new(1, 30, 0);
+    /// The newest release meshtrust models (1.31.0; 1.31.0-rc.0 is the newest tag read).
+    pub const NEWEST: IstioVersion = IstioVersion::new(1, 31, 0);
 
-    /// True from 1.27: an incomplete `cacerts` set is an error ("incomplete signing CA bundle
-    /// detected") instead of a silent fallback to the self-signed CA.
-    pub fn rejects_incomplete_cacerts(&self) -> bool {
-        *self >= IstioVersion::new(1, 27, 0)
+    /// The known releases, for messages: `1.22.0 to 1.31.x`.
+    pub fn known() -> String {
+        format!(
+            "{} to {}.{}.x",
+            IstioVersion::OLDEST,
+            IstioVersion::NEWEST.major,
+            IstioVersion::NEWEST.minor
+        )
     }
 
-    /// True from 1.30 (PR 59909): a changed root file is accepted when one certificate set
-    /// contains the other; before, when one file's raw bytes contain the other's.
-    pub fn root_change_by_sets(&self) -> bool {
-        *self >= IstioVersion::new(1, 30, 0)
-    }
-
-    /// True before 1.27 (default of ISTIO_MULTIROOT_MESH is false in 1.22-1.28 in any case).
-    pub fn falls_back_when_ca_key_missing(&self) -> bool {
-        !self.rejects_incomplete_cacerts()
-    }
-
-    /// Which roots ztunnel of this release trusts from a multi-root bundle (ISTIO.md's table).
-    pub fn ztunnel_multi_root(&self) -> ZtunnelRoots {
-        let (minor, patch) = (self.minor, self.patch);
-        if self.major != 1 || minor >= 26 {
-            return ZtunnelRoots::All;
-        }
-        match minor {
-            25 if patch >= 3 => ZtunnelRoots::All,
-            25 if patch >= 1 => ZtunnelRoots::LastOnly,
-            24 if patch >= 6 => ZtunnelRoots::All,
-            24 if patch >= 4 => ZtunnelRoots::LastOnly,
-            _ => ZtunnelRoots::FirstOnly,
-        }
+    /// True for a release newer than the newest minor line modelled: it is checked as
+    /// [`IstioVersion::NEWEST`] (callers warn).
+    pub fn is_newer_than_modelled(&self) -> bool {
+        (self.major, self.minor) > (IstioVersion::NEWEST.major, IstioVersion::NEWEST.minor)
     }
 }
 
@@ -117,24 +101,6 @@ impl<'de> Deserialize<'de> for IstioVersion {
             .parse()
             .map_err(serde::de::Error::custom)
     }
-}
-
-/// Which roots of a multi-root bundle a ztunnel release trusts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ZtunnelRoots {
-    /// Only the first root (up to 1.24.3, and 1.25.0): it parsed one PEM block.
-    FirstOnly,
-    /// Only the last root (1.24.4-1.24.5, 1.25.1-1.25.2: istiod began splitting roots,
-    /// istio issue 55793).
-    LastOnly,
-    /// Every root (1.24.6+, 1.25.3+, 1.26.0+: ztunnel PR 1510 with istio PR 55835).
-    All,
-}
-
-impl ZtunnelRoots {
-    /// The releases that trust every root, for messages.
-    pub const FIXED_IN: &'static str = "1.24.6+, 1.25.3+ or 1.26.0+";
 }
 
 /// Which proxies carry workload traffic.
@@ -236,13 +202,20 @@ impl IstioProfile {
         self.ztunnel_version.unwrap_or(self.istio_version)
     }
 
-    /// How long after issuance an agent rotates its leaf: `leaf_ttl * (1 - grace_ratio)`.
+    /// How long after issuance the last data plane in use renews its leaf (no jitter):
+    /// sidecars at `leaf_ttl * (1 - grace_ratio)`, ztunnel at `leaf_ttl / 2`
+    /// ([`behaviour::renewal_after`](super::behaviour::renewal_after)).
     pub fn rotation_after(&self) -> Duration {
-        let r = self.grace_ratio.clamp(0.0, 1.0);
-        // A NaN ratio or a product beyond Duration's range (only for profiles `validate`
-        // refuses) reads as rotating at the end of the lifetime.
-        Duration::try_from_secs_f64(self.leaf_ttl.as_secs_f64() * (1.0 - r))
-            .unwrap_or(self.leaf_ttl)
+        use super::behaviour::{Proxy, renewal_after};
+        let mut d = renewal_after(Proxy::Sidecar, self.leaf_ttl, self.grace_ratio);
+        if self.data_plane.has_ztunnel() {
+            d = d.max(renewal_after(
+                Proxy::Ztunnel,
+                self.leaf_ttl,
+                self.grace_ratio,
+            ));
+        }
+        d
     }
 
     /// Checks the profile itself (ratios in range, a TTL Istio accepts).
@@ -357,31 +330,12 @@ mod tests {
     }
 
     #[test]
-    fn ztunnel_table() {
-        for (ver, want) in [
-            ("1.22.0", ZtunnelRoots::FirstOnly),
-            ("1.24.3", ZtunnelRoots::FirstOnly),
-            ("1.24.4", ZtunnelRoots::LastOnly),
-            ("1.24.5", ZtunnelRoots::LastOnly),
-            ("1.24.6", ZtunnelRoots::All),
-            ("1.25.0", ZtunnelRoots::FirstOnly),
-            ("1.25.1", ZtunnelRoots::LastOnly),
-            ("1.25.2", ZtunnelRoots::LastOnly),
-            ("1.25.3", ZtunnelRoots::All),
-            ("1.26.0", ZtunnelRoots::All),
-            ("1.30", ZtunnelRoots::All),
-        ] {
-            assert_eq!(v(ver).ztunnel_multi_root(), want, "{ver}");
-        }
-    }
-
-    #[test]
-    fn versions_and_rules() {
-        assert!(!v("1.26.9").rejects_incomplete_cacerts());
-        assert!(v("1.27.0").rejects_incomplete_cacerts());
-        assert!(!v("1.29.3").root_change_by_sets());
-        assert!(v("1.30.0").root_change_by_sets());
+    fn versions_parse_and_order() {
         assert_eq!(v("1.29.0-beta.1"), v("1.29.0"));
+        assert_eq!(v("1.31.0-rc.0"), IstioVersion::NEWEST);
+        assert!(!v("1.31.9").is_newer_than_modelled());
+        assert!(v("1.32.0").is_newer_than_modelled());
+        assert_eq!(IstioVersion::known(), "1.22.0 to 1.31.x");
         assert!("1".parse::<IstioVersion>().is_err());
         assert!("1.x".parse::<IstioVersion>().is_err());
         assert!("1.2.3.4".parse::<IstioVersion>().is_err());
@@ -408,7 +362,7 @@ mod tests {
         };
         assert!(old.validate().unwrap_err().contains("1.22.0"));
         let newer = IstioProfile {
-            istio_version: "1.31.0".parse().unwrap(),
+            istio_version: "1.32.0".parse().unwrap(),
             ..IstioProfile::default()
         };
         assert!(newer.validate().is_ok());

@@ -10,9 +10,8 @@ use super::{
 };
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Fingerprint};
-use crate::istio::{
-    self, CaSecret, IstioProfile, Layout, SecretKind, Severity, ZtunnelRoots, format_duration,
-};
+use crate::istio::behaviour::{self, Proxy, RootsTaken};
+use crate::istio::{self, CaSecret, IstioProfile, Layout, SecretKind, Severity, format_duration};
 use crate::verify::{self, CertPool, VerifyOptions};
 
 /// What the planner knows about one cluster's inputs, after checking them.
@@ -36,6 +35,57 @@ fn refuse(code: &'static str, cluster: &str, message: impl Into<String>) -> Plan
         cluster: Some(cluster.to_owned()),
         message: message.into(),
     }
+}
+
+/// The planner's gates on the mesh itself, from the Istio model ([`behaviour`]): the
+/// (code, message) of every reason `profile` cannot take a rotation that changes the root
+/// file (`changes_roots`). [`plan`] refuses with them; the testkit expects exactly them.
+///
+/// - `multiroot-off`: ISTIO_MULTIROOT_MESH off ([`behaviour::root_change`]);
+/// - `istiod-roots-split`: istiod 1.24.4 / 1.25.1 send only the LAST root in CSR responses
+///   (istio issue 55793, [`behaviour::csr_response`]);
+/// - `ztunnel-multiroot-unsupported`: ztunnel before 1.24.6 / 1.25.3 / 1.26.0 trusts only the
+///   first root ([`behaviour::roots_taken`]).
+pub fn profile_refusals(
+    profile: &IstioProfile,
+    changes_roots: bool,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if !changes_roots {
+        return out;
+    }
+    let (i, z) = (profile.istio_version, profile.ztunnel());
+    if !profile.multiroot {
+        out.push((
+            "multiroot-off",
+            "ISTIO_MULTIROOT_MESH is off: istiod (1.22.0+) ignores every change of root-cert.pem (\"Multi root is disabled\"); enable it on istiod first".to_owned(),
+        ));
+    }
+    if behaviour::csr_response(i).roots_split {
+        let to = if i.minor == 24 {
+            "1.24.6 (1.24.5 for sidecars only)"
+        } else {
+            "1.25.3 (1.25.2 for sidecars only)"
+        };
+        out.push((
+            "istiod-roots-split",
+            format!(
+                "istiod {i} (only 1.24.4 and 1.25.1, istio issue 55793) sends only the LAST root in CSR responses: ztunnel and sidecars without the push trust one root while two are needed; move istiod to {to} before any root change"
+            ),
+        ));
+    }
+    if profile.data_plane.has_ztunnel()
+        && behaviour::roots_taken(i, z, Proxy::Ztunnel, false) == RootsTaken::FirstOnly
+    {
+        out.push((
+            "ztunnel-multiroot-unsupported",
+            format!(
+                "ztunnel {z} (before {}) trusts only the first root of a multi-root bundle: traffic breaks while two roots are trusted; upgrade ztunnel",
+                behaviour::ztunnel_multi_root_fixed_in()
+            ),
+        ));
+    }
+    out
 }
 
 /// Makes a plan for `clusters` (one for kinds 1-3; several for a multi-cluster rotation).
@@ -82,28 +132,9 @@ pub fn plan(
     }
 
     let kind = infer_kind(&material, opts, &mut refusals);
-    // Root-changing rotations need ISTIO_MULTIROOT_MESH and a ztunnel that trusts all roots.
     let changes_roots = kind != RotationKind::IntermediateRotation || opts.reissue_now;
-    if changes_roots && !profile.multiroot {
-        refusals.push(refuse(
-            "multiroot-off",
-            &material[0].name,
-            "ISTIO_MULTIROOT_MESH is off: istiod ignores every change of root-cert.pem (\"updating new ROOT-CA not supported\"); enable it on istiod first",
-        ));
-    }
-    if changes_roots
-        && profile.data_plane.has_ztunnel()
-        && profile.ztunnel().ztunnel_multi_root() != ZtunnelRoots::All
-    {
-        refusals.push(refuse(
-            "ztunnel-multiroot-unsupported",
-            &material[0].name,
-            format!(
-                "ztunnel {} trusts only one root of a multi-root bundle: traffic breaks while two roots are trusted; upgrade ztunnel to {}",
-                profile.ztunnel(),
-                ZtunnelRoots::FIXED_IN
-            ),
-        ));
+    for (code, message) in profile_refusals(profile, changes_roots) {
+        refusals.push(refuse(code, &material[0].name, message));
     }
     if !refusals.is_empty() {
         return Err(PlanError::Refused(refusals));
@@ -448,6 +479,19 @@ fn propagation_actions(
     a
 }
 
+/// Why ztunnel is restarted after the new roots reach the istio-ca-root-cert ConfigMap and
+/// before the signer switch, when its version needs it ([`behaviour::ztunnel_watches_ca_root`]).
+fn ztunnel_channel_note(profile: &IstioProfile) -> String {
+    let z = profile.ztunnel();
+    if !profile.data_plane.has_ztunnel() || behaviour::ztunnel_watches_ca_root(z) {
+        return String::new();
+    }
+    format!(
+        "; ztunnel {z} (before {}) keeps the CA roots it read at start for its own connection to istiod, and istiod re-signs its serving certificate with the new signer: ztunnel is restarted in this phase, after istiod serves the new roots in the istio-ca-root-cert ConfigMap and before the signer switch, or it stops renewing (istio/ztunnel issue 1679)",
+        behaviour::ztunnel_watch_fixed_in()
+    )
+}
+
 fn fp_list(b: &Bundle) -> Vec<Fingerprint> {
     b.trust_set().fingerprints().copied().collect()
 }
@@ -513,7 +557,10 @@ fn precondition_gate(profile: &IstioProfile, kind: RotationKind, reissue_now: bo
     }
     if profile.data_plane.has_ztunnel() {
         checks.push(GateCheck {
-            description: format!("ztunnel is {} or newer in every cluster", ZtunnelRoots::FIXED_IN),
+            description: format!(
+                "ztunnel is {} in every cluster (it trusts every root), and istiod is not 1.24.4 or 1.25.1",
+                behaviour::ztunnel_multi_root_fixed_in()
+            ),
             command: "kubectl get daemonset ztunnel -n istio-system -o jsonpath='{.spec.template.spec.containers[0].image}'".to_owned(),
             expect: Vec::new(),
         });
@@ -617,12 +664,13 @@ fn root_plan(
     let gate1 = Gate {
         min_wait: opts.propagation,
         reason: format!(
-            "let istiod push the new roots and the restarts finish{who} ({}), then verify every proxy trusts both roots before any signer changes",
-            if profile.xds_agent {
-                "PROXY_CONFIG_XDS_AGENT pushes roots at once"
+            "let istiod push the new roots and the restarts finish{who} ({}), then verify every proxy trusts both roots before any signer changes{}",
+            if behaviour::push_reaches_agent(profile.multiroot, profile.xds_agent) {
+                "ISTIO_MULTIROOT_MESH with PROXY_CONFIG_XDS_AGENT pushes roots at once"
             } else {
                 "without PROXY_CONFIG_XDS_AGENT only restarted proxies have them"
-            }
+            },
+            ztunnel_channel_note(profile)
         ),
         barrier: multi,
         checks: roots_check(profile, both, "both the old and the new roots"),

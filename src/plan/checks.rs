@@ -21,9 +21,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{Action, Phase, Plan, PlanFinding};
-use crate::bundle::{self, Bundle};
+use crate::bundle::Bundle;
 use crate::cert::{Certificate, Fingerprint, SpiffeId};
 use crate::generate::{self, Issuer, KeyType, LeafSpec};
+use crate::istio::behaviour::{self, RootChange, RootRule};
 use crate::istio::{self, CaSecret, Severity, format_duration};
 use crate::verify::{self, CertPool, VerifyOptions};
 
@@ -246,43 +247,40 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
                 && !restarted
                 && !mode_switch
             {
-                if !profile.multiroot {
-                    out.push(finding(
+                match behaviour::root_change(
+                    profile.istio_version,
+                    profile.multiroot,
+                    &pv.root_bytes,
+                    &v.root_bytes,
+                ) {
+                    RootChange::Accepted | RootChange::Unchanged => {}
+                    RootChange::IgnoredMultirootOff => out.push(finding(
                         "multiroot-off",
                         Severity::Error,
                         cur,
                         cluster,
                         multi,
-                        "root-cert.pem changes but ISTIO_MULTIROOT_MESH is off: istiod ignores the new secret (\"updating new ROOT-CA not supported\")".to_owned(),
-                    ));
-                }
-                let accepted = if profile.istio_version.root_change_by_sets() {
-                    match (&pv.roots, &v.roots) {
-                        (Some(a), Some(b)) => {
-                            let (a, b) = (a.trust_set(), b.trust_set());
-                            !b.is_empty() && (a.is_subset(&b) || b.is_subset(&a))
-                        }
-                        _ => false,
-                    }
-                } else {
-                    bundle::istiod_byte_containment(&pv.root_bytes, &v.root_bytes)
-                };
-                if !accepted {
-                    out.push(finding(
+                        "root-cert.pem changes but ISTIO_MULTIROOT_MESH is off: istiod (1.22.0+) ignores the new secret (\"Multi root is disabled\")".to_owned(),
+                    )),
+                    RootChange::Refused { rule } => out.push(finding(
                         "root-containment",
                         Severity::Error,
                         cur,
                         cluster,
                         multi,
-                        if profile.istio_version.root_change_by_sets() {
-                            format!("istiod {} refuses the new root file: neither certificate set contains the other", profile.istio_version)
-                        } else {
-                            format!(
-                                "istiod {} refuses the new root file: neither file's bytes contain the other's (build each root file by appending to or trimming the previous one, never by reordering or re-encoding)",
-                                profile.istio_version
-                            )
+                        match rule {
+                            RootRule::CertificateSets => format!(
+                                "istiod {} refuses the new root file: {}",
+                                profile.istio_version,
+                                rule.refusal()
+                            ),
+                            RootRule::ByteContainment => format!(
+                                "istiod {} refuses the new root file: {} (build each root file by appending to or trimming the previous one, never by reordering or re-encoding)",
+                                profile.istio_version,
+                                rule.refusal()
+                            ),
                         },
-                    ));
+                    )),
                 }
             }
 

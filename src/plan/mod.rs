@@ -54,7 +54,7 @@ use crate::istio::{CaSecret, IstioProfile, Severity};
 pub use applied::{
     SECRET_YAML, SealReport, applied_differences, check_applied, mixed_line_endings, seal_plan_dir,
 };
-pub use build::plan;
+pub use build::{plan, profile_refusals};
 pub use checks::{
     CheckOptions, Invariant, check_invariants, check_plan, check_rollback, rollback_actions,
     rollback_root_change_accepted,

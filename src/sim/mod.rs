@@ -4,6 +4,10 @@
 //!
 //! # What is modelled (`../shared/ISTIO.md`)
 //!
+//! Every Istio rule the simulator applies is a call into the one model,
+//! [`istio::behaviour`](crate::istio::behaviour), for the profile's istiod and ztunnel
+//! versions and flags; this list says where each applies.
+//!
 //! - **istiod**, one per cluster, of the profile's version. It starts from phase `00` (the
 //!   self-signed CA for an `istio-ca-secret`, else the plugged-in CA). A secret applied with
 //!   `kubectl` reaches the mounted volume at the cluster's next kubelet sync (one tick every
@@ -11,15 +15,14 @@
 //!   last one only), then istiod's watcher handles it [`Timing::watch_debounce`] later, in
 //!   plugged-in mode only (the self-signed CA never watches `/etc/cacerts`):
 //!   - root-cert.pem bytes unchanged: the signer (ca-cert, ca-key, cert-chain) is reloaded;
-//!   - changed, with ISTIO_MULTIROOT_MESH off: the whole update is ignored ("updating new
-//!     ROOT-CA not supported"), signer included;
-//!   - changed, with it on: accepted when one file's bytes contain the other's (up to 1.29) or
-//!     one certificate set contains the other (from 1.30,
-//!     [`IstioVersion::root_change_by_sets`](crate::istio::IstioVersion::root_change_by_sets)),
-//!     else refused;
-//!   - a secret that fails istiod's load check (completeness by version, the key matches
-//!     ca-cert, ca-cert is a CA and verifies against root-cert.pem with cert-chain.pem) keeps
-//!     the old CA.
+//!   - changed: [`behaviour::root_change`](crate::istio::behaviour::root_change): ignored with
+//!     ISTIO_MULTIROOT_MESH off ("Multi root is disabled"), signer included; with it on,
+//!     accepted when one file's bytes contain the other's (1.22.0 to 1.29.x) or one set of
+//!     CERTIFICATE blocks contains the other (1.30.0+), else refused;
+//!   - a secret that fails istiod's load check
+//!     ([`behaviour::load`](crate::istio::behaviour::load): completeness from 1.26.1, the key
+//!     matches ca-cert, ca-cert is a CA and verifies against root-cert.pem with cert-chain.pem
+//!     under Go's serverAuth rule, the CRL from 1.27.0) keeps the old CA.
 //!
 //!   An istiod restart (an action; it takes [`Timing::istiod_rollout`]) loads whatever the
 //!   secret holds, without the containment rule, and enters plugged-in mode when a usable
@@ -27,21 +30,33 @@
 //!   serving. The trust set istiod serves is the deduplicated set of root-cert.pem's
 //!   certificates; its raw bytes are what agents compare.
 //! - **Sidecars and waypoints** (istio-agent + Envoy): a leaf from istiod's current signer,
-//!   rotated when `grace_ratio` (± the jitter) of its lifetime remains; every CSR response
-//!   also carries istiod's current roots. With PROXY_CONFIG_XDS_AGENT, istiod pushes its
-//!   trust bundle to every agent of its cluster (each within [`Timing::push_spread`]); an agent
+//!   rotated when `grace_ratio` (± the jitter, whose sign is always + or -, from 1.24) of its
+//!   lifetime remains ([`behaviour::renewal_at`](crate::istio::behaviour::renewal_at)); every
+//!   CSR response also carries istiod's current roots, of which a proxy trusts those of
+//!   [`behaviour::trusted_roots`](crate::istio::behaviour::trusted_roots) (only the last root
+//!   from istiod 1.24.4 / 1.25.1 without the push). With ISTIO_MULTIROOT_MESH **and**
+//!   PROXY_CONFIG_XDS_AGENT ([`behaviour::push_reaches_agent`](crate::istio::behaviour::push_reaches_agent)),
+//!   istiod pushes its trust bundle to every agent of its cluster (each within [`Timing::push_spread`]); an agent
 //!   that sees different bytes trusts the new set at once, drops its leaf and re-issues it
 //!   [`Timing::csr_latency`] later, from istiod's signer at that moment (the old leaf serves
 //!   meanwhile). Without it, roots arrive only with the next CSR response. A pod restart
 //!   (rollout of [`Timing::proxy_rollout`], pods at seeded instants) gives a fresh leaf and
 //!   roots.
 //! - **ztunnel** (ambient): one certificate per workload, with the roots of its own CSR
-//!   response (no push), of which ztunnel trusts the first root, the last root or all of them,
-//!   by [`IstioVersion::ztunnel_multi_root`](crate::istio::IstioVersion::ztunnel_multi_root)
-//!   of the ztunnel version. A daemonset restart re-fetches every workload's certificate, node
-//!   after node over [`Timing::ztunnel_rollout`].
+//!   response (no push), of which ztunnel trusts the first root, the last root or all of them
+//!   by [`behaviour::trusted_roots`](crate::istio::behaviour::trusted_roots) of the istiod and
+//!   ztunnel versions; it renews at notBefore + lifetime / 2. A daemonset restart re-fetches
+//!   every workload's certificate, node after node over [`Timing::ztunnel_rollout`], and
+//!   re-reads the istio-ca-root-cert ConfigMap: before ztunnel 1.28.6, 1.29.2, 1.30.0 that is
+//!   the only time it does
+//!   ([`behaviour::ztunnel_watches_ca_root`](crate::istio::behaviour::ztunnel_watches_ca_root)),
+//!   so after a signer switch to a root it did not read, its CSRs fail (istiod's serving
+//!   certificate is re-signed by the new signer) and it stops renewing (ztunnel issue 1679).
 //! - **Leaves** are istiod's: ECDSA P-256, SPIFFE ID `spiffe://cluster.local/ns/<ns>/sa/<sa>`,
-//!   notBefore 2 min in the past, the profile's TTL capped by the issuer chain, and the chain a
+//!   notBefore 2 min in the past, the profile's TTL, capped by the issuer chain only from
+//!   1.28.7, 1.29.3, 1.30.0 ([`behaviour::leaf_validity`](crate::istio::behaviour::leaf_validity);
+//!   before, leaves outlive the CA and istiod keeps signing with an expired one, counted in
+//!   [`Stats::leaves_outliving_ca`]), and the chain a
 //!   peer receives is the leaf plus cert-chain.pem. They are issued with
 //!   [`generate::leaf`] by the phase's real CA key.
 //! - **Plans**: phases in directory order; phase `00` is the starting state; each later
@@ -59,7 +74,10 @@
 //! At every event, every ordered pair of proxies (client, server) connects: the server
 //! verifies the client's leaf chain against its roots (clientAuth), the client verifies the
 //! server's (serverAuth), both with [`verify::verify`](crate::verify::verify) at the simulated
-//! instant (expiry included). No pair is sampled. The count is exact because a verification
+//! instant (expiry included), each with the RECEIVING proxy's own policy
+//! ([`behaviour::verifier_policy`](crate::istio::behaviour::verifier_policy): Envoy's for
+//! sidecars and waypoints, whose trust store is in the agent's ROOTCA order, ztunnel's for
+//! ztunnel). A class of proxies is therefore also keyed by its kind. No pair is sampled. The count is exact because a verification
 //! depends only on the chain istiod sent with the leaf (its signer and cert-chain.pem), the
 //! verifying side's trust set, and whether the leaf itself is valid at that instant (every
 //! leaf is issued by the same code from the same spec; only its identity, key, serial and
@@ -106,7 +124,6 @@
 //! ```
 
 mod engine;
-mod istiod;
 mod rng;
 mod steps;
 mod story;
@@ -287,6 +304,18 @@ pub enum ProxyKind {
     Waypoint,
 }
 
+impl ProxyKind {
+    /// The proxy of the Istio model ([`crate::istio::behaviour`]) this kind is.
+    pub fn model(self) -> crate::istio::behaviour::Proxy {
+        use crate::istio::behaviour::Proxy;
+        match self {
+            ProxyKind::Sidecar => Proxy::Sidecar,
+            ProxyKind::Ztunnel => Proxy::Ztunnel,
+            ProxyKind::Waypoint => Proxy::Waypoint,
+        }
+    }
+}
+
 impl fmt::Display for ProxyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -424,6 +453,9 @@ pub struct Stats {
     pub verifications: u64,
     /// Class pairs decided from the cache.
     pub cache_hits: u64,
+    /// Leaves istiod issued with a notAfter past its CA chain's (before 1.28.7, 1.29.3,
+    /// 1.30.0: [`behaviour::clamps_leaf_to_signer`](crate::istio::behaviour::clamps_leaf_to_signer)).
+    pub leaves_outliving_ca: u64,
 }
 
 /// The result of a simulation.

@@ -4,9 +4,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::engine::{LeafId, Mesh, ProxyId, RootSetId, SignerId};
-use super::{Direction, Failure, SimError};
+use super::{Direction, Failure, ProxyKind, SimError};
 use crate::cert::Certificate;
-use crate::verify::{self, RequiredEku, VerifyOptions};
+use crate::istio::behaviour;
+use crate::verify::{self, Policy, RequiredEku, VerifyOptions};
 
 /// What a verification is about: a signer's chain (one real leaf stands for all its leaves)
 /// or, with [`super::SimConfig::exact_leaves`], one leaf.
@@ -23,6 +24,14 @@ pub(super) struct ClassKey {
     pub roots: RootSetId,
     /// The proxy's leaf is within its validity now.
     pub valid: bool,
+    /// What kind of proxy it is: when it receives a connection, it verifies with its own
+    /// policy ([`behaviour::verifier_policy`]).
+    pub kind: ProxyKind,
+}
+
+/// The policy a proxy of `kind` verifies its peers with (the one model's answer).
+fn policy(kind: ProxyKind) -> Policy {
+    behaviour::verifier_policy(kind.model())
 }
 
 pub(super) struct ClassRec {
@@ -42,12 +51,12 @@ struct Verdict {
 
 /// Verification results by (subject, trust set, purpose).
 #[derive(Default)]
-pub(super) struct VerdictCache(HashMap<(Subject, RootSetId, RequiredEku), Verdict>);
+pub(super) struct VerdictCache(HashMap<(Subject, RootSetId, RequiredEku, Policy), Verdict>);
 
 /// The verifier's reason for refusing a leaf, by (leaf, trust set, purpose), with the span
 /// over which it holds.
 pub(super) type Reasons =
-    HashMap<(LeafId, RootSetId, RequiredEku), (i64, i64, (String, &'static str))>;
+    HashMap<(LeafId, RootSetId, RequiredEku, Policy), (i64, i64, (String, &'static str))>;
 
 /// The span around `t` over which the validity of every certificate of `certs` stays as it
 /// is at `t`.
@@ -88,8 +97,20 @@ impl Mesh {
                 if pairs == 0 {
                     continue;
                 }
-                let client_ok = self.accepts(client, server.roots, RequiredEku::ClientAuth)?;
-                let server_ok = self.accepts(server, client.roots, RequiredEku::ServerAuth)?;
+                // Each side verifies with its own policy: the server the client's chain, the
+                // client the server's.
+                let client_ok = self.accepts(
+                    client,
+                    server.roots,
+                    policy(server.kind),
+                    RequiredEku::ClientAuth,
+                )?;
+                let server_ok = self.accepts(
+                    server,
+                    client.roots,
+                    policy(client.kind),
+                    RequiredEku::ServerAuth,
+                )?;
                 if !(client_ok && server_ok) {
                     failed += pairs;
                     failing.push((client, v1, server, v2, client_ok, server_ok));
@@ -134,12 +155,12 @@ impl Mesh {
         self.failed_connections = self.failed_connections.saturating_add(failed);
         for (p, q, d) in refused {
             let verifier = if d == Direction::ClientRejected { q } else { p };
-            let roots = self
+            let (roots, pol) = self
                 .proxies
                 .get(verifier)
-                .map(|x| x.roots)
+                .map(|x| (x.roots, policy(x.kind)))
                 .unwrap_or_default();
-            self.record_one(p, q, d, roots)?;
+            self.record_one(p, q, d, roots, pol)?;
         }
         Ok((checked, failed))
     }
@@ -155,14 +176,14 @@ impl Mesh {
         let (Some(h), Some(v)) = (self.proxies.get(holder), self.proxies.get(verifier)) else {
             return Err(SimError::Internal("unknown proxy".to_owned()));
         };
-        let (leaf, roots) = (h.leaf, v.roots);
+        let (leaf, roots, pol) = (h.leaf, v.roots, policy(v.kind));
         let cert = self.materialize(leaf)?;
         let signer = self.leaves.get(leaf).map(|l| l.signer).unwrap_or_default();
         let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
             return Err(SimError::Internal("unknown signer or trust set".to_owned()));
         };
         self.stats.verifications += 1;
-        let opts = VerifyOptions::at(at).with_eku(purpose);
+        let opts = VerifyOptions::at(at).with_eku(purpose).with_policy(pol);
         Ok(verify::verify(&cert, &s.chain_pool, &r.pool, &opts).is_ok())
     }
 
@@ -171,13 +192,14 @@ impl Mesh {
         &mut self,
         class: ClassKey,
         roots: RootSetId,
+        pol: Policy,
         purpose: RequiredEku,
     ) -> Result<bool, SimError> {
         if !class.valid {
             return Ok(false);
         }
         let t = self.unix(self.now);
-        let key = (class.subject, roots, purpose);
+        let key = (class.subject, roots, purpose, pol);
         if let Some(v) = self.verdicts.0.get(&key) {
             if v.from <= t && t <= v.until {
                 self.stats.cache_hits += 1;
@@ -204,7 +226,9 @@ impl Mesh {
         let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
             return Err(SimError::Internal("unknown signer or trust set".to_owned()));
         };
-        let opts = VerifyOptions::at(self.instant(self.now)).with_eku(purpose);
+        let opts = VerifyOptions::at(self.instant(self.now))
+            .with_eku(purpose)
+            .with_policy(pol);
         let ok = verify::verify(&cert, &s.chain_pool, &r.pool, &opts).is_ok();
         self.stats.verifications += 1;
         let exact = matches!(class.subject, Subject::Leaf(_));
@@ -249,10 +273,12 @@ impl Mesh {
                     continue;
                 }
                 if !client_ok {
-                    self.record_one(p, q, Direction::ClientRejected, server.roots)?;
+                    let pol = policy(server.kind);
+                    self.record_one(p, q, Direction::ClientRejected, server.roots, pol)?;
                 }
                 if !server_ok {
-                    self.record_one(p, q, Direction::ServerRejected, client.roots)?;
+                    let pol = policy(client.kind);
+                    self.record_one(p, q, Direction::ServerRejected, client.roots, pol)?;
                 }
                 if self.failures_truncated {
                     return Ok(());
@@ -268,6 +294,7 @@ impl Mesh {
         to: ProxyId,
         direction: Direction,
         roots: RootSetId,
+        pol: Policy,
     ) -> Result<(), SimError> {
         let (rejected, purpose) = match direction {
             Direction::ClientRejected => (from, RequiredEku::ClientAuth),
@@ -285,7 +312,7 @@ impl Mesh {
             self.failures_truncated = true;
             return Ok(());
         }
-        let (reason, reason_kind) = self.reason(leaf, roots, purpose)?;
+        let (reason, reason_kind) = self.reason(leaf, roots, pol, purpose)?;
         let name = |p: ProxyId| {
             self.proxies
                 .get(p)
@@ -323,10 +350,11 @@ impl Mesh {
         &mut self,
         leaf: LeafId,
         roots: RootSetId,
+        pol: Policy,
         purpose: RequiredEku,
     ) -> Result<(String, &'static str), SimError> {
         let t = self.unix(self.now);
-        if let Some((from, until, r)) = self.reasons.get(&(leaf, roots, purpose)) {
+        if let Some((from, until, r)) = self.reasons.get(&(leaf, roots, purpose, pol)) {
             if *from <= t && t <= *until {
                 return Ok(r.clone());
             }
@@ -336,7 +364,9 @@ impl Mesh {
         let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
             return Err(SimError::Internal("unknown signer or trust set".to_owned()));
         };
-        let opts = VerifyOptions::at(self.instant(self.now)).with_eku(purpose);
+        let opts = VerifyOptions::at(self.instant(self.now))
+            .with_eku(purpose)
+            .with_policy(pol);
         self.stats.verifications += 1;
         let out = match verify::verify(&cert, &s.chain_pool, &r.pool, &opts) {
             Ok(_) => {
@@ -353,7 +383,7 @@ impl Mesh {
         };
         let (from, until) = stable_span(s.chain.iter().chain(r.certs.iter()).chain([&cert]), t);
         self.reasons
-            .insert((leaf, roots, purpose), (from, until, out.clone()));
+            .insert((leaf, roots, purpose, pol), (from, until, out.clone()));
         Ok(out)
     }
 }

@@ -36,6 +36,7 @@ use time::OffsetDateTime;
 
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cert::{Certificate, Fingerprint};
+use crate::istio::behaviour::{self, RootChange};
 use crate::istio::{CaSecret, IstioProfile, IstioVersion, Severity};
 use crate::plan::{
     CheckOptions, ClusterPhase, DEFAULT_CLUSTER, Invariant, Phase, Plan, PlanFinding, RotationKind,
@@ -259,22 +260,14 @@ pub fn deliberate_duplicate(before: &Bundle, after: &Bundle) -> Verdict {
 /// assert!(root_file_accepted(&read("root-cert-alt.pem"), &a, v129).is_err()); // B -> A
 /// ```
 pub fn root_file_accepted(prev: &[u8], next: &[u8], version: IstioVersion) -> Verdict {
-    if version.root_change_by_sets() {
-        let a = Bundle::parse(prev).map_err(Violation::NotABundle)?;
-        let b = Bundle::parse(next).map_err(Violation::NotABundle)?;
-        if prev != next && !bundle::diff(&a, &b).istiod_1_30_accepts {
-            return Err(Violation::RootFileRefused {
-                version,
-                reason: "neither certificate set contains the other (or the new one is empty)",
-            });
-        }
-    } else if !bundle::istiod_byte_containment(prev, next) {
-        return Err(Violation::RootFileRefused {
+    // ISTIO_MULTIROOT_MESH on: the rule itself is the model's.
+    match behaviour::root_change(version, true, prev, next) {
+        RootChange::Refused { rule } => Err(Violation::RootFileRefused {
             version,
-            reason: "neither file's bytes contain the other's",
-        });
+            reason: rule.refusal(),
+        }),
+        RootChange::Accepted | RootChange::Unchanged | RootChange::IgnoredMultirootOff => Ok(()),
     }
-    Ok(())
 }
 
 /// The error findings of [`check_invariants`] for one invariant, as a verdict.

@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use super::{CertSpec, Issued, KeyAllocator, KeyKind, TestKey, TestkitError};
 use crate::bundle::Bundle;
-use crate::istio::{self, CaSecret, DataPlane, IstioProfile, IstioVersion, ZtunnelRoots};
+use crate::istio::{self, CaSecret, DataPlane, IstioProfile, IstioVersion};
 use crate::pem::{self, Label};
 use crate::plan::{CheckOptions, ClusterInput, Plan, PlanOptions, RotationKind};
 
@@ -320,16 +320,11 @@ pub fn profile_expectation(
         return ProfileExpectation::Invalid;
     }
     let changes_roots = kind != RotationKind::IntermediateRotation || reissue_now;
-    let mut codes = Vec::new();
-    if changes_roots && !profile.multiroot {
-        codes.push("multiroot-off");
-    }
-    if changes_roots
-        && profile.data_plane.has_ztunnel()
-        && profile.ztunnel().ztunnel_multi_root() != ZtunnelRoots::All
-    {
-        codes.push("ztunnel-multiroot-unsupported");
-    }
+    // The planner's own gates (one definition, on the Istio model).
+    let codes: Vec<&'static str> = crate::plan::profile_refusals(profile, changes_roots)
+        .into_iter()
+        .map(|(code, _)| code)
+        .collect();
     if codes.is_empty() {
         ProfileExpectation::Plannable
     } else {
@@ -532,7 +527,9 @@ impl PlanMutation {
                 PlanMutation::DropOldRootEarly,
                 PlanMutation::ShortenRemovalWait,
             ]);
-            if !plan.profile.istio_version.root_change_by_sets() {
+            if istio::behaviour::root_rule(plan.profile.istio_version)
+                == istio::behaviour::RootRule::ByteContainment
+            {
                 v.extend([PlanMutation::ReorderRoots(1), PlanMutation::ReorderRoots(2)]);
             }
             if plan.clusters.len() > 1 {
