@@ -406,6 +406,8 @@ fn errors_name_the_path_once_and_its_option() {
     let missing = tmp.path().join("nope.yaml");
     let o = run(&[
         "plan",
+        "--istio-version",
+        "1.30.0",
         "--current",
         s(&missing),
         "--new",

@@ -76,7 +76,7 @@ impl fmt::Display for Fingerprints {
 /// use meshtrust::istio::IstioVersion;
 /// let v = root_file_accepted(b"AB", b"BA", IstioVersion::new(1, 29, 0)).unwrap_err();
 /// assert!(matches!(v, Violation::RootFileRefused { .. }));
-/// assert_eq!(v.to_string(), "istiod 1.29.0 refuses the new root file: neither file's bytes contain the other's");
+/// assert_eq!(v.to_string(), "istiod 1.29.0 refuses the new root file: neither file's bytes contain the other's (byte containment, 1.22.0 to 1.29.x)");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

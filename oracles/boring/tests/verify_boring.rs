@@ -389,7 +389,10 @@ fn expired_anchors() {
 /// `O=Istio, CN=Root CA`.
 #[test]
 fn istio_samples() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/istio-samples/");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/istio-samples/"
+    );
     let read = |f: &str| -> Vec<Certificate> {
         let b = Bundle::parse(&std::fs::read(format!("{dir}{f}")).unwrap()).unwrap();
         b.certificates().cloned().collect()
