@@ -116,8 +116,8 @@ pub struct ProxyState {
 pub(super) struct Inner {
     pub(super) leaf: Option<Certificate>,
     pub(super) signer: Option<Certificate>,
-    /// The presented certificates above the signer (candidate intermediates).
-    pub(super) chain: Vec<Certificate>,
+    /// What the proxy presents after its leaf, in order.
+    pub(super) presented: Vec<Certificate>,
     /// Trust-store id in the checker.
     pub(super) store: Option<usize>,
 }
@@ -153,12 +153,13 @@ pub struct MeshState {
     pub(super) checker: Checker,
 }
 
-/// Trust stores interned by content; chain results cached per (signer chain, store).
+/// Trust stores interned by content; path results cached per (presented chain, store,
+/// verifier), so 10,000 proxies sharing a signer cost one path search per trust store.
 #[derive(Debug, Default)]
 pub(super) struct Checker {
     stores: Vec<(Vec<Fingerprint>, CertPool)>,
     ids: HashMap<Vec<Fingerprint>, usize>,
-    results: HashMap<(Vec<Fingerprint>, usize, bool), Result<Fingerprint, String>>,
+    results: HashMap<(Vec<Fingerprint>, usize, bool, bool), Result<Fingerprint, String>>,
 }
 
 impl Checker {
@@ -183,36 +184,74 @@ impl Checker {
         self.stores.get(store).map(|s| &s.0[..]).unwrap_or(&[])
     }
 
-    /// Does `signer` (with candidate intermediates `chain`) chain to store `store` with the
-    /// verifier of `kind`? The anchor, or why not; computed once per (chain, store, verifier).
-    pub(super) fn signer_trusted(
+    /// Does `leaf`, presenting `presented` (in order), verify against store `store` with the
+    /// verifier of `kind`? The anchor, or why not. The path above the leaf is the same for
+    /// every leaf of one signer presenting one chain, so the result is cached per (presented
+    /// chain, store, verifier), except a failure that is about the leaf itself (its own
+    /// signature and validity are checked per leaf by the caller).
+    pub(super) fn leaf_trusted(
         &mut self,
-        signer: &Certificate,
-        chain: &[Certificate],
+        leaf: &Certificate,
+        presented: &[Certificate],
         store: usize,
         kind: ProxyKind,
         at: OffsetDateTime,
     ) -> Result<Fingerprint, String> {
-        let mut key_chain = Vec::with_capacity(chain.len() + 1);
-        key_chain.push(signer.fingerprint());
-        key_chain.extend(chain.iter().map(Certificate::fingerprint));
-        let key = (key_chain, store, kind.is_envoy());
+        self.check(leaf, presented, store, kind, at, false)
+    }
+
+    /// Does the signing CA `signer` (with the certificates above it) chain to store `store`,
+    /// as the data plane `kind` would build the path? Cached per (chain, store, verifier).
+    pub(super) fn signer_trusted(
+        &mut self,
+        signer: &Certificate,
+        above: &[Certificate],
+        store: usize,
+        kind: ProxyKind,
+        at: OffsetDateTime,
+    ) -> Result<Fingerprint, String> {
+        let mut chain = Vec::with_capacity(above.len() + 1);
+        chain.push(signer.clone());
+        chain.extend(above.iter().cloned());
+        self.check(signer, &chain[1..], store, kind, at, true)
+    }
+
+    fn check(
+        &mut self,
+        target: &Certificate,
+        presented: &[Certificate],
+        store: usize,
+        kind: ProxyKind,
+        at: OffsetDateTime,
+        ca_target: bool,
+    ) -> Result<Fingerprint, String> {
+        let mut key_chain: Vec<Fingerprint> = Vec::with_capacity(presented.len() + 1);
+        if ca_target {
+            key_chain.push(target.fingerprint());
+        }
+        key_chain.extend(presented.iter().map(Certificate::fingerprint));
+        let key = (key_chain, store, kind.is_envoy(), ca_target);
         if let Some(r) = self.results.get(&key) {
             return r.clone();
         }
         let Some((_, roots)) = self.stores.get(store) else {
             return Err("no trust store".to_owned());
         };
-        let intermediates = CertPool::from_certificates(chain);
-        let r = verify::verify(
-            signer,
-            &intermediates,
-            roots,
-            &model::verify_options(kind, at),
-        )
-        .map(|p| p.anchor().fingerprint())
-        .map_err(|e| e.to_string());
-        self.results.insert(key, r.clone());
+        let intermediates = CertPool::from_certificates(presented);
+        let opts = model::verify_options(kind, at, ca_target);
+        let r = verify::verify(target, &intermediates, roots, &opts);
+        let about_target = r.as_ref().err().is_some_and(|e| {
+            !ca_target
+                && e.failures()
+                    .iter()
+                    .any(|f| f.error.certificate().is_some_and(|c| c == target))
+        });
+        let r = r
+            .map(|p| p.anchor().fingerprint())
+            .map_err(|e| e.to_string());
+        if !about_target {
+            self.results.insert(key, r.clone());
+        }
         r
     }
 }
@@ -436,20 +475,19 @@ impl MeshState {
                     ),
                 });
             }
-            (Some(s), Some(store)) => {
-                let above: Vec<Certificate> = chain.iter().filter(|c| *c != s).cloned().collect();
+            (Some(_), Some(store)) => {
                 let ok = self
                     .checker
-                    .signer_trusted(s, &above, store, r.kind, self.at);
+                    .leaf_trusted(leaf, chain, store, r.kind, self.at);
                 verifies = Some(ok.is_ok());
                 if let Err(reason) = ok {
                     warnings.push(Warning::ChainDoesNotVerify { reason });
                 }
-                inner.chain = above;
             }
             (Some(_), None) => {}
         }
         inner.signer = signer.clone();
+        inner.presented = chain.to_vec();
         LeafState {
             sha256: Some(leaf.fingerprint()),
             serial: super::normalize_serial(&leaf.serial_hex()),
@@ -470,12 +508,15 @@ impl MeshState {
         }
         let at = self.at;
         for i in 0..self.proxies.len() {
-            let (Some(signer), chain) = (
-                self.proxies[i].inner.signer.clone(),
-                self.proxies[i].inner.chain.clone(),
+            let (Some(leaf), presented) = (
+                self.proxies[i].inner.leaf.clone(),
+                self.proxies[i].inner.presented.clone(),
             ) else {
                 continue;
             };
+            if self.proxies[i].inner.signer.is_none() {
+                continue;
+            }
             let mut peers = 0;
             for (&(store, envoy), &n) in &store_users {
                 let kind = if envoy {
@@ -485,7 +526,7 @@ impl MeshState {
                 };
                 if self
                     .checker
-                    .signer_trusted(&signer, &chain, store, kind, at)
+                    .leaf_trusted(&leaf, &presented, store, kind, at)
                     .is_err()
                 {
                     peers += n;

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::cert::Certificate;
 use crate::istio::{IstioProfile, ZtunnelRoots};
-use crate::verify::VerifyOptions;
+use crate::verify::{Policy, VerifyOptions};
 
 use super::ProxyKind;
 
@@ -37,11 +37,21 @@ pub(super) fn roots_held(
     roots
 }
 
-// MODEL: the verifier each data plane uses (Envoy/BoringSSL for sidecars, gateways and
-// waypoints; rustls-webpki for ztunnel). Until `verify::Policy` lands, every kind uses the
-// strict verifier (the union of both rule sets).
-pub(super) fn verify_options(_kind: ProxyKind, at: OffsetDateTime) -> VerifyOptions {
-    VerifyOptions::at(at)
+// MODEL: the verifier each data plane uses: Envoy/BoringSSL for sidecars, gateways and
+// waypoints, rustls-webpki for ztunnel (ISTIO.md "How each data plane verifies a peer's
+// chain"). webpki refuses a CA as end entity, so whether a signing CA (not a leaf) chains
+// to a ztunnel's roots is asked with the strict verifier (the union of both rule sets).
+pub(super) fn verify_options(
+    kind: ProxyKind,
+    at: OffsetDateTime,
+    ca_target: bool,
+) -> VerifyOptions {
+    let policy = match kind {
+        ProxyKind::Ztunnel if ca_target => Policy::Strict,
+        ProxyKind::Ztunnel => Policy::Ztunnel,
+        _ => Policy::Envoy,
+    };
+    VerifyOptions::at(at).with_policy(policy)
 }
 
 // MODEL: when a proxy renews its leaf. Sidecar agents at SECRET_GRACE_PERIOD_RATIO of the

@@ -266,7 +266,8 @@ impl MeshState {
             let (name, kind, store) = (p.name.clone(), p.kind, p.inner.store);
             let has_leaf = p.leaf.is_some();
             let signer = p.inner.signer.clone();
-            let chain = p.inner.chain.clone();
+            let leaf = p.inner.leaf.clone();
+            let presented = p.inner.presented.clone();
             let renewal = p
                 .inner
                 .leaf
@@ -300,14 +301,16 @@ impl MeshState {
                 }
             }
             // Rule 2: its leaf stays trusted by the next phase's roots, as each data plane holds them.
-            match &signer {
-                Some(sg) => {
+            match (&signer, &leaf) {
+                (Some(sg), Some(leaf)) => {
                     for &envoy in &kinds {
                         let k = if envoy { ProxyKind::Sidecar } else { ProxyKind::Ztunnel };
                         let stores = self.stores_after(nv, k);
-                        let ok = stores
-                            .iter()
-                            .any(|&st| self.checker.signer_trusted(sg, &chain, st, k, at).is_ok());
+                        let ok = stores.iter().any(|&st| {
+                            self.checker
+                                .leaf_trusted(leaf, &presented, st, k, at)
+                                .is_ok()
+                        });
                         if !ok {
                             let clears = applied_view.and_then(|av| {
                                 let new_ok = av.signers.iter().any(|(s2, above2)| {
@@ -331,12 +334,12 @@ impl MeshState {
                         }
                     }
                 }
-                None if has_leaf => blockers.push(Blocker {
+                _ if has_leaf => blockers.push(Blocker {
                     proxy: name.clone(),
                     reason: "its leaf's signer is unknown (a table shows serials only): read it with -o json".to_owned(),
                     clears_at: None,
                 }),
-                None => {}
+                _ => {}
             }
         }
     }
