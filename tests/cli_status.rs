@@ -336,3 +336,53 @@ fn collect_with_standin_tools_and_save_reproduces_offline() {
         .unwrap();
     assert_eq!(json(&o)["failed"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn runbook_gates_name_the_status_verdict_the_command_prints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = plan_dir(tmp.path());
+    let plan = tmp.path().join("plan");
+    let runbook = std::fs::read_to_string(plan.join("RUNBOOK.md")).unwrap();
+    assert_eq!(
+        runbook
+            .matches("meshtrust status --collect --plan .")
+            .count(),
+        p.phases.len()
+    );
+    assert!(runbook.contains("the verdict, not the clock, is the signal to go on"));
+    // Ambient: ztunnel identities are checked by their certificates, not the table.
+    assert!(!runbook.contains("ztunnel-config certificates ZTUNNEL_POD -n istio-system\n"));
+    assert!(runbook.contains(
+        "ztunnel-config certificates ZTUNNEL_POD.istio-system -o json | meshtrust status --json -"
+    ));
+    for k in 0..p.phases.len() {
+        let dir = tmp.path().join(format!("mesh-{k}"));
+        write_files(&dir, &dumps::phase_mesh(&p, k, 2, 1, now()).unwrap());
+        let o = run(&[
+            "status",
+            "--at",
+            AT,
+            "--plan",
+            plan.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        let want = match p.phases.get(k + 1) {
+            Some(next) => format!("SAFE to apply {}", next.name),
+            None => "rotation complete: no phase left to apply".to_owned(),
+        };
+        // The gate of phase k names exactly the line the command prints for a mesh in phase k.
+        let section = runbook
+            .split(&format!("## {}:", p.phases[k].name))
+            .nth(1)
+            .unwrap();
+        let section = section.split("\n## ").next().unwrap();
+        assert!(
+            section.contains(&format!("`{want}`")),
+            "{}: {section}",
+            p.phases[k].name
+        );
+        assert!(out.contains(&want), "{}: {out}", p.phases[k].name);
+        assert_eq!(o.status.code(), Some(0));
+    }
+}
