@@ -171,11 +171,7 @@ fn standin(dir: &Path, p: &plan::Plan) {
     for (name, _) in &files {
         if let Some(stem) = name.strip_suffix(".json").filter(|n| *n != "configmaps") {
             let (pod, ns) = stem.split_once('.').unwrap();
-            let container = if pod.starts_with("ztunnel") {
-                "istio-proxy"
-            } else {
-                "istio-proxy"
-            };
+            let container = "istio-proxy";
             let app = if pod.starts_with("ztunnel") {
                 "ztunnel"
             } else {

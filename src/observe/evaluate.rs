@@ -153,13 +153,16 @@ pub struct MeshState {
     pub(super) checker: Checker,
 }
 
+/// (presented chain, or the CA and its chain; trust store; Envoy's verifier; CA target).
+type CheckKey = (Vec<Fingerprint>, usize, bool, bool);
+
 /// Trust stores interned by content; path results cached per (presented chain, store,
 /// verifier), so 10,000 proxies sharing a signer cost one path search per trust store.
 #[derive(Debug, Default)]
 pub(super) struct Checker {
     stores: Vec<(Vec<Fingerprint>, CertPool)>,
     ids: HashMap<Vec<Fingerprint>, usize>,
-    results: HashMap<(Vec<Fingerprint>, usize, bool, bool), Result<Fingerprint, String>>,
+    results: HashMap<CheckKey, Result<Fingerprint, String>>,
 }
 
 impl Checker {
@@ -590,6 +593,6 @@ fn groups(proxies: &[ProxyState]) -> Vec<Group> {
         *g.kinds.entry(p.kind).or_default() += 1;
     }
     let mut v: Vec<Group> = map.into_values().collect();
-    v.sort_by(|a, b| b.count.cmp(&a.count));
+    v.sort_by_key(|g| std::cmp::Reverse(g.count));
     v
 }

@@ -184,12 +184,18 @@ fn pods(a: &CollectArgs) -> Result<Vec<Pod>, CliError> {
     Ok(pods)
 }
 
+/// Named raw outputs: (file name, bytes).
+pub(crate) type Files = Vec<(String, Vec<u8>)>;
+
+/// One pod's answer: its index and its output, or why it has none.
+type Answer = (usize, Result<Vec<u8>, String>);
+
 /// Gathers every input: (name, bytes) per pod and the ConfigMaps, plus the pods that failed.
-pub(crate) fn collect(a: &CollectArgs) -> Result<(Vec<(String, Vec<u8>)>, Vec<Failure>), CliError> {
+pub(crate) fn collect(a: &CollectArgs) -> Result<(Files, Vec<Failure>), CliError> {
     let pods = pods(a)?;
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<Vec<u8>, String>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<Answer>> = Mutex::new(Vec::new());
     let progress = std::io::stderr().is_terminal() || pods.len() > 100;
     std::thread::scope(|s| {
         for _ in 0..usize::from(a.jobs).min(pods.len().max(1)) {
