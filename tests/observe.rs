@@ -314,3 +314,32 @@ fn configmap_list_yaml_and_json() {
         Observation::CaSecret(_)
     ));
 }
+
+#[test]
+fn bootstrap_metadata_spiffe_trust_domains_and_warming_secrets() {
+    let certs = meshtrust::testkit::bundles::sample_certificates();
+    let b64 = |c: &[meshtrust::Certificate]| {
+        base64_encode(c.iter().map(|c| c.to_pem()).collect::<String>().as_bytes())
+    };
+    let dump = serde_json::json!({"configs": [
+        {"@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+         "bootstrap": {"node": {"id": "router~10.0.0.1~istio-ingressgateway-abc.istio-system~istio-system.svc.cluster.local"}}},
+        {"@type": "type.googleapis.com/envoy.admin.v3.SecretsConfigDump",
+         "dynamic_warming_secrets": [{"name": "default", "secret": {"tls_certificate": {"certificate_chain": {"inline_bytes": b64(&certs[..1])}}}}],
+         "dynamic_active_secrets": [{"name": "ROOTCA", "secret": {"validation_context": {"custom_validator_config": {"typed_config": {"trust_domains": [
+             {"name": "cluster.local", "trust_bundle": {"inline_bytes": b64(&certs[1..2])}},
+             {"name": "other.example", "trust_bundle": {"inline_bytes": b64(&certs[2..3])}}]}}}}}]}
+    ]});
+    let p = proxies(observe::read("whatever.json", dump.to_string().as_bytes()).unwrap());
+    assert_eq!(p[0].name, "istio-ingressgateway-abc.istio-system");
+    assert_eq!(p[0].kind, ProxyKind::Gateway);
+    assert_eq!(p[0].status, IdentityStatus::Warming);
+    assert_eq!(p[0].leaf.as_ref().and_then(|l| l.cert()), Some(&certs[0]));
+    let roots: Vec<_> = p[0]
+        .roots
+        .iter()
+        .filter_map(|r| r.cert())
+        .cloned()
+        .collect();
+    assert_eq!(roots, certs[1..3].to_vec());
+}
