@@ -120,15 +120,18 @@ impl MeshState {
     /// returns the verdict for the next phase.
     pub fn against(&mut self, plan: &Plan) -> Verdict {
         let views = views(plan);
-        let held = |m: &mut MeshState, v: &PhaseView, kind: ProxyKind| -> Vec<usize> {
-            v.roots
-                .iter()
-                .map(|(_, certs)| {
-                    let r = model::roots_held(&m.profile, kind, certs);
-                    m.checker.store(&r)
+        // Per phase and data plane (Envoy, ztunnel): the sorted root sets its clusters give.
+        let held: Vec<[Vec<Vec<Fingerprint>>; 2]> = views
+            .iter()
+            .map(|v| {
+                [ProxyKind::Sidecar, ProxyKind::Ztunnel].map(|kind| {
+                    self.stores_after(v, kind)
+                        .into_iter()
+                        .map(|s| sorted(self.checker.fingerprints(s)))
+                        .collect()
                 })
-                .collect()
-        };
+            })
+            .collect();
         // Each proxy's phase: the phases whose signer signed its leaf and whose roots, as its
         // data plane holds them, are exactly the roots it trusts.
         let mut matches: Vec<Vec<usize>> = Vec::with_capacity(self.proxies.len());
@@ -148,11 +151,8 @@ impl MeshState {
                 if !signs {
                     continue;
                 }
-                let stores = held(self, v, kind);
-                if stores
-                    .iter()
-                    .any(|&s| sorted(self.checker.fingerprints(s)) == trusts)
-                {
+                let sets = &held[k][usize::from(!kind.is_envoy())];
+                if sets.contains(&trusts) {
                     m.push(k);
                 }
             }
@@ -261,6 +261,15 @@ impl MeshState {
             k
         };
         let applied_view = applied.and_then(|a| views.get(a));
+        // Trust stores per data plane (Envoy, ztunnel): after the next phase, and after a
+        // renewal under the applied phase.
+        let next_stores =
+            [ProxyKind::Sidecar, ProxyKind::Ztunnel].map(|k| self.stores_after(nv, k));
+        let after_stores = [ProxyKind::Sidecar, ProxyKind::Ztunnel].map(|k| {
+            applied_view
+                .map(|av| self.stores_after(av, k))
+                .unwrap_or_default()
+        });
         for i in 0..self.proxies.len() {
             let p = &self.proxies[i];
             let (name, kind, store) = (p.name.clone(), p.kind, p.inner.store);
@@ -278,16 +287,13 @@ impl MeshState {
             if let Some(store) = store {
                 for (s, above) in &nv.signers {
                     if let Err(why) = self.checker.signer_trusted(s, above, store, kind, at) {
-                        let clears = applied_view.and_then(|av| {
-                            let after = self.stores_after(av, kind);
-                            after
-                                .iter()
-                                .any(|&st| {
-                                    self.checker.signer_trusted(s, above, st, kind, at).is_ok()
-                                })
-                                .then_some(renewal)
-                                .flatten()
-                        });
+                        // After a renewal the proxy holds the applied phase's roots.
+                        let after = &after_stores[usize::from(!kind.is_envoy())];
+                        let clears = after
+                            .iter()
+                            .any(|&st| self.checker.signer_trusted(s, above, st, kind, at).is_ok())
+                            .then_some(renewal)
+                            .flatten();
                         blockers.push(Blocker {
                             proxy: name.clone(),
                             reason: format!(
@@ -305,7 +311,7 @@ impl MeshState {
                 (Some(sg), Some(leaf)) => {
                     for &envoy in &kinds {
                         let k = if envoy { ProxyKind::Sidecar } else { ProxyKind::Ztunnel };
-                        let stores = self.stores_after(nv, k);
+                        let stores = &next_stores[usize::from(!envoy)];
                         let ok = stores.iter().any(|&st| {
                             self.checker
                                 .leaf_trusted(leaf, &presented, st, k, at)
