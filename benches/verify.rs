@@ -1,6 +1,7 @@
 //! Chain verification against bundles of 1, 100 and 10,000 roots (the shapes of
 //! ../shared/peers/gen.py): leaf -> intermediate -> root, P-256 and RSA-4096 (RSA-2048 leaf),
-//! next to the floor (the two bare signature checks of the same path).
+//! next to the floor (the two bare signature checks of the same path), and the same warm
+//! verification with the Envoy and ztunnel policies at 1 and 10,000 roots.
 //!
 //! - `warm`: roots and intermediates already indexed ([`CertPool`]s built once).
 //! - `cold`: from the PEM bytes of the 10,001-root bundle and of the chain files (in memory):
@@ -23,7 +24,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use meshtrust::cert::KeyUsage;
 use meshtrust::testkit::{Basic, CertSpec, Eku, Issued, KeyKind, TestKey};
-use meshtrust::verify::{CertPool, VerifyOptions, verify};
+use meshtrust::verify::{CertPool, Policy, VerifyOptions, verify};
 use meshtrust::{Bundle, Certificate};
 
 /// One chain and the bundles to verify it against.
@@ -184,6 +185,24 @@ fn bench(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new("warm", roots.len()), &roots, |b, roots| {
                 b.iter(|| verify(&w.leaf, &ints, roots, &opts).unwrap())
             });
+            if *n == 100 {
+                continue;
+            }
+            // The data planes' policies on the same path (Strict above is the default).
+            for policy in [Policy::Envoy, Policy::Ztunnel] {
+                let opts = opts.clone().with_policy(policy);
+                assert_eq!(
+                    verify(&w.leaf, &ints, &roots, &opts)
+                        .unwrap()
+                        .certificates()
+                        .len(),
+                    3
+                );
+                let id = BenchmarkId::new(format!("warm {policy}"), roots.len());
+                g.bench_with_input(id, &roots, |b, roots| {
+                    b.iter(|| verify(&w.leaf, &ints, roots, &opts).unwrap())
+                });
+            }
         }
         let (_, big) = w.bundles.last().unwrap();
         g.sample_size(20);

@@ -6,6 +6,13 @@
 //! The verdicts must agree, except where a documented difference applies (see the
 //! `meshtrust::verify` docs): webpki does not check its trust anchors (validity, cA,
 //! pathLenConstraint, critical extensions) and ignores keyUsage.
+//!
+//! `Policy::Ztunnel` (webpki's semantics) must agree with webpki on every one of the same
+//! inputs, without exception, in both orders of the roots and of the chain, webpki's error
+//! being among its failed paths; on the topologies it finds exactly the anchors webpki can
+//! reach. The one tolerated difference in the error (not the verdict): webpki searches each
+//! copy of a duplicated intermediate, so its signature budget can run out where meshtrust's
+//! deduplicated pools do not.
 
 mod common;
 
@@ -16,7 +23,8 @@ use std::time::Duration;
 use meshtrust::Certificate;
 use meshtrust::testkit::chains::{AT, BuiltChain, ChainCase, Defect, Pos, chain_case, key_kind};
 use meshtrust::testkit::chains::{Node, TOPOLOGY_AT, topology};
-use meshtrust::verify::{CertPool, RequiredEku, VerifyOptions, anchoring_roots, verify};
+use meshtrust::verify::{CertPool, Policy, RequiredEku, VerifiedPath, VerifyError, VerifyOptions};
+use meshtrust::verify::{anchoring_roots, verify};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
@@ -85,6 +93,54 @@ fn webpki_verify_parts(
     .map_err(|e| format!("{e:?}"))
 }
 
+/// `Policy::Ztunnel` against webpki: the same verdict, and when both refuse, webpki's error
+/// (the most specific of its failed paths) is among meshtrust's failed paths.
+fn ztunnel_agrees(
+    ours: &Result<VerifiedPath, VerifyError>,
+    theirs: &Result<(), String>,
+) -> Result<(), String> {
+    match (ours, theirs) {
+        (Ok(_), Ok(())) => Ok(()),
+        (Err(e), Err(w)) => {
+            // The end entity's parse errors are prefixed (see `webpki_verify_parts`).
+            let code = w.strip_prefix("end entity: ").unwrap_or(w);
+            let kinds: &[&str] = match code.split(['(', ' ', '{']).next().unwrap_or_default() {
+                "CertExpired" => &["expired"],
+                "CertNotValidYet" => &["not-yet-valid"],
+                "InvalidSignatureForPublicKey" => &["bad-signature"],
+                // A key of another type than the signature's (ring: key mismatch).
+                "UnsupportedSignatureAlgorithmForPublicKey"
+                | "UnsupportedSignatureAlgorithmForPublicKeyContext" => {
+                    &["bad-signature", "unsupported-algorithm"]
+                }
+                "UnsupportedSignatureAlgorithm" | "UnsupportedSignatureAlgorithmContext" => {
+                    &["unsupported-algorithm"]
+                }
+                "CaUsedAsEndEntity" => &["ca-as-end-entity"],
+                "EndEntityUsedAsCa" => &["issuer-not-ca"],
+                "PathLenConstraintViolated" => &["path-length-exceeded"],
+                "RequiredEkuNotFound" | "RequiredEkuNotFoundContext" => &["eku-not-allowed"],
+                "UnknownIssuer" => &["unknown-issuer", "loop"],
+                "MaximumPathDepthExceeded" => &["too-deep"],
+                "SignatureAlgorithmMismatch" => &["signature-algorithm-mismatch"],
+                "UnsupportedCriticalExtension" => &["unknown-critical-extension"],
+                // Both refuse. webpki searches each copy of a duplicated intermediate (the
+                // testkit's chain_dups / dup_roots), meshtrust's pools hold it once, so
+                // webpki's budget can run out where meshtrust's does not (documented).
+                "MaximumSignatureChecksExceeded" | "MaximumPathBuildCallsExceeded" => return Ok(()),
+                other => return Err(format!("unmapped webpki error {other}: {w}")),
+            };
+            if e.any(|x| kinds.contains(&x.kind())) {
+                Ok(())
+            } else {
+                Err(format!("webpki's {w} is not among ours: {}", e.report()))
+            }
+        }
+        (Ok(p), Err(w)) => Err(format!("ztunnel valid {p}, webpki {w}")),
+        (Err(e), Ok(())) => Err(format!("ztunnel invalid, webpki valid: {}", e.report())),
+    }
+}
+
 #[derive(Default)]
 struct Stats {
     cases: usize,
@@ -123,6 +179,18 @@ fn check(case: &ChainCase, server: bool, stats: &Mutex<Stats>) -> Result<(), Tes
     if !case.leaf_eku_allows(server) {
         prop_assert!(ours.is_err() && theirs.is_err(), "EKU: {}", explain());
     }
+    // Policy::Ztunnel is webpki's semantics: same verdict, no documented difference, and
+    // webpki's (most specific) error among the failed paths.
+    let ztunnel = verify(
+        &built.target,
+        &chain,
+        &roots,
+        &VerifyOptions::at(at)
+            .with_eku(eku)
+            .with_policy(Policy::Ztunnel),
+    );
+    ztunnel_agrees(&ztunnel, &theirs)
+        .map_err(|m| TestCaseError::fail(format!("{m}: {}", explain())))?;
     let mut s = stats.lock().unwrap();
     s.cases += 1;
     match webpki_accepts_because(case) {
@@ -228,6 +296,40 @@ fn topologies_anchor_as_modelled() {
                 prop_assert_eq!(&got, &want, "leaf {} of {:?}", l, spec);
                 let webpki_want = spec.expected_anchors(l, false);
                 let theirs = webpki_verify_parts(&trusted, &chain, leaf.cert(), TOPOLOGY_AT, true);
+                // Policy::Ztunnel finds exactly the anchors webpki can reach, whatever the
+                // order of the roots and of the chain.
+                let z = VerifyOptions::at(at)
+                    .with_eku(RequiredEku::ServerAuth)
+                    .with_policy(Policy::Ztunnel);
+                let rev_roots: CertPool = trusted.iter().rev().cloned().collect();
+                let rev_pool: CertPool = chain.iter().rev().cloned().collect();
+                for (r, p) in [(&roots, &pool), (&rev_roots, &rev_pool)] {
+                    let ours = verify(leaf.cert(), p, r, &z);
+                    prop_assert!(
+                        ztunnel_agrees(&ours, &theirs).is_ok(),
+                        "leaf {} of {:?}: {:?}",
+                        l,
+                        spec,
+                        ztunnel_agrees(&ours, &theirs)
+                    );
+                    // Every anchor: more than webpki's 100 signatures may be needed.
+                    let all = z.clone().with_signature_budget(100_000);
+                    let found = anchoring_roots(leaf.cert(), p, r, &all);
+                    prop_assert!(found.is_complete());
+                    let mut got: Vec<usize> = found
+                        .roots()
+                        .iter()
+                        .map(|c| t.roots.iter().position(|x| x.cert() == c).unwrap())
+                        .collect();
+                    got.sort_unstable();
+                    prop_assert_eq!(
+                        &got,
+                        &webpki_want,
+                        "ztunnel anchors, leaf {} of {:?}",
+                        l,
+                        spec
+                    );
+                }
                 prop_assert_eq!(
                     theirs.is_ok(),
                     !webpki_want.is_empty(),

@@ -129,7 +129,8 @@
 //!   100) and 200,000 candidate calls, a budget running out ending the search.
 //! - *Signatures only when an anchor closes a path*, the whole path each time (no cache).
 //! - *Anchors carry only a name and a key*: no validity, cA, keyUsage, pathLenConstraint or
-//!   critical-extension check; an expired root still anchors.
+//!   critical-extension check; an expired root still anchors. A root whose outer and inner
+//!   signature algorithms differ is not an anchor (webpki cannot parse it as one).
 //! - *Every other certificate*: validity (both bounds inclusive), the target must not be a
 //!   CA ([`PathError::CaAsEndEntity`]), issuers must have cA true, pathLenConstraint against
 //!   the sub-CAs below, keyUsage ignored, unprocessed critical extensions and outer/inner
@@ -137,11 +138,17 @@
 //!   purpose, anyExtendedKeyUsage does not count).
 //! - Known remaining differences: webpki enforces name constraints, meshtrust refuses a
 //!   critical nameConstraints extension; the error reported is meshtrust's list of failed
-//!   paths, not webpki's single most specific error.
+//!   paths, not webpki's single most specific error; a [`CertPool`] holds a duplicated
+//!   intermediate once where webpki searches every copy, so webpki's budget can run out
+//!   first (both refuse).
 //!
-//! `tests/verify_boring.rs` runs BoringSSL itself (the `boring` crate) and
-//! `tests/verify_webpki.rs` rustls-webpki on the same inputs as `Policy::Envoy` and
-//! `Policy::Ztunnel` and requires the same verdicts.
+//! `tests/verify_boring.rs` runs BoringSSL itself (the `boring` crate) next to
+//! `Policy::Envoy` and requires the same verdict, error class and chain; `tests/verify_webpki.rs`
+//! runs rustls-webpki next to `Policy::Ztunnel` and requires the same verdict, webpki's error
+//! among the failed paths. Both over the testkit's generated chains and topologies, Istio's
+//! sample CAs and the targeted cases above: no disagreement. BoringSSL reports an outer/inner
+//! algorithm mismatch as a signature failure; meshtrust names it
+//! ([`PathError::SignatureAlgorithmMismatch`]).
 //!
 //! # Where mainstream verifiers disagree
 //!

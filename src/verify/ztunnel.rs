@@ -52,12 +52,12 @@ pub(crate) fn search(
             complete: true,
         },
     };
-    let mut path = vec![target.clone()];
+    let path = vec![target.clone()];
     // Parsing the end entity (`EndEntityCert::try_from`) refuses what `Cert::from_der` does.
     match parse_checks(target).or_else(|| spiffe_error(target, opts)) {
         Some(e) => s.fail(&path, e),
         None => {
-            s.extend(&mut path, 0);
+            s.extend(&path, 0);
         }
     }
     s.found
@@ -186,21 +186,33 @@ impl Search<'_> {
     }
 
     /// `build_chain_inner` for the head of `path`.
-    fn extend(&mut self, path: &mut Vec<Certificate>, sub_ca_count: usize) -> Flow {
+    fn extend(&mut self, path: &[Certificate], sub_ca_count: usize) -> Flow {
         if let Some(e) = self.check_head(path, sub_ca_count) {
             self.fail(path, e);
             return Flow::Continue;
         }
         let head = path[path.len() - 1].clone();
-        let anchors: Vec<Certificate> = self
-            .roots
-            .with_subject(head.issuer_der())
-            .cloned()
-            .collect();
+        // rustls keeps only the roots webpki can parse as trust anchors
+        // (`anchor_from_trusted_cert`: unknown critical extensions are tolerated, an
+        // outer/inner signature algorithm mismatch is not).
+        let mut anchors: Vec<Certificate> = Vec::new();
+        for a in self.roots.with_subject(head.issuer_der()) {
+            if a.signature_algorithms_match() {
+                anchors.push(a.clone());
+            } else {
+                let mut p = path.to_vec();
+                p.push(a.clone());
+                self.fail(
+                    &p,
+                    PathError::SignatureAlgorithmMismatch { cert: a.clone() },
+                );
+            }
+        }
+        let no_anchor = anchors.is_empty();
         for anchor in anchors {
             match self.check_signatures(path, &anchor) {
                 Ok(()) => {
-                    let mut certs = path.clone();
+                    let mut certs = path.to_vec();
                     certs.push(anchor);
                     self.found.paths.push(VerifiedPath {
                         certs,
@@ -211,7 +223,7 @@ impl Search<'_> {
                     }
                 }
                 Err(Sig::Failed(e)) => {
-                    let mut p = path.clone();
+                    let mut p = path.to_vec();
                     p.push(anchor);
                     self.fail(&p, e);
                 }
@@ -226,13 +238,13 @@ impl Search<'_> {
             .with_subject(head.issuer_der())
             .cloned()
             .collect();
-        if candidates.is_empty() && self.roots.with_subject(head.issuer_der()).next().is_none() {
+        if candidates.is_empty() && no_anchor {
             self.fail(path, PathError::UnknownIssuer { cert: head.clone() });
         }
         for candidate in candidates {
             // `Cert::from_der` runs first, then the loop guard (RFC 4158 5.2: same key and
             // subject as a certificate on the path), the call budget, the depth limit.
-            let mut p = path.clone();
+            let mut p = path.to_vec();
             p.push(candidate.clone());
             if let Some(e) = parse_checks(&candidate) {
                 self.fail(&p, e);
@@ -261,7 +273,7 @@ impl Search<'_> {
             } else {
                 sub_ca_count + 1
             };
-            if let Flow::Stop = self.extend(&mut p, next) {
+            if let Flow::Stop = self.extend(&p, next) {
                 return Flow::Stop;
             }
         }
