@@ -174,6 +174,7 @@ pub fn plan(
         return Err(PlanError::Refused(refusals));
     }
 
+    status_gates(&mut plan);
     let findings = checks::check_plan(
         &plan,
         &checks::CheckOptions {
@@ -505,9 +506,9 @@ fn roots_check(profile: &IstioProfile, expect: Vec<Fingerprint>, what: &str) -> 
     if profile.data_plane.has_ztunnel() {
         checks.push(GateCheck {
             description: format!(
-                "every ztunnel lists {what} as Root (check one pod per node that carries traffic)"
+                "every ztunnel identity trusts {what}, read from its certificates (the table shows serials only; check one pod per node that carries traffic)"
             ),
-            command: "istioctl ztunnel-config certificates ZTUNNEL_POD -n istio-system".to_owned(),
+            command: "istioctl ztunnel-config certificates ZTUNNEL_POD.istio-system -o json | meshtrust status --json - | jq '.proxies[] | {name, trusts}'".to_owned(),
             expect,
         });
     }
@@ -523,11 +524,11 @@ fn signer_check(profile: &IstioProfile, signer: &Certificate) -> Vec<GateCheck> 
     if profile.data_plane.has_ztunnel() {
         checks.push(GateCheck {
             description: format!(
-                "every ztunnel certificate lists intermediate serial {} ({})",
-                signer.serial_hex(),
-                signer.subject()
+                "every ztunnel identity's leaf is signed by {} (serial {}), read from its certificates",
+                signer.subject(),
+                signer.serial_hex()
             ),
-            command: "istioctl ztunnel-config certificates ZTUNNEL_POD -n istio-system".to_owned(),
+            command: "istioctl ztunnel-config certificates ZTUNNEL_POD.istio-system -o json | meshtrust status --json - | jq '.proxies[] | {name, signer: .leaf.signer_sha256}'".to_owned(),
             expect: vec![signer.fingerprint()],
         });
     }
@@ -811,5 +812,41 @@ fn intermediate_plan(material: &[Material], profile: &IstioProfile, opts: &PlanO
         phases,
         old_roots: Vec::new(),
         new_roots: Vec::new(),
+    }
+}
+
+/// Each gate's first check: one `meshtrust status --collect --plan .` (per cluster in
+/// multi-cluster plans) and the verdict it must print before the next phase. The gate's wait
+/// stays as the lower bound the model proves; the verdict, not the clock, is the signal to go
+/// on. The other checks stay as the manual equivalent.
+fn status_gates(plan: &mut Plan) {
+    let multi = plan.is_multi_cluster();
+    let names: Vec<String> = plan.phases.iter().map(|p| p.name.clone()).collect();
+    for (k, phase) in plan.phases.iter_mut().enumerate() {
+        let Some(gate) = phase.gate.as_mut() else {
+            continue;
+        };
+        let (verdict, what) = match names.get(k + 1) {
+            Some(next) => (
+                format!("SAFE to apply {next}"),
+                format!("the mesh has reached {} and {next} is safe", names[k]),
+            ),
+            None => (
+                "rotation complete: no phase left to apply".to_owned(),
+                format!("every proxy is in {}'s state", names[k]),
+            ),
+        };
+        let context = if multi { " --context CLUSTER" } else { "" };
+        gate.checks.insert(
+            0,
+            GateCheck {
+                description: format!(
+                    "{what}{}: the command must print `{verdict}` (and exit 0); the verdict, not the clock, is the signal to go on (the wait above is only the lower bound), and a blocker line names each proxy to wait for or restart",
+                    if multi { ", in every cluster" } else { "" }
+                ),
+                command: format!("meshtrust status --collect{context} --plan ."),
+                expect: Vec::new(),
+            },
+        );
     }
 }
