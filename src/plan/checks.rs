@@ -420,9 +420,14 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
             let (Some(a), Some(b)) = (&prev.roots, &v.roots) else {
                 continue;
             };
+            let after = b;
             let (a, b) = (a.trust_set(), b.trust_set());
             for removed in a.fingerprints().filter(|fp| !b.contains(fp)) {
-                let Some(j) = (0..k).rev().find(|&p| anchors[p].contains(removed)) else {
+                // The last phase signing under the removed root whose leaves the new bundle
+                // does not also trust (a cross-signed signer chains to both).
+                let Some(j) = (0..k).rev().find(|&p| {
+                    anchors[p].contains(removed) && !signers_trusted_by(&views[p], after, now)
+                }) else {
                     continue;
                 };
                 let cur = &plan.phases[k];
@@ -482,6 +487,22 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
     }
 
     final_state(plan, &views, on(Invariant::FinalState), multi, out)
+}
+
+/// True when every signer of a phase, with its own chain, verifies against `roots`: its
+/// leaves outlive the removal of another root they also chain to (a cross-signed signer).
+fn signers_trusted_by(phase: &[(String, View)], roots: &Bundle, now: OffsetDateTime) -> bool {
+    phase.iter().all(|(_, v)| {
+        v.signer.as_ref().is_some_and(|s| {
+            verify::verify(
+                s,
+                &CertPool::from_certificates(v.chain.iter()),
+                &CertPool::from_certificates(roots.certificates()),
+                &VerifyOptions::at(now),
+            )
+            .is_ok()
+        })
+    })
 }
 
 /// 4. The end state.

@@ -101,6 +101,8 @@ struct ClusterState {
     /// Ambient nodes: the ztunnel workloads of each.
     nodes: Vec<Vec<ProxyId>>,
     signing_failure_logged: bool,
+    /// A rollout restart of istiod is under way: the new pod loads the applied secret.
+    restarting: bool,
 }
 
 struct PhaseSpec {
@@ -406,6 +408,7 @@ impl Mesh {
                 sync_offset,
                 nodes: Vec::new(),
                 signing_failure_logged: false,
+                restarting: false,
             });
         }
         mesh.initial_signers = mesh
@@ -1095,6 +1098,9 @@ impl Mesh {
             }
             Action::RestartIstiod { .. } => {
                 let d = ms(t.istiod_rollout);
+                if let Some(cl) = self.clusters.get_mut(c) {
+                    cl.restarting = true;
+                }
                 self.log(Some(c), "rollout restart of istiod".to_owned());
                 self.schedule(now + d, Ev::IstiodReady(c));
                 Some(now + d)
@@ -1267,6 +1273,13 @@ impl Mesh {
             }
             return;
         }
+        if !self.profile.multiroot && cl.restarting {
+            self.log(
+                Some(c),
+                "the old istiod ignores the new root-cert.pem (ISTIO_MULTIROOT_MESH is off); the istiod restart under way loads it".to_owned(),
+            );
+            return;
+        }
         if !self.profile.multiroot {
             self.deviate(
                 Some(c),
@@ -1316,6 +1329,12 @@ impl Mesh {
             return;
         };
         let version = self.profile.istio_version;
+        if let Some(cl) = self.clusters.get_mut(c) {
+            cl.restarting = false;
+        }
+        let Some(cl) = self.clusters.get(c) else {
+            return;
+        };
         let Some(secret) = cl.applied.clone() else {
             self.log(
                 Some(c),

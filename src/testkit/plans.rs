@@ -435,7 +435,10 @@ pub fn build_case(
         &inter_keys(&mut keys, int_b),
     )?;
     let inputs = match kind {
-        RotationKind::RootRotation => vec![ClusterInput::single(old.cacerts(), new.cacerts())],
+        // A cross-signed case also needs `options.cross_signed` (B'); the strategies do not draw it.
+        RotationKind::RootRotation | RotationKind::CrossSigned => {
+            vec![ClusterInput::single(old.cacerts(), new.cacerts())]
+        }
         RotationKind::SelfSignedToPluggedIn => {
             vec![ClusterInput::single(old.istio_ca_secret(), new.cacerts())]
         }
