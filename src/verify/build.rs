@@ -389,7 +389,7 @@ impl Search<'_> {
 
 /// True when `c` may be used for `required`: no extendedKeyUsage extension (no
 /// restriction), or one listing the purpose or anyExtendedKeyUsage.
-fn eku_allows(c: &Certificate, required: RequiredEku) -> bool {
+pub(crate) fn eku_allows(c: &Certificate, required: RequiredEku) -> bool {
     match c.extended_key_usage() {
         None => true,
         Some(list) => list.iter().any(|e| {

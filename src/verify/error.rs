@@ -165,6 +165,29 @@ pub enum PathError {
         /// The required ID.
         required: SpiffeId,
     },
+    /// [`Policy::Envoy`](super::Policy::Envoy): the chain built from the presented
+    /// certificates ends at a self-signed certificate that is not in the trust store and no
+    /// store certificate issues the one below it (BoringSSL
+    /// `X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN`, "self signed certificate in certificate chain").
+    #[error("{} is a self-signed certificate in the presented chain, not in the trust store (self signed certificate in certificate chain)", Named(.cert))]
+    SelfSignedInChain {
+        /// The presented self-signed certificate.
+        cert: Certificate,
+    },
+    /// [`Policy::Envoy`](super::Policy::Envoy): the target is self-signed and not the trust
+    /// store's first match for its name (BoringSSL `X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT`).
+    #[error("{} is self-signed and not the trust store's first certificate of its name (self signed certificate)", Named(.cert))]
+    SelfSignedNotTrusted {
+        /// The target.
+        cert: Certificate,
+    },
+    /// [`Policy::Ztunnel`](super::Policy::Ztunnel): the target is a CA (basicConstraints cA
+    /// true); rustls-webpki verifies end entities only (`Error::CaUsedAsEndEntity`).
+    #[error("{} is a CA and cannot be verified as an end entity", Named(.cert))]
+    CaAsEndEntity {
+        /// The target.
+        cert: Certificate,
+    },
     /// The search stopped: its signature-check or candidate budget ran out before a valid
     /// path was found (a huge or hostile bundle, e.g. thousands of roots with one name).
     #[error("{what} budget of {limit} exhausted before a valid path was found")]
@@ -188,7 +211,10 @@ impl PathError {
             | PathError::TooDeep { cert, .. }
             | PathError::Loop { cert }
             | PathError::EkuNotAllowed { cert, .. }
-            | PathError::SpiffeIdMismatch { cert, .. } => Some(cert),
+            | PathError::SpiffeIdMismatch { cert, .. }
+            | PathError::SelfSignedInChain { cert }
+            | PathError::SelfSignedNotTrusted { cert }
+            | PathError::CaAsEndEntity { cert } => Some(cert),
             PathError::BadSignature { issuer, .. } => Some(issuer),
             PathError::UnsupportedAlgorithm { cert, issuer, .. } => {
                 Some(issuer.as_ref().unwrap_or(cert))
@@ -219,6 +245,9 @@ impl PathError {
             PathError::EkuNotAllowed { .. } => "eku-not-allowed",
             PathError::SpiffeIdMismatch { .. } => "spiffe-id-mismatch",
             PathError::BudgetExhausted { .. } => "budget-exhausted",
+            PathError::SelfSignedInChain { .. } => "self-signed-in-chain",
+            PathError::SelfSignedNotTrusted { .. } => "self-signed-not-trusted",
+            PathError::CaAsEndEntity { .. } => "ca-as-end-entity",
         }
     }
 

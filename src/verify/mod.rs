@@ -74,6 +74,75 @@
 //! to its two bare signature checks (the floor), and the cold path (parse a 10,001-root PEM
 //! bundle, index it, verify once).
 //!
+//! # Policies: each data plane's own semantics
+//!
+//! [`VerifyOptions::policy`] chooses whose rules a verification follows. The rules above are
+//! [`Policy::Strict`] (the default): the strictest union, what "every verifier accepts"
+//! needs. The mesh's two proxies verify differently, and a rotation must hold for the proxy
+//! that actually receives the connection (ISTIO.md, "How each data plane
+//! verifies a peer's chain").
+//!
+//! [`Policy::Envoy`] (sidecars, gateways, waypoints): BoringSSL's `X509_verify_cert` with
+//! its defaults (`X509_V_FLAG_TRUSTED_FIRST`, depth 100, no purpose) and Envoy's
+//! `X509_V_FLAG_PARTIAL_CHAIN`. The `roots` pool is the trust store, in its order; the
+//! `intermediates` pool is the presented chain, in the peer's order (the target is also
+//! part of the untrusted stack, as Envoy passes the whole peer chain).
+//! - *One chain, no backtracking.* At each step the issuer is the FIRST certificate, trust
+//!   store before presented chain, whose subject equals the issuer Name and that BoringSSL's
+//!   `X509_check_issued` accepts: authorityKeyIdentifier equal to its subjectKeyIdentifier
+//!   when both are present, keyUsage (if any) with keyCertSign. No signature and no validity
+//!   are looked at while choosing; a wrong choice fails the verification.
+//! - Presented issuers are used until a store issuer exists or a "self-signed" certificate
+//!   is reached (self-issued, own AKID matching own SKID, keyCertSign allowed; the signature
+//!   is not checked). Then only store issuers. A presented self-signed certificate that is
+//!   not in the store is set aside; if nothing in the store anchors the chain and it issued
+//!   the top of the chain, the error is [`PathError::SelfSignedInChain`]. A target that is
+//!   itself self-signed verifies only if it is the store's first match for its name
+//!   ([`PathError::SelfSignedNotTrusted`] otherwise).
+//! - *Any store certificate anchors* (PARTIAL_CHAIN), and a target found in the store is
+//!   trusted as is.
+//! - *Checks on the chain built*, in BoringSSL's order, the first failure being the answer:
+//!   on the presented part only (store certificates are not checked: no cA, critical
+//!   extension or pathLenConstraint check on the anchor), critical extensions, cA on every
+//!   issuer (keyUsage with keyCertSign; version 1 self-signed counts), the required EKU when
+//!   [`VerifyOptions::require_eku`] is set (meshtrust's EKU rule), pathLenConstraint not
+//!   counting self-issued certificates; then from the top down, each signature by the
+//!   certificate above it (never the top's own) and EVERY certificate's validity, the
+//!   anchor's included, with notAfter EXCLUSIVE (BoringSSL `check_cert_time`: at the notAfter
+//!   second a certificate has expired).
+//! - Duplicates are ignored (a [`CertPool`] keeps a certificate once, as
+//!   `X509_STORE_add_cert` does). [`VerifyOptions::max_depth`] and the budgets do not apply:
+//!   BoringSSL's work is linear in the chain.
+//! - Known remaining differences from BoringSSL itself: Names are compared as DER bytes
+//!   (BoringSSL compares canonical forms: case and whitespace folded); the
+//!   authorityKeyIdentifier's issuer and serial are not compared; the critical extensions
+//!   understood are meshtrust's (BoringSSL also processes name constraints and policies);
+//!   signature algorithms are ring's (BoringSSL also accepts SHA-1 and RSA-1024); the EKU
+//!   rule is meshtrust's, not BoringSSL's purpose check (Envoy matches SANs itself).
+//!
+//! [`Policy::Ztunnel`]: rustls-webpki 0.103's `build_chain_inner`.
+//! - *Backtracking*: for the head of the path, every trust anchor with the issuer Name, in
+//!   the roots' order, then every intermediate with that Name, in the pool's order, depth
+//!   first. Keys identifiers are ignored. A candidate with the same subject and key as a
+//!   certificate already on the path is skipped (RFC 4158 5.2; webpki's guard). At most six
+//!   intermediates; at most [`VerifyOptions::signature_budget`] signature checks (webpki's
+//!   100) and 200,000 candidate calls, a budget running out ending the search.
+//! - *Signatures only when an anchor closes a path*, the whole path each time (no cache).
+//! - *Anchors carry only a name and a key*: no validity, cA, keyUsage, pathLenConstraint or
+//!   critical-extension check; an expired root still anchors.
+//! - *Every other certificate*: validity (both bounds inclusive), the target must not be a
+//!   CA ([`PathError::CaAsEndEntity`]), issuers must have cA true, pathLenConstraint against
+//!   the sub-CAs below, keyUsage ignored, unprocessed critical extensions and outer/inner
+//!   algorithm mismatch refused, EKU as webpki (absent: allowed; present: must list the
+//!   purpose, anyExtendedKeyUsage does not count).
+//! - Known remaining differences: webpki enforces name constraints, meshtrust refuses a
+//!   critical nameConstraints extension; the error reported is meshtrust's list of failed
+//!   paths, not webpki's single most specific error.
+//!
+//! `tests/verify_boring.rs` runs BoringSSL itself (the `boring` crate) and
+//! `tests/verify_webpki.rs` rustls-webpki on the same inputs as `Policy::Envoy` and
+//! `Policy::Ztunnel` and requires the same verdicts.
+//!
 //! # Where mainstream verifiers disagree
 //!
 //! meshtrust answers "will the mesh's verifiers accept this chain": Go's crypto/x509 (istiod,
@@ -135,9 +204,12 @@
 //! rustls-webpki's.
 
 mod build;
+mod envoy;
 mod error;
+mod policy;
 mod pool;
 mod rotation;
+mod ztunnel;
 
 use std::fmt;
 
@@ -146,6 +218,7 @@ use time::OffsetDateTime;
 use crate::cert::{Certificate, Fingerprint, SpiffeId};
 
 pub use error::{Named, PathError, PathFailure, VerifyError};
+pub use policy::Policy;
 pub use pool::CertPool;
 pub use rotation::{Anchoring, Chain, CrossMatrix, anchoring_roots, cross_matrix};
 
@@ -188,6 +261,11 @@ pub struct VerifyOptions {
     pub signature_budget: usize,
     /// Most issuer candidates considered per verification (default 100,000).
     pub candidate_budget: usize,
+    /// Whose semantics to follow (default [`Policy::Strict`]). [`Policy::Envoy`] has
+    /// BoringSSL's bounds instead of `max_depth` and the budgets (see "Policies" above);
+    /// [`Policy::Ztunnel`] has webpki's depth (six intermediates) and honours
+    /// `signature_budget`.
+    pub policy: Policy,
 }
 
 impl VerifyOptions {
@@ -207,7 +285,14 @@ impl VerifyOptions {
             max_depth: Self::DEFAULT_MAX_DEPTH,
             signature_budget: Self::DEFAULT_SIGNATURE_BUDGET,
             candidate_budget: Self::DEFAULT_CANDIDATE_BUDGET,
+            policy: Policy::Strict,
         }
+    }
+
+    /// Verifies with `policy`'s semantics (see [`Policy`]).
+    pub fn with_policy(mut self, policy: Policy) -> VerifyOptions {
+        self.policy = policy;
+        self
     }
 
     /// Requires the purpose `eku`.
@@ -291,24 +376,19 @@ impl fmt::Display for VerifiedPath {
 }
 
 /// Verifies `target` against `roots` with candidate `intermediates` (see the module docs):
-/// the first valid path found, or every failed candidate path with its reason.
+/// the first valid path found, or every failed candidate path with its reason. Follows
+/// [`VerifyOptions::policy`]; for [`Policy::Envoy`] the pools' insertion orders are the
+/// trust store's order (`roots`) and the presented chain's (`intermediates`).
 pub fn verify(
     target: &Certificate,
     intermediates: &CertPool,
     roots: &CertPool,
     options: &VerifyOptions,
 ) -> Result<VerifiedPath, VerifyError> {
-    let mut out = build::search(target, intermediates, roots, options, build::Mode::First);
-    match out.paths.pop() {
-        Some(p) => Ok(p),
-        None => Err(VerifyError {
-            target: target.clone(),
-            failures: out.failures,
-            omitted: out.omitted,
-            signature_checks: out.signature_checks,
-        }),
-    }
+    policy::run(target, intermediates, roots, options, false).into_result(target)
 }
 
+#[cfg(all(test, feature = "testkit"))]
+mod policy_tests;
 #[cfg(all(test, feature = "testkit"))]
 mod tests;

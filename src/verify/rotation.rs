@@ -6,7 +6,6 @@ use std::fmt;
 use crate::bundle::{Bundle, BundleError};
 use crate::cert::Certificate;
 
-use super::build::{self, Mode};
 use super::error::{Named, PathFailure, VerifyError};
 use super::{CertPool, VerifiedPath, VerifyOptions};
 
@@ -149,7 +148,7 @@ pub fn anchoring_roots(
     roots: &CertPool,
     options: &VerifyOptions,
 ) -> Anchoring {
-    let out = build::search(target, intermediates, roots, options, Mode::All);
+    let out = super::policy::run(target, intermediates, roots, options, true);
     let mut anchors: Vec<(usize, Certificate)> = Vec::new();
     for p in &out.paths {
         let a = p.anchor();
@@ -166,7 +165,7 @@ pub fn anchoring_roots(
         failures: out.failures,
         omitted: out.omitted,
         signature_checks: out.signature_checks,
-        complete: !out.exhausted,
+        complete: out.complete,
     }
 }
 
