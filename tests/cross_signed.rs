@@ -327,3 +327,47 @@ fn cli_generate_cross_sign_plan_check_simulate() {
     let runbook = std::fs::read_to_string(t.path().join("P/RUNBOOK.md")).unwrap();
     assert!(runbook.contains("cross-signed"), "{runbook}");
 }
+
+/// The chain with B before B' (a hand edit): Envoy's first-match issuer choice picks the
+/// self-signed B for a peer that trusts only A, so `plan check` refuses it; the planner's own
+/// order passes.
+#[test]
+fn swapped_presented_order_is_refused() {
+    let c = cas();
+    let plan = plan_for(&c, &profile(DataPlane::Sidecar));
+    let check = |p: &plan::Plan| {
+        plan::check_plan(
+            p,
+            &plan::CheckOptions {
+                now: now(),
+                margin: PlanOptions::default().margin,
+                waits_known: true,
+            },
+        )
+    };
+    assert!(!check(&plan).iter().any(|f| f.code == "presented-order"));
+    let mut swapped = plan.clone();
+    let s = &mut swapped.phases[2].clusters[0].secret;
+    let chain = common::pem_of([&c.ib.certificate, &c.b.certificate, &c.b_prime.certificate]);
+    *s = meshtrust::istio::CaSecret::cacerts(
+        s.file("ca-cert.pem").unwrap(),
+        s.file("ca-key.pem").unwrap(),
+        chain.as_bytes(),
+        s.file("root-cert.pem").unwrap(),
+    );
+    let findings = check(&swapped);
+    let bad: Vec<_> = findings
+        .iter()
+        .filter(|f| f.code == "presented-order")
+        .collect();
+    assert!(!bad.is_empty(), "{findings:?}");
+    assert!(
+        bad.iter().all(|f| f.phase == "02-trust-new-root"),
+        "{bad:?}"
+    );
+    assert!(
+        bad[0].message.contains("01-sign-cross-signed"),
+        "the peer still trusting only A: {}",
+        bad[0].message
+    );
+}

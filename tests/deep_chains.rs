@@ -304,8 +304,9 @@ fn openssl_checks_every_phase(plan: &Path, scratch: &Path) {
     }
     for (k, row) in leaves.iter().enumerate() {
         for leaf in row.iter().flatten() {
-            for j in k.saturating_sub(1)..=(k + 1).min(phases.len() - 1) {
-                for peer in &phases[j] {
+            let near = k.saturating_sub(1)..=(k + 1).min(phases.len() - 1);
+            for peers in &phases[near] {
+                for peer in peers {
                     assert!(
                         verify_openssl(
                             &peer.join("root-cert.pem"),
@@ -626,4 +627,76 @@ fn external_pki_inputs_in_every_order_give_the_same_plan() {
         "{text}"
     );
     assert!(!out.exists());
+}
+
+mod assemble_props {
+    use meshtrust::generate::{self, IntermediateSpec, KeyType};
+    use meshtrust::istio::{self, PkiMaterial};
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// root -> org (pathlen 1) -> cluster, made once.
+    fn levels() -> &'static [generate::Generated; 3] {
+        static L: OnceLock<[generate::Generated; 3]> = OnceLock::new();
+        L.get_or_init(|| {
+            let now = time::macros::datetime!(2026-01-01 0:00 UTC);
+            let (root, _) = generate::istio_ca("x", KeyType::EcP256, now).unwrap();
+            let spec = |name: &str, path_len| IntermediateSpec {
+                key_type: KeyType::EcP256,
+                path_len,
+                ..IntermediateSpec::istio(name)
+            };
+            let org = generate::intermediate(&spec("org", Some(1)), &root.issuer().unwrap(), now)
+                .unwrap();
+            let cl =
+                generate::intermediate(&spec("cluster1", Some(0)), &org.issuer().unwrap(), now)
+                    .unwrap();
+            [root, org, cl]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Invariant: whatever the order of the chain input, whether it holds the root, the
+        /// signing CA itself, or the root comes separately, the assembled secret is the same
+        /// bytes: Istio's layout, ca-cert first, each issuer next.
+        #[test]
+        fn any_order_same_secret(
+            order in Just(vec![0usize, 1, 2]).prop_shuffle(),
+            root_apart in any::<bool>(),
+            cert_in_chain in any::<bool>(),
+        ) {
+            let [root, org, cl] = levels();
+            let key = cl.key_pem();
+            let mut chain = String::new();
+            for i in order {
+                match i {
+                    0 if !root_apart => chain.push_str(&root.cert_pem),
+                    1 => chain.push_str(&org.cert_pem),
+                    2 if cert_in_chain => chain.push_str(&cl.cert_pem),
+                    _ => {}
+                }
+            }
+            let a = istio::assemble(&PkiMaterial {
+                cert: cl.cert_pem.as_bytes(),
+                key: key.as_bytes(),
+                chain: Some(chain.as_bytes()),
+                root: root_apart.then_some(root.cert_pem.as_bytes()),
+            }).unwrap();
+            let want = cl.cert_chain_pem();
+            prop_assert_eq!(a.secret.file("cert-chain.pem"), Some(want.as_bytes()));
+            prop_assert_eq!(a.secret.file("root-cert.pem"), Some(root.cert_pem.as_bytes()));
+            prop_assert_eq!(a.secret.file("ca-cert.pem"), Some(cl.cert_pem.as_bytes()));
+            // Drop the organisation CA: refused, naming the cluster CA whose issuer is missing.
+            let without_org = chain.replace(&org.cert_pem, "");
+            let e = istio::assemble(&PkiMaterial {
+                cert: cl.cert_pem.as_bytes(),
+                key: key.as_bytes(),
+                chain: Some(without_org.as_bytes()),
+                root: root_apart.then_some(root.cert_pem.as_bytes()),
+            }).unwrap_err();
+            let is_missing_link = matches!(&e, istio::AssembleError::MissingLink { subject, .. } if subject == cl.certificate.subject());
+            prop_assert!(is_missing_link, "{}", e);
+        }
+    }
 }

@@ -347,7 +347,8 @@ mod tests {
     fn every_order_gives_the_same_secret() {
         let (root, org, cl) = three_levels();
         let key = cl.key_pem();
-        let inputs: Vec<(Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> = vec![
+        type Input = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+        let inputs: Vec<Input> = vec![
             (pem(&[&cl]), Some(pem(&[&org, &root])), None), // AWS PCA: issuer first, root last
             (pem(&[&cl]), Some(pem(&[&root, &org])), None), // root-first
             (pem(&[&cl]), Some(pem(&[&org])), Some(pem(&[&root]))), // Vault without the root

@@ -1325,16 +1325,11 @@ impl Mesh {
 
     /// A restarted istiod loads whatever the secret holds.
     fn istiod_ready(&mut self, c: usize) {
-        let Some(cl) = self.clusters.get(c) else {
-            return;
-        };
         let version = self.profile.istio_version;
-        if let Some(cl) = self.clusters.get_mut(c) {
-            cl.restarting = false;
-        }
-        let Some(cl) = self.clusters.get(c) else {
+        let Some(cl) = self.clusters.get_mut(c) else {
             return;
         };
+        cl.restarting = false;
         let Some(secret) = cl.applied.clone() else {
             self.log(
                 Some(c),
