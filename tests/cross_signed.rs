@@ -325,7 +325,23 @@ fn cli_generate_cross_sign_plan_check_simulate() {
     let text = ok(&["simulate", "--workloads", "30", &d("P")]);
     assert!(text.contains("Result: OK"), "{text}");
     let runbook = std::fs::read_to_string(t.path().join("P/RUNBOOK.md")).unwrap();
-    assert!(runbook.contains("cross-signed"), "{runbook}");
+    assert!(runbook.contains("the old root's key once"), "{runbook}");
+    // Hand-edit 02's chain to IB + B + B' (B before B'): plan check fails on presented-order.
+    let p2 = t.path().join("P/02-trust-new-root");
+    let chain = std::fs::read_to_string(p2.join("cert-chain.pem")).unwrap();
+    let b = std::fs::read_to_string(t.path().join("B/root-cert.pem")).unwrap();
+    let ib_end = chain.find("-----END CERTIFICATE-----\n").unwrap() + 26;
+    std::fs::write(
+        p2.join("cert-chain.pem"),
+        format!("{}{b}{}", &chain[..ib_end], &chain[ib_end..]),
+    )
+    .unwrap();
+    let (c, text) = bin(&["plan", "check", &d("P")]);
+    assert_eq!(c, 1, "{text}");
+    assert!(
+        text.contains("presented-order") && text.contains("NOT safe"),
+        "{text}"
+    );
 }
 
 /// The chain with B before B' (a hand edit): Envoy's first-match issuer choice picks the
