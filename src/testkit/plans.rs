@@ -319,7 +319,11 @@ pub fn profile_expectation(
     if profile.validate().is_err() {
         return ProfileExpectation::Invalid;
     }
-    let changes_roots = kind != RotationKind::IntermediateRotation || reissue_now;
+    // A cross-signed rotation never holds two roots and restarts istiod for its root change.
+    let changes_roots = !matches!(
+        kind,
+        RotationKind::IntermediateRotation | RotationKind::CrossSigned
+    ) || reissue_now;
     let mut codes = Vec::new();
     if changes_roots && !profile.multiroot {
         codes.push("multiroot-off");
