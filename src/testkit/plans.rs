@@ -884,8 +884,14 @@ pub struct ScenarioReport {
 impl PlanScenario {
     /// The rotation case (keys from the pool).
     pub fn case(&self) -> Result<RotationCase, TestkitError> {
+        // Scenarios draw no cross-signed certificate (B'): a drawn cross-signed kind runs as
+        // the root rotation of the same inputs.
+        let kind = match self.kind {
+            RotationKind::CrossSigned => RotationKind::RootRotation,
+            k => k,
+        };
         build_case(
-            self.kind,
+            kind,
             self.keys,
             self.depth.clamp(1, 2),
             self.clusters.clamp(2, 3),
