@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     Action, ClusterInput, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanError, PlanFinding,
-    PlanOptions, RotationKind, checks,
+    PlanOptions, RotationKind, checks, cross_signed,
 };
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Fingerprint};
@@ -15,16 +15,16 @@ use crate::istio::{self, CaSecret, IstioProfile, Layout, SecretKind, Severity, f
 use crate::verify::{self, CertPool, VerifyOptions};
 
 /// What the planner knows about one cluster's inputs, after checking them.
-struct Material {
-    name: String,
-    current: CaSecret,
-    new: CaSecret,
+pub(super) struct Material {
+    pub(super) name: String,
+    pub(super) current: CaSecret,
+    pub(super) new: CaSecret,
     /// The current signing CA's files: ca-cert, ca-key, cert-chain (as istiod would use them).
     current_files: [Vec<u8>; 3],
-    current_roots: Bundle,
+    pub(super) current_roots: Bundle,
     current_signer: Certificate,
-    new_roots: Bundle,
-    new_signer: Certificate,
+    pub(super) new_roots: Bundle,
+    pub(super) new_signer: Certificate,
 }
 
 fn refuse(code: &'static str, cluster: &str, message: impl Into<String>) -> PlanFinding {
@@ -132,7 +132,14 @@ pub fn plan(
     }
 
     let kind = infer_kind(&material, opts, &mut refusals);
-    let changes_roots = kind != RotationKind::IntermediateRotation || opts.reissue_now;
+    let cross_chain = (kind == RotationKind::CrossSigned)
+        .then(|| cross_signed::inputs(&material, opts.cross_signed.as_ref(), &mut refusals))
+        .flatten();
+    // A cross-signed rotation never holds two roots and restarts istiod for its one change.
+    let changes_roots = !matches!(
+        kind,
+        RotationKind::IntermediateRotation | RotationKind::CrossSigned
+    ) || opts.reissue_now;
     for (code, message) in profile_refusals(profile, changes_roots) {
         refusals.push(refuse(code, &material[0].name, message));
     }
@@ -140,8 +147,11 @@ pub fn plan(
         return Err(PlanError::Refused(refusals));
     }
 
-    let mut plan = match kind {
-        RotationKind::IntermediateRotation => intermediate_plan(&material, profile, opts),
+    let mut plan = match (kind, &cross_chain) {
+        (RotationKind::CrossSigned, Some(chain)) => {
+            cross_signed::cross_signed_plan(&material[0], chain, profile, opts)
+        }
+        (RotationKind::IntermediateRotation, _) => intermediate_plan(&material, profile, opts),
         _ => root_plan(kind, &material, profile, opts),
     };
     plan.old_roots = old_roots(&material, kind);
@@ -359,7 +369,7 @@ fn infer_kind(
             ));
         }
         match kind {
-            RotationKind::RootRotation | RotationKind::MultiCluster | RotationKind::SelfSignedToPluggedIn if same_roots => {
+            RotationKind::RootRotation | RotationKind::MultiCluster | RotationKind::SelfSignedToPluggedIn | RotationKind::CrossSigned if same_roots => {
                 refusals.push(refuse(
                     "same-root",
                     &m.name,
@@ -376,7 +386,7 @@ fn infer_kind(
                 &m.name,
                 "the current secret is a plugged-in cacerts, not istiod's self-signed istio-ca-secret",
             )),
-            RotationKind::RootRotation if m.current.kind == SecretKind::SelfSigned => refusals.push(refuse(
+            RotationKind::RootRotation | RotationKind::CrossSigned if m.current.kind == SecretKind::SelfSigned => refusals.push(refuse(
                 "kind-mismatch",
                 &m.name,
                 "the current CA is istiod's self-signed one: use --kind self-signed-to-plugged-in",
@@ -493,11 +503,15 @@ fn ztunnel_channel_note(profile: &IstioProfile) -> String {
     )
 }
 
-fn fp_list(b: &Bundle) -> Vec<Fingerprint> {
+pub(super) fn fp_list(b: &Bundle) -> Vec<Fingerprint> {
     b.trust_set().fingerprints().copied().collect()
 }
 
-fn roots_check(profile: &IstioProfile, expect: Vec<Fingerprint>, what: &str) -> Vec<GateCheck> {
+pub(super) fn roots_check(
+    profile: &IstioProfile,
+    expect: Vec<Fingerprint>,
+    what: &str,
+) -> Vec<GateCheck> {
     let mut checks = vec![GateCheck {
         description: format!("every sidecar, gateway and waypoint trusts {what} (the ROOTCA secret)"),
         command: "istioctl proxy-config secret deploy/WORKLOAD -n NAMESPACE -o json | jq -r '.dynamicActiveSecrets[] | select(.name == \"ROOTCA\") | .secret.validationContext.trustedCa.inlineBytes' | base64 -d | meshtrust inspect -".to_owned(),
@@ -515,7 +529,7 @@ fn roots_check(profile: &IstioProfile, expect: Vec<Fingerprint>, what: &str) -> 
     checks
 }
 
-fn signer_check(profile: &IstioProfile, signer: &Certificate) -> Vec<GateCheck> {
+pub(super) fn signer_check(profile: &IstioProfile, signer: &Certificate) -> Vec<GateCheck> {
     let mut checks = vec![GateCheck {
         description: format!("every workload certificate is issued by {} (its chain shows this CA)", istio::describe(signer)),
         command: "istioctl proxy-config secret deploy/WORKLOAD -n NAMESPACE -o json | jq -r '.dynamicActiveSecrets[] | select(.name == \"default\") | .secret.tlsCertificate.certificateChain.inlineBytes' | base64 -d | meshtrust inspect -".to_owned(),
