@@ -66,10 +66,12 @@ use crate::cert::{Certificate, ExtendedKeyUsage, KeyUsage, SpiffeId};
 use crate::fsio::OutFile;
 use crate::key::{KeyError, PrivateKey};
 
+mod cross;
 mod ext;
 mod name;
 mod signer;
 
+pub use cross::{CrossSigned, cross_sign, cross_signed_files, cross_signed_path};
 pub use name::{Attribute, Name};
 
 use ext::San;
@@ -112,6 +114,8 @@ pub mod files {
     pub const WORKLOAD_CERT: &str = "workload-cert.pem";
     /// A workload key (Makefile.selfsigned.mk's and istio-agent's `key.pem`).
     pub const WORKLOAD_KEY: &str = "key.pem";
+    /// A cross-signed CA certificate (`meshtrust generate cross-sign`).
+    pub const CROSS_SIGNED_CERT: &str = "cross-signed-cert.pem";
 }
 
 /// The key algorithms meshtrust generates.

@@ -24,6 +24,7 @@ pub mod fsio;
 pub mod generate;
 pub mod istio;
 pub mod key;
+pub mod observe;
 pub mod pem;
 pub mod plan;
 pub mod signature;

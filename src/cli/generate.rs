@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 use meshtrust::bundle::Bundle;
 use meshtrust::fsio;
 use meshtrust::generate::{
-    self, Attribute, Generated, IntermediateSpec, Issuer, KeyType, LeafSpec, RootSpec, files,
+    self, Attribute, IntermediateSpec, Issuer, KeyType, LeafSpec, RootSpec, files,
 };
 use meshtrust::{Certificate, PrivateKey, Role, SpiffeId};
 
@@ -29,13 +29,25 @@ pub(crate) enum Command {
         output: OutputArgs,
     },
     /// An intermediate CA for cluster NAME signed by the root in --root DIR (reads
-    /// DIR/root-cert.pem and DIR/root-key.pem), as Istio's `<NAME>-cacerts` (O=Istio,
-    /// CN=Intermediate CA, L=NAME, RSA 4096, 730 days, never beyond the root): writes
-    /// OUT/NAME/{ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem}.
+    /// DIR/root-cert.pem and DIR/root-key.pem), or by the intermediate in --ca DIR (a cacerts
+    /// directory: the new cert-chain.pem is the new certificate followed by the parent's chain
+    /// up to the root), as Istio's `<NAME>-cacerts` (O=Istio, CN=Intermediate CA, L=NAME,
+    /// RSA 4096, 730 days, pathlen 0, never beyond the issuer chain): writes
+    /// OUT/NAME/{ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem}. Refused when a
+    /// pathLenConstraint above forbids another level (Istio's own intermediates have pathlen 0).
     Intermediate {
         /// Directory holding root-cert.pem and root-key.pem.
-        #[arg(long, value_name = "DIR")]
-        root: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "parent_ca",
+            conflicts_with = "parent_ca"
+        )]
+        root: Option<PathBuf>,
+        /// Sign under an existing intermediate instead: a cacerts directory (ca-cert.pem,
+        /// ca-key.pem, cert-chain.pem, root-cert.pem).
+        #[arg(long = "ca", id = "parent_ca", value_name = "DIR")]
+        parent: Option<PathBuf>,
         /// Cluster name: the subject's L= and the output subdirectory.
         #[arg(long, value_name = "NAME")]
         name: String,
@@ -67,6 +79,24 @@ pub(crate) enum Command {
         /// Key type: rsa2048 (istiod's default), rsa3072, rsa4096, ec-p256, ec-p384, ed25519.
         #[arg(long, default_value = "rsa2048", value_name = "TYPE")]
         key_type: KeyType,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// A cross-signed CA certificate (B'): the subject name and public key of the CA
+    /// certificate in --subject-of CERT (e.g. the new root B), issued by the root in --issuer
+    /// DIR (DIR/root-cert.pem and DIR/root-key.pem, e.g. the old root A), CA:true with the
+    /// subject's pathLen, SKI the subject's, AKI the issuer's: writes
+    /// OUT/cross-signed-cert.pem, for `meshtrust plan --kind cross-signed --cross-signed`.
+    CrossSign {
+        /// Directory holding root-cert.pem and root-key.pem of the issuing (old) root.
+        #[arg(long, value_name = "DIR")]
+        issuer: PathBuf,
+        /// PEM file whose first certificate is the CA to cross-sign (e.g. rootB/root-cert.pem).
+        #[arg(long, value_name = "CERT")]
+        subject_of: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -154,6 +184,7 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
         }
         Command::Intermediate {
             root,
+            parent,
             name,
             out,
             ca,
@@ -161,14 +192,21 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
         } => {
             let targets = generate::intermediate_paths(&out, &name).map_err(lib)?;
             refuse_existing(&targets, output.force)?;
-            let (issuer, notes) = load_root_dir(&root)?;
+            let (issuer, notes) = match (&root, &parent) {
+                (_, Some(dir)) => load_ca_dir(dir)?,
+                (Some(dir), None) => load_root_dir(dir)?,
+                (None, None) => return Err(CliError("--root or --ca is required".to_owned())),
+            };
             let mut spec = IntermediateSpec::istio(&name);
             spec.key_type = ca.key_type;
             if let Some(d) = ca.days {
                 spec.days = d;
             }
             apply_names(&mut spec.subject, &ca);
-            let inter = generate::intermediate(&spec, &issuer, now).map_err(lib)?;
+            let inter = generate::intermediate(&spec, &issuer, now).map_err(|e| match &parent {
+                Some(dir) => CliError(format!("{}: {e}", dir.display())),
+                None => lib(e),
+            })?;
             let out_files = generate::intermediate_files(&out, &name, &inter).map_err(lib)?;
             (inter, out_files, output, notes)
         }
@@ -195,13 +233,63 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
             let out_files = generate::leaf_files(&out, &leaf).map_err(lib)?;
             (leaf, out_files, output, notes)
         }
+        Command::CrossSign {
+            issuer,
+            subject_of,
+            out,
+            output,
+        } => return cross_sign(&issuer, &subject_of, &out, &output, now),
     };
-    let written = fsio::write_all(&out_files, output.force).map_err(|e| match e {
+    let written = write(&out_files, output.force)?;
+    notes.extend(generated.warnings.iter().map(ToString::to_string));
+    let c = &generated.certificate;
+    report(c, generated.clamped.as_ref(), &written, &notes, output.json)?;
+    Ok(Outcome::Success)
+}
+
+fn write(out_files: &[fsio::OutFile], force: bool) -> Result<Vec<fsio::Written>, CliError> {
+    fsio::write_all(out_files, force).map_err(|e| match e {
         fsio::FsError::Exists { .. } => CliError(format!("{e} (use --force to replace it)")),
         other => CliError(other.to_string()),
-    })?;
-    notes.extend(generated.warnings.iter().map(ToString::to_string));
-    report(&generated, &written, &notes, output.json)?;
+    })
+}
+
+/// `generate cross-sign`: B' for the first certificate of `subject_of`, issued by the root of
+/// `issuer_dir`.
+fn cross_sign(
+    issuer_dir: &Path,
+    subject_of: &Path,
+    out: &Path,
+    output: &OutputArgs,
+    now: OffsetDateTime,
+) -> Result<Outcome, CliError> {
+    refuse_existing(&[generate::cross_signed_path(out)], output.force)?;
+    let bundle = common::read_bundle(subject_of)?;
+    let subject = bundle
+        .certificates()
+        .next()
+        .cloned()
+        .ok_or_else(|| CliError::in_file(subject_of, "holds no certificate"))?;
+    let (issuer, mut notes) = load_root_dir(issuer_dir)?;
+    if bundle.len() > 1 {
+        notes.push(format!(
+            "{} holds {} certificates: cross-signing the first ({})",
+            subject_of.display(),
+            bundle.len(),
+            subject.subject()
+        ));
+    }
+    let cross = generate::cross_sign(&subject, &issuer, now)
+        .map_err(|e| CliError::in_file(subject_of, e))?;
+    let written = write(&generate::cross_signed_files(out, &cross), output.force)?;
+    notes.extend(cross.warnings.iter().map(ToString::to_string));
+    report(
+        &cross.certificate,
+        cross.clamped.as_ref(),
+        &written,
+        &notes,
+        output.json,
+    )?;
     Ok(Outcome::Success)
 }
 
@@ -361,12 +449,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn report(
-    g: &Generated,
+    c: &Certificate,
+    clamped: Option<&generate::Clamp>,
     written: &[fsio::Written],
     notes: &[String],
     json: bool,
 ) -> Result<(), CliError> {
-    let c = &g.certificate;
     let rep = Report {
         files: written
             .iter()
@@ -387,7 +475,7 @@ fn report(
             sha256: c.fingerprint().to_string(),
             spiffe_ids: c.spiffe_ids().iter().map(ToString::to_string).collect(),
         },
-        clamped: g.clamped.as_ref().map(|cl| ClampRow {
+        clamped: clamped.map(|cl| ClampRow {
             requested_not_after: common::rfc3339(cl.requested_not_after),
             not_after: common::rfc3339(cl.not_after),
             limited_by: cl.limited_by.clone(),
@@ -419,7 +507,7 @@ fn report(
     s.push_str(&format!("  not before  {}\n", cr.not_before));
     s.push_str(&format!("  not after   {}\n", cr.not_after));
     s.push_str(&format!("  sha256      {}\n", cr.sha256));
-    if let Some(cl) = &g.clamped {
+    if let Some(cl) = clamped {
         s.push_str(&format!("  clamped     {cl}\n"));
     }
     for n in notes {

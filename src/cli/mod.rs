@@ -14,6 +14,7 @@ mod inspect;
 mod plan;
 mod profile;
 mod simulate;
+mod status;
 mod verify;
 
 use common::Outcome;
@@ -56,6 +57,11 @@ enum Command {
     /// A whole root rotation on fresh CAs: generate, plan, check, simulate; the files stay in
     /// a directory (printed). Exit 0 when every plan is safe and simulates cleanly.
     Demo(demo::Args),
+    /// Where the live mesh stands (per proxy: roots trusted, leaf, warnings; groups), from
+    /// dumps and istioctl/kubectl output or `--collect`; with `--plan`, the phase reached and
+    /// whether the next is safe. Exit 0 consistent (and safe), 1 blockers or breaking
+    /// warnings, 2 unreadable input.
+    Status(Box<status::Args>),
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -70,6 +76,7 @@ pub(crate) fn run() -> ExitCode {
         Command::Plan(args) => plan::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Status(args) => status::run(*args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -62,10 +62,33 @@ struct MakeArgs {
     #[arg(
         long,
         value_name = "PATH",
-        required_unless_present = "cluster",
-        conflicts_with = "cluster"
+        required_unless_present_any = ["cluster", "new_cert"],
+        conflicts_with_all = ["cluster", "new_cert"]
     )]
     new: Option<PathBuf>,
+    /// The new signing CA as a PKI hands it out (instead of --new): its certificate (PEM;
+    /// more certificates after the first join the chain).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "new_key",
+        conflicts_with = "cluster"
+    )]
+    new_cert: Option<PathBuf>,
+    /// The new signing CA's private key (with --new-cert).
+    #[arg(long, value_name = "FILE", requires = "new_cert")]
+    new_key: Option<PathBuf>,
+    /// The chain above --new-cert, in any order, with or without the root (Vault's
+    /// `ca_chain`, AWS Private CA's `CertificateChain`); meshtrust orders it.
+    #[arg(long, value_name = "FILE", requires = "new_cert")]
+    new_chain: Option<PathBuf>,
+    /// The new root, where --new-chain does not end in it.
+    #[arg(long, value_name = "FILE", requires = "new_cert")]
+    new_root: Option<PathBuf>,
+    /// `--kind cross-signed`: the cross-signed certificate B' (the new root's key issued by
+    /// the old root; `meshtrust generate cross-sign` writes it).
+    #[arg(long, value_name = "FILE")]
+    cross_signed: Option<PathBuf>,
     /// Multi-cluster: NAME=CURRENT_PATH,NEW_PATH[,CONTEXT] (repeat for every cluster); CONTEXT
     /// is the cluster's kube context (default: NAME).
     #[arg(long, value_name = "NAME=CURRENT,NEW[,CONTEXT]")]
@@ -136,7 +159,7 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
             .contexts
             .insert(plan::DEFAULT_CLUSTER.to_owned(), ctx.clone());
     }
-    if a.cluster.is_empty() {
+    if a.cluster.is_empty() && a.new_cert.is_none() {
         let (Some(cur), Some(new)) = (&a.current, &a.new) else {
             return Err(CliError(
                 "--current and --new are required (or --cluster NAME=CURRENT,NEW)".to_owned(),
@@ -145,6 +168,14 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
         inputs.push(ClusterInput::single(
             common::read_secret(Some("--current"), cur)?,
             common::read_secret(Some("--new"), new)?,
+        ));
+    } else if a.cluster.is_empty() {
+        let Some(cur) = &a.current else {
+            return Err(CliError("--current is required".to_owned()));
+        };
+        inputs.push(ClusterInput::single(
+            common::read_secret(Some("--current"), cur)?,
+            assemble_new(&a)?,
         ));
     } else {
         for spec in &a.cluster {
@@ -173,9 +204,25 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
             });
         }
     }
+    let cross_signed = match &a.cross_signed {
+        Some(path) => Some(
+            common::read_bundle(path)?
+                .certificates()
+                .next()
+                .cloned()
+                .ok_or_else(|| CliError::in_file(path, "holds no certificate"))?,
+        ),
+        None => None,
+    };
+    if cross_signed.is_some() && a.kind != Some(RotationKind::CrossSigned) {
+        return Err(CliError(
+            "--cross-signed goes with --kind cross-signed".to_owned(),
+        ));
+    }
     let opts = PlanOptions {
         kind: a.kind,
         reissue_now: a.reissue_now,
+        cross_signed,
         ..PlanOptions::default()
     };
     let out = a.out.unwrap_or_default();
@@ -217,6 +264,9 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
                 .unwrap_or_default();
             s.push_str(&format!("  {:<20} {}{wait}\n", p.name, p.title));
         }
+        if let Some(c) = plan.costs() {
+            s.push_str(&c);
+        }
         s.push_str(&format!(
             "Follow {}/RUNBOOK.md; check with `meshtrust plan check {}`.\n",
             out.display(),
@@ -225,6 +275,45 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
         common::write_stdout(s.as_bytes())?;
     }
     Ok(Outcome::Success)
+}
+
+/// The new CA from --new-cert, --new-key, --new-chain and --new-root, ordered into Istio's
+/// layout ([`istio::assemble`]); what was reordered or completed goes to stderr.
+fn assemble_new(a: &MakeArgs) -> Result<istio::CaSecret, CliError> {
+    let (Some(cert_path), Some(key_path)) = (&a.new_cert, &a.new_key) else {
+        return Err(CliError("--new-cert needs --new-key".to_owned()));
+    };
+    let read = |p: &Option<PathBuf>| p.as_deref().map(common::read_input).transpose();
+    let cert = common::read_input(cert_path)?;
+    let key = zeroize::Zeroizing::new(common::read_input(key_path)?);
+    let (chain, root) = (read(&a.new_chain)?, read(&a.new_root)?);
+    let assembled = istio::assemble(&istio::PkiMaterial {
+        cert: &cert,
+        key: &key,
+        chain: chain.as_deref(),
+        root: root.as_deref(),
+    })
+    .map_err(|e| {
+        let path = match &e {
+            istio::AssembleError::Unreadable { part, .. } => match part {
+                istio::Part::Cert => Some(cert_path),
+                istio::Part::Key => Some(key_path),
+                istio::Part::Chain => a.new_chain.as_ref(),
+                istio::Part::Root => a.new_root.as_ref(),
+            },
+            istio::AssembleError::NotCa { .. } => Some(cert_path),
+            istio::AssembleError::KeyMismatch { .. } => Some(key_path),
+            _ => None,
+        };
+        match path {
+            Some(p) => CliError::in_file(p, e),
+            None => CliError(format!("--new-cert/--new-chain/--new-root: {e}")),
+        }
+    })?;
+    for n in &assembled.notes {
+        eprintln!("note: new CA: {n}");
+    }
+    Ok(assembled.secret)
 }
 
 #[derive(Serialize)]

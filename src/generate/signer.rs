@@ -159,3 +159,44 @@ impl rcgen::SigningKey for Signer {
         }
     }
 }
+
+/// The public key of an existing certificate, as rcgen's subject key: what a cross-signed
+/// certificate certifies without meshtrust ever holding the subject's private key.
+pub(super) struct ForeignKey {
+    bits: Vec<u8>,
+    alg: &'static rcgen::SignatureAlgorithm,
+}
+
+impl ForeignKey {
+    /// The subjectPublicKey of `cert`, for the key types meshtrust signs with. The caller
+    /// compares the written subjectPublicKeyInfo with `cert`'s byte for byte.
+    pub(super) fn of(cert: &crate::cert::Certificate) -> Result<ForeignKey, GenerateError> {
+        let alg = match cert.key_algorithm() {
+            KeyAlgorithm::Rsa { .. } => &rcgen::PKCS_RSA_SHA256,
+            KeyAlgorithm::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlgorithm::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
+            other => {
+                return Err(GenerateError::UnsupportedSigningKey {
+                    algorithm: other.to_string(),
+                    reason: "meshtrust certifies RSA, ECDSA P-256/P-384 and Ed25519 keys only"
+                        .to_owned(),
+                });
+            }
+        };
+        Ok(ForeignKey {
+            bits: cert.public_key().to_vec(),
+            alg,
+        })
+    }
+}
+
+impl rcgen::PublicKeyData for ForeignKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.bits
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}

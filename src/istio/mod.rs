@@ -16,11 +16,13 @@
 //! ```
 
 pub mod behaviour;
+mod assemble;
 mod check;
 mod profile;
 mod secret;
 mod write;
 
+pub use assemble::{AssembleError, Assembled, Part, PkiMaterial, assemble};
 pub(crate) use check::describe;
 pub use check::{Finding, Severity, check, has_errors};
 pub use profile::{

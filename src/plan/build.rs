@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     Action, ClusterInput, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanError, PlanFinding,
-    PlanOptions, RotationKind, checks,
+    PlanOptions, RotationKind, checks, cross_signed,
 };
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Fingerprint};
@@ -15,16 +15,16 @@ use crate::istio::{self, CaSecret, IstioProfile, Layout, SecretKind, Severity, f
 use crate::verify::{self, CertPool, VerifyOptions};
 
 /// What the planner knows about one cluster's inputs, after checking them.
-struct Material {
-    name: String,
-    current: CaSecret,
-    new: CaSecret,
+pub(super) struct Material {
+    pub(super) name: String,
+    pub(super) current: CaSecret,
+    pub(super) new: CaSecret,
     /// The current signing CA's files: ca-cert, ca-key, cert-chain (as istiod would use them).
     current_files: [Vec<u8>; 3],
-    current_roots: Bundle,
+    pub(super) current_roots: Bundle,
     current_signer: Certificate,
-    new_roots: Bundle,
-    new_signer: Certificate,
+    pub(super) new_roots: Bundle,
+    pub(super) new_signer: Certificate,
 }
 
 fn refuse(code: &'static str, cluster: &str, message: impl Into<String>) -> PlanFinding {
@@ -132,7 +132,14 @@ pub fn plan(
     }
 
     let kind = infer_kind(&material, opts, &mut refusals);
-    let changes_roots = kind != RotationKind::IntermediateRotation || opts.reissue_now;
+    let cross_chain = (kind == RotationKind::CrossSigned)
+        .then(|| cross_signed::inputs(&material, opts.cross_signed.as_ref(), &mut refusals))
+        .flatten();
+    // A cross-signed rotation never holds two roots and restarts istiod for its one change.
+    let changes_roots = !matches!(
+        kind,
+        RotationKind::IntermediateRotation | RotationKind::CrossSigned
+    ) || opts.reissue_now;
     for (code, message) in profile_refusals(profile, changes_roots) {
         refusals.push(refuse(code, &material[0].name, message));
     }
@@ -140,8 +147,11 @@ pub fn plan(
         return Err(PlanError::Refused(refusals));
     }
 
-    let mut plan = match kind {
-        RotationKind::IntermediateRotation => intermediate_plan(&material, profile, opts),
+    let mut plan = match (kind, &cross_chain) {
+        (RotationKind::CrossSigned, Some(chain)) => {
+            cross_signed::cross_signed_plan(&material[0], chain, profile, opts)
+        }
+        (RotationKind::IntermediateRotation, _) => intermediate_plan(&material, profile, opts),
         _ => root_plan(kind, &material, profile, opts),
     };
     plan.old_roots = old_roots(&material, kind);
@@ -174,6 +184,7 @@ pub fn plan(
         return Err(PlanError::Refused(refusals));
     }
 
+    status_gates(&mut plan);
     let findings = checks::check_plan(
         &plan,
         &checks::CheckOptions {
@@ -358,7 +369,7 @@ fn infer_kind(
             ));
         }
         match kind {
-            RotationKind::RootRotation | RotationKind::MultiCluster | RotationKind::SelfSignedToPluggedIn if same_roots => {
+            RotationKind::RootRotation | RotationKind::MultiCluster | RotationKind::SelfSignedToPluggedIn | RotationKind::CrossSigned if same_roots => {
                 refusals.push(refuse(
                     "same-root",
                     &m.name,
@@ -375,7 +386,7 @@ fn infer_kind(
                 &m.name,
                 "the current secret is a plugged-in cacerts, not istiod's self-signed istio-ca-secret",
             )),
-            RotationKind::RootRotation if m.current.kind == SecretKind::SelfSigned => refusals.push(refuse(
+            RotationKind::RootRotation | RotationKind::CrossSigned if m.current.kind == SecretKind::SelfSigned => refusals.push(refuse(
                 "kind-mismatch",
                 &m.name,
                 "the current CA is istiod's self-signed one: use --kind self-signed-to-plugged-in",
@@ -492,11 +503,15 @@ fn ztunnel_channel_note(profile: &IstioProfile) -> String {
     )
 }
 
-fn fp_list(b: &Bundle) -> Vec<Fingerprint> {
+pub(super) fn fp_list(b: &Bundle) -> Vec<Fingerprint> {
     b.trust_set().fingerprints().copied().collect()
 }
 
-fn roots_check(profile: &IstioProfile, expect: Vec<Fingerprint>, what: &str) -> Vec<GateCheck> {
+pub(super) fn roots_check(
+    profile: &IstioProfile,
+    expect: Vec<Fingerprint>,
+    what: &str,
+) -> Vec<GateCheck> {
     let mut checks = vec![GateCheck {
         description: format!("every sidecar, gateway and waypoint trusts {what} (the ROOTCA secret)"),
         command: "istioctl proxy-config secret deploy/WORKLOAD -n NAMESPACE -o json | jq -r '.dynamicActiveSecrets[] | select(.name == \"ROOTCA\") | .secret.validationContext.trustedCa.inlineBytes' | base64 -d | meshtrust inspect -".to_owned(),
@@ -505,16 +520,16 @@ fn roots_check(profile: &IstioProfile, expect: Vec<Fingerprint>, what: &str) -> 
     if profile.data_plane.has_ztunnel() {
         checks.push(GateCheck {
             description: format!(
-                "every ztunnel lists {what} as Root (check one pod per node that carries traffic)"
+                "every ztunnel identity trusts {what}, read from its certificates (the table shows serials only; check one pod per node that carries traffic)"
             ),
-            command: "istioctl ztunnel-config certificates ZTUNNEL_POD -n istio-system".to_owned(),
+            command: "istioctl ztunnel-config certificates ZTUNNEL_POD.istio-system -o json | meshtrust status --json - | jq '.proxies[] | {name, trusts}'".to_owned(),
             expect,
         });
     }
     checks
 }
 
-fn signer_check(profile: &IstioProfile, signer: &Certificate) -> Vec<GateCheck> {
+pub(super) fn signer_check(profile: &IstioProfile, signer: &Certificate) -> Vec<GateCheck> {
     let mut checks = vec![GateCheck {
         description: format!("every workload certificate is issued by {} (its chain shows this CA)", istio::describe(signer)),
         command: "istioctl proxy-config secret deploy/WORKLOAD -n NAMESPACE -o json | jq -r '.dynamicActiveSecrets[] | select(.name == \"default\") | .secret.tlsCertificate.certificateChain.inlineBytes' | base64 -d | meshtrust inspect -".to_owned(),
@@ -523,11 +538,11 @@ fn signer_check(profile: &IstioProfile, signer: &Certificate) -> Vec<GateCheck> 
     if profile.data_plane.has_ztunnel() {
         checks.push(GateCheck {
             description: format!(
-                "every ztunnel certificate lists intermediate serial {} ({})",
-                signer.serial_hex(),
-                signer.subject()
+                "every ztunnel identity's leaf is signed by {} (serial {}), read from its certificates",
+                signer.subject(),
+                signer.serial_hex()
             ),
-            command: "istioctl ztunnel-config certificates ZTUNNEL_POD -n istio-system".to_owned(),
+            command: "istioctl ztunnel-config certificates ZTUNNEL_POD.istio-system -o json | meshtrust status --json - | jq '.proxies[] | {name, signer: .leaf.signer_sha256}'".to_owned(),
             expect: vec![signer.fingerprint()],
         });
     }
@@ -811,5 +826,41 @@ fn intermediate_plan(material: &[Material], profile: &IstioProfile, opts: &PlanO
         phases,
         old_roots: Vec::new(),
         new_roots: Vec::new(),
+    }
+}
+
+/// Each gate's first check: one `meshtrust status --collect --plan .` (per cluster in
+/// multi-cluster plans) and the verdict it must print before the next phase. The gate's wait
+/// stays as the lower bound the model proves; the verdict, not the clock, is the signal to go
+/// on. The other checks stay as the manual equivalent.
+fn status_gates(plan: &mut Plan) {
+    let multi = plan.is_multi_cluster();
+    let names: Vec<String> = plan.phases.iter().map(|p| p.name.clone()).collect();
+    for (k, phase) in plan.phases.iter_mut().enumerate() {
+        let Some(gate) = phase.gate.as_mut() else {
+            continue;
+        };
+        let (verdict, what) = match names.get(k + 1) {
+            Some(next) => (
+                format!("SAFE to apply {next}"),
+                format!("the mesh has reached {} and {next} is safe", names[k]),
+            ),
+            None => (
+                "rotation complete: no phase left to apply".to_owned(),
+                format!("every proxy is in {}'s state", names[k]),
+            ),
+        };
+        let context = if multi { " --context CLUSTER" } else { "" };
+        gate.checks.insert(
+            0,
+            GateCheck {
+                description: format!(
+                    "{what}{}: the command must print `{verdict}` (and exit 0); the verdict, not the clock, is the signal to go on (the wait above is only the lower bound), and a blocker line names each proxy to wait for or restart",
+                    if multi { ", in every cluster" } else { "" }
+                ),
+                command: format!("meshtrust status --collect{context} --plan ."),
+                expect: Vec::new(),
+            },
+        );
     }
 }

@@ -13,6 +13,7 @@
 //! | `early-root-removal` | a root leaves the bundle while leaves chaining to it can still be valid |
 //! | `waits-unknown` | (info) no recorded waits: the minimum wait before the removal is stated instead |
 //! | `final-trust` | the last phase trusts more (or other) than the root of its signer |
+//! | `presented-order` | (cross-signed plans) a leaf as a sidecar presents it (cert-chain.pem, then root-cert.pem) is refused by an Envoy peer trusting the roots of the same, the previous or the next phase: B' must precede the self-signed B |
 //! | `no-rotation` | the last phase signs with the same CA as the first |
 //! | `rollback-unsafe` | ([`check_rollback`]) going back from a phase to the previous one, as the runbook prints it, breaks one of the rules above |
 
@@ -399,6 +400,10 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
         }
     }
 
+    if plan.kind == super::RotationKind::CrossSigned && on(Invariant::CrossMatrix) {
+        out.extend(presented_order(plan, &views, now, multi));
+    }
+
     // 3. Early removal of a root that still anchors live leaves.
     if !on(Invariant::NoEarlyRemoval) {
         return final_state(plan, &views, on(Invariant::FinalState), multi, out);
@@ -419,9 +424,14 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
             let (Some(a), Some(b)) = (&prev.roots, &v.roots) else {
                 continue;
             };
+            let after = b;
             let (a, b) = (a.trust_set(), b.trust_set());
             for removed in a.fingerprints().filter(|fp| !b.contains(fp)) {
-                let Some(j) = (0..k).rev().find(|&p| anchors[p].contains(removed)) else {
+                // The last phase signing under the removed root whose leaves the new bundle
+                // does not also trust (a cross-signed signer chains to both).
+                let Some(j) = (0..k).rev().find(|&p| {
+                    anchors[p].contains(removed) && !signers_trusted_by(&views[p], after, now)
+                }) else {
                     continue;
                 };
                 let cur = &plan.phases[k];
@@ -481,6 +491,80 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
     }
 
     final_state(plan, &views, on(Invariant::FinalState), multi, out)
+}
+
+/// `presented-order` (cross-signed plans): a leaf of each phase, in the order a sidecar presents
+/// it, verified the way Envoy verifies a peer (first-match issuer choice, no backtracking)
+/// against the roots of its own, the previous and the next phase. B' must come before the
+/// self-signed B, or a peer that trusts only A picks B and refuses the leaf.
+fn presented_order(
+    plan: &Plan,
+    views: &[Vec<(String, View)>],
+    now: OffsetDateTime,
+    multi: bool,
+) -> Vec<PlanFinding> {
+    let mut out = Vec::new();
+    for (k, phase_views) in views.iter().enumerate() {
+        for (cluster, v) in phase_views {
+            let (Some(leaf), Some(roots)) = (&v.leaf, &v.roots) else {
+                continue;
+            };
+            let presented = sidecar_presents(&v.chain, roots);
+            let first = k.saturating_sub(1);
+            let last = (k + 1).min(views.len() - 1);
+            for (j, peer_views) in views.iter().enumerate().take(last + 1).skip(first) {
+                for (_, pv) in peer_views {
+                    let Some(peer_roots) = &pv.roots else {
+                        continue;
+                    };
+                    let r = verify::verify(
+                        leaf,
+                        &CertPool::from_certificates(presented.iter().copied()),
+                        &CertPool::from_certificates(peer_roots.certificates()),
+                        &VerifyOptions::at(now).with_policy(verify::Policy::Envoy),
+                    );
+                    if let Err(e) = r {
+                        out.push(finding(
+                            "presented-order",
+                            Severity::Error,
+                            &plan.phases[k],
+                            cluster,
+                            multi,
+                            format!(
+                                "a sidecar of {} presents its leaf with cert-chain.pem then root-cert.pem, and an Envoy peer trusting the roots of {} refuses it: {e}; put the cross-signed certificate before any self-signed certificate of the same name and key",
+                                plan.phases[k].name, plan.phases[j].name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What a sidecar presents after its leaf: cert-chain.pem, then ALL of root-cert.pem, in file
+/// order (istio/istio security/pkg/nodeagent/cache/secretcache.go, the agent's `concatCerts`
+/// of the CSR response; ISTIO.md "Workload leaves and renewal"). Envoy's first-match issuer
+/// choice makes this order matter for a cross-signed chain.
+fn sidecar_presents<'a>(chain: &'a [Certificate], roots: &'a Bundle) -> Vec<&'a Certificate> {
+    chain.iter().chain(roots.certificates()).collect()
+}
+
+/// True when every signer of a phase, with its own chain, verifies against `roots`: its
+/// leaves outlive the removal of another root they also chain to (a cross-signed signer).
+fn signers_trusted_by(phase: &[(String, View)], roots: &Bundle, now: OffsetDateTime) -> bool {
+    phase.iter().all(|(_, v)| {
+        v.signer.as_ref().is_some_and(|s| {
+            verify::verify(
+                s,
+                &CertPool::from_certificates(v.chain.iter()),
+                &CertPool::from_certificates(roots.certificates()),
+                &VerifyOptions::at(now),
+            )
+            .is_ok()
+        })
+    })
 }
 
 /// 4. The end state.

@@ -214,6 +214,7 @@ pub fn render_runbook_with(plan: &Plan, opts: &RunbookOptions) -> String {
         "Minimum total duration: {}.\n\n",
         format_duration(plan.min_duration())
     ));
+    s.push_str(&plan.costs().map(|c| c + "\n").unwrap_or_default());
     if !plan.old_roots.is_empty() {
         s.push_str(&format!(
             "Old root(s): {}\n",

@@ -19,6 +19,11 @@
 //!    intermediate, move to a shared root B with new per-cluster intermediates. Barriers: no
 //!    cluster switches signer before every cluster trusts B; no cluster drops A before every
 //!    cluster has switched and a leaf lifetime has passed.
+//! 5. [`RotationKind::CrossSigned`]: root A -> B without ISTIO_MULTIROOT_MESH or
+//!    PROXY_CONFIG_XDS_AGENT, through B' (B's key issued by A, [`PlanOptions::cross_signed`]):
+//!    B's intermediate signs with chain IB + B' under root file A, then the root file becomes
+//!    B (istiod restarts), then B' leaves the chain; one root at a time, no workload restarts,
+//!    two leaf lifetimes.
 //!
 //! Every phase's root file is built from the previous one's bytes ([`Bundle::append`]), so
 //! istiod's byte-containment rule (to 1.29) accepts every step, and the final B is byte-identical
@@ -39,6 +44,7 @@
 mod applied;
 mod build;
 mod checks;
+mod cross_signed;
 mod io;
 mod runbook;
 
@@ -80,6 +86,9 @@ pub enum RotationKind {
     IntermediateRotation,
     /// Several clusters sharing a root move to a new shared root.
     MultiCluster,
+    /// Root A -> B through a cross-signed B' (B's key issued by A): no second root in any
+    /// bundle, neither ISTIO_MULTIROOT_MESH nor PROXY_CONFIG_XDS_AGENT needed.
+    CrossSigned,
 }
 
 impl fmt::Display for RotationKind {
@@ -89,6 +98,7 @@ impl fmt::Display for RotationKind {
             RotationKind::SelfSignedToPluggedIn => "self-signed-to-plugged-in",
             RotationKind::IntermediateRotation => "intermediate-rotation",
             RotationKind::MultiCluster => "multi-cluster",
+            RotationKind::CrossSigned => "cross-signed",
         })
     }
 }
@@ -101,9 +111,10 @@ impl std::str::FromStr for RotationKind {
             "self-signed-to-plugged-in" | "self-signed" => RotationKind::SelfSignedToPluggedIn,
             "intermediate-rotation" | "intermediate" => RotationKind::IntermediateRotation,
             "multi-cluster" => RotationKind::MultiCluster,
+            "cross-signed" => RotationKind::CrossSigned,
             _ => {
                 return Err(format!(
-                    "unknown rotation kind {s:?}: root-rotation, self-signed-to-plugged-in, intermediate-rotation or multi-cluster"
+                    "unknown rotation kind {s:?}: root-rotation, self-signed-to-plugged-in, intermediate-rotation, multi-cluster or cross-signed"
                 ));
             }
         })
@@ -144,6 +155,9 @@ pub struct PlanOptions {
     pub propagation: Duration,
     /// Safety margin added to leaf lifetimes (clock skew, slow rollouts).
     pub margin: Duration,
+    /// [`RotationKind::CrossSigned`]: B', the new root's subject and key issued by the old
+    /// root (`meshtrust generate cross-sign`, [`crate::generate::cross_sign`]).
+    pub cross_signed: Option<crate::Certificate>,
 }
 
 impl Default for PlanOptions {
@@ -153,6 +167,7 @@ impl Default for PlanOptions {
             reissue_now: false,
             propagation: Duration::from_secs(5 * 60),
             margin: Duration::from_secs(10 * 60),
+            cross_signed: None,
         }
     }
 }
@@ -412,6 +427,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// What the plan's kind needs, against the other kinds, when that decides the choice
+    /// (today the cross-signed kind: the old key once, one istiod restart, two leaf lifetimes).
+    pub fn costs(&self) -> Option<String> {
+        cross_signed::costs(self)
+    }
+
     /// True for a plan with per-cluster subdirectories.
     pub fn is_multi_cluster(&self) -> bool {
         self.kind == RotationKind::MultiCluster || self.clusters.len() > 1

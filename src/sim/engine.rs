@@ -103,6 +103,8 @@ struct ClusterState {
     node_ca_roots: Vec<RootSetId>,
     ztunnel_channel_logged: bool,
     signing_failure_logged: bool,
+    /// A rollout restart of istiod is under way: the new pod loads the applied secret.
+    restarting: bool,
 }
 
 struct PhaseSpec {
@@ -411,6 +413,7 @@ impl Mesh {
                 node_ca_roots: Vec::new(),
                 ztunnel_channel_logged: false,
                 signing_failure_logged: false,
+                restarting: false,
             });
         }
         mesh.initial_signers = mesh
@@ -1120,6 +1123,9 @@ impl Mesh {
             }
             Action::RestartIstiod { .. } => {
                 let d = ms(t.istiod_rollout);
+                if let Some(cl) = self.clusters.get_mut(c) {
+                    cl.restarting = true;
+                }
                 self.log(Some(c), "rollout restart of istiod".to_owned());
                 self.schedule(now + d, Ev::IstiodReady(c));
                 Some(now + d)
@@ -1294,6 +1300,13 @@ impl Mesh {
         }
         match istiod::root_change(version, self.profile.multiroot, &old_bytes, &new_bytes) {
             RootChange::Accepted | RootChange::Unchanged => {}
+            RootChange::IgnoredMultirootOff if cl.restarting => {
+                self.log(
+                    Some(c),
+                    "the old istiod ignores the new root-cert.pem (ISTIO_MULTIROOT_MESH is off); the istiod restart under way loads it".to_owned(),
+                );
+                return;
+            }
             RootChange::IgnoredMultirootOff => {
                 self.deviate(
                     Some(c),
@@ -1336,10 +1349,11 @@ impl Mesh {
 
     /// A restarted istiod loads whatever the secret holds.
     fn istiod_ready(&mut self, c: usize) {
-        let Some(cl) = self.clusters.get(c) else {
+        let version = self.profile.istio_version;
+        let Some(cl) = self.clusters.get_mut(c) else {
             return;
         };
-        let version = self.profile.istio_version;
+        cl.restarting = false;
         let Some(secret) = cl.applied.clone() else {
             self.log(
                 Some(c),

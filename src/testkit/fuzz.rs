@@ -15,6 +15,8 @@
 //! | [`cacerts_dir`] | files in [`split_files`] form | the same, on a directory's files |
 //! | [`plan_check`] | a plan's phase files in [`split_files`] form | [`check_plan`] is the union of the single-invariant checks; plan.json and the runbook hold no key |
 //! | [`plan_scenario`] | structure-aware ([`PlanScenario`]) | [`PlanScenario::run`]: refusals, plan invariants, mutations caught |
+//! | [`observe()`] | one tool output (dump, table, kubectl) | refusals are located; the evaluation runs; trusted roots were reported |
+//! | [`observe_files`] | several outputs in [`split_files`] form | the same, across inputs read by one reader |
 //!
 //! ```
 //! meshtrust::testkit::fuzz::pem(b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n");
@@ -516,4 +518,67 @@ pub fn plan_scenario(data: &[u8]) {
             panic!("{s:?}: {e}");
         }
     }
+}
+
+/// Reads one input as `meshtrust status` does ([`crate::observe::Reader::read`]: Envoy and
+/// istioctl secret dumps, ztunnel dumps, istioctl tables, kubectl Secrets and ConfigMaps) and
+/// evaluates what it holds. Refusals must name a location; accepted input must evaluate, with
+/// every proxy's trusted roots among the certificates it reported.
+///
+/// ```
+/// meshtrust::testkit::fuzz::observe(b"{\"configs\": [{\"dynamic_active_secrets\": []}]}");
+/// meshtrust::testkit::fuzz::observe(b"CERTIFICATE NAME  TYPE  STATUS  VALID CERT  SERIAL NUMBER  NOT AFTER\nx  Leaf  Available  true  zz  NA\n");
+/// ```
+pub fn observe(data: &[u8]) {
+    observe_inputs(&[("input.json".to_owned(), data)]);
+}
+
+/// Several inputs in [`split_files`] form, read by one [`crate::observe::Reader`] and
+/// evaluated together (table serials resolve against the other inputs' certificates).
+///
+/// ```
+/// meshtrust::testkit::fuzz::observe_files(b"==> a.txt <==\nRESOURCE NAME  TYPE  STATUS  VALID CERT  SERIAL NUMBER  NOT AFTER\n");
+/// ```
+pub fn observe_files(data: &[u8]) {
+    observe_inputs(&split_files(data));
+}
+
+fn observe_inputs(files: &[(String, &[u8])]) {
+    use crate::observe::{MeshState, Observation, Reader};
+    let mut reader = Reader::new();
+    let mut observations = Vec::new();
+    for (name, bytes) in files {
+        match reader.read(name, bytes) {
+            Ok(o) => observations.push(o),
+            Err(e) => {
+                assert!(!e.location.is_empty(), "an error without location: {e}");
+                assert_eq!(&e.input, name, "an error naming another input: {e}");
+            }
+        }
+    }
+    let reported: BTreeSet<crate::cert::Fingerprint> = observations
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Proxies(p) => Some(p),
+            _ => None,
+        })
+        .flatten()
+        .flat_map(|p| {
+            p.roots
+                .iter()
+                .filter_map(|c| c.cert())
+                .map(Certificate::fingerprint)
+        })
+        .collect();
+    let at = time::macros::datetime!(2026-06-01 12:00 UTC);
+    let mesh = MeshState::evaluate(observations, &[], &IstioProfile::default(), at);
+    for p in &mesh.proxies {
+        assert!(
+            p.trusts.iter().all(|f| reported.contains(f)),
+            "{}: trusts a root nobody reported",
+            p.name
+        );
+    }
+    let _ = mesh.is_consistent();
+    let _ = serde_json::to_string(&mesh.proxies);
 }

@@ -47,6 +47,7 @@
 pub mod bundles;
 mod certs;
 pub mod chains;
+pub mod dumps;
 pub mod fuzz;
 pub mod generation;
 pub mod invariants;

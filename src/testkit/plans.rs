@@ -319,7 +319,11 @@ pub fn profile_expectation(
     if profile.validate().is_err() {
         return ProfileExpectation::Invalid;
     }
-    let changes_roots = kind != RotationKind::IntermediateRotation || reissue_now;
+    // A cross-signed rotation never holds two roots and restarts istiod for its root change.
+    let changes_roots = !matches!(
+        kind,
+        RotationKind::IntermediateRotation | RotationKind::CrossSigned
+    ) || reissue_now;
     // The planner's own gates (one definition, on the Istio model).
     let codes: Vec<&'static str> = crate::plan::profile_refusals(profile, changes_roots)
         .into_iter()
@@ -430,7 +434,10 @@ pub fn build_case(
         &inter_keys(&mut keys, int_b),
     )?;
     let inputs = match kind {
-        RotationKind::RootRotation => vec![ClusterInput::single(old.cacerts(), new.cacerts())],
+        // A cross-signed case also needs `options.cross_signed` (B'); the strategies do not draw it.
+        RotationKind::RootRotation | RotationKind::CrossSigned => {
+            vec![ClusterInput::single(old.cacerts(), new.cacerts())]
+        }
         RotationKind::SelfSignedToPluggedIn => {
             vec![ClusterInput::single(old.istio_ca_secret(), new.cacerts())]
         }
@@ -874,8 +881,14 @@ pub struct ScenarioReport {
 impl PlanScenario {
     /// The rotation case (keys from the pool).
     pub fn case(&self) -> Result<RotationCase, TestkitError> {
+        // Scenarios draw no cross-signed certificate (B'): a drawn cross-signed kind runs as
+        // the root rotation of the same inputs.
+        let kind = match self.kind {
+            RotationKind::CrossSigned => RotationKind::RootRotation,
+            k => k,
+        };
         build_case(
-            self.kind,
+            kind,
             self.keys,
             self.depth.clamp(1, 2),
             self.clusters.clamp(2, 3),
