@@ -26,7 +26,23 @@ fn bin() -> Command {
 }
 
 fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run meshtrust")
+    bin().args(versioned(args)).output().expect("run meshtrust")
+}
+
+/// meshtrust assumes no Istio version: the commands that need one and read no plan.json get
+/// the version these tests are written for.
+fn versioned<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    let needs = match args {
+        ["status", ..] => !args.contains(&"--plan"),
+        ["plan", sub, ..] => !matches!(*sub, "check" | "seal" | "drift"),
+        ["check", ..] => true,
+        _ => false,
+    };
+    if needs && !args.contains(&"--istio-version") {
+        v.splice(1..1, ["--istio-version", "1.30.0"]);
+    }
+    v
 }
 
 fn json(o: &Output) -> Value {
@@ -105,7 +121,7 @@ fn fixtures_json_contract_and_exit_codes() {
     let o = run(&["status", "/nonexistent/pod.json"]);
     assert_eq!(o.status.code(), Some(2));
     let mut child = bin()
-        .args(["status", "-"])
+        .args(versioned(&["status", "-"]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -223,6 +239,8 @@ fn collect_with_standin_tools_and_save_reproduces_offline() {
     let o = bin()
         .args([
             "status",
+            "--istio-version",
+            "1.30.0",
             "--collect",
             "--json",
             "-j",
@@ -314,6 +332,8 @@ fn collect_with_standin_tools_and_save_reproduces_offline() {
     let o = bin()
         .args([
             "status",
+            "--istio-version",
+            "1.30.0",
             "--collect",
             "--json",
             "--pod-timeout",

@@ -46,7 +46,7 @@ enum Command {
     Check(check::Args),
     /// Plan a zero-downtime CA rotation (phase directories, plan.json, RUNBOOK.md), or check
     /// a plan on disk with `plan check DIR`.
-    Plan(plan::Args),
+    Plan(Box<plan::Args>),
     /// Does a certificate (leaf or CA) chain to a root of a bundle at an instant, by which
     /// path, and if not, why not (one line per failed candidate path). Exit 0 valid, 1 not.
     Verify(verify::Args),
@@ -73,7 +73,7 @@ pub(crate) fn run() -> ExitCode {
         Command::Generate(cmd) => generate::run(cmd),
         Command::Verify(args) => verify::run(args),
         Command::Check(args) => check::run(args),
-        Command::Plan(args) => plan::run(args),
+        Command::Plan(args) => plan::run(*args),
         Command::Simulate(args) => simulate::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Status(args) => status::run(*args),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use meshtrust::istio::{Severity, format_duration};
+use meshtrust::istio::{self, Severity, format_duration};
 use meshtrust::plan::{self, CheckOptions, ClusterInput, PlanFinding, PlanOptions, RotationKind};
 
 use super::common::{self, CliError, Outcome};
@@ -134,6 +134,7 @@ fn kind_parser() -> impl clap::builder::TypedValueParser<Value = RotationKind> {
         "self-signed-to-plugged-in",
         "intermediate-rotation",
         "multi-cluster",
+        "cross-signed",
     ])
     .try_map(|s| s.parse::<RotationKind>())
 }

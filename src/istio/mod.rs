@@ -15,8 +15,8 @@
 //! # Ok::<(), istio::ReadError>(())
 //! ```
 
-pub mod behaviour;
 mod assemble;
+pub mod behaviour;
 mod check;
 mod profile;
 mod secret;

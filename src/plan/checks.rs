@@ -654,12 +654,18 @@ pub fn rollback_actions(plan: &Plan, k: usize) -> Vec<Action> {
                 secret: c.secret.name.clone(),
             });
         }
-        // The restarts the forward step into `cur` needed make proxies see this change too.
+        // The restarts the forward step into `cur` needed make proxies see this change too;
+        // an istiod restart too (a root change istiod only loads at start, as in a
+        // cross-signed rotation without ISTIO_MULTIROOT_MESH), unless one is already there.
         out.extend(
             cur.actions
                 .iter()
                 .filter(|a| a.cluster() == c.cluster)
-                .filter(|a| !matches!(a, Action::ApplySecret { .. } | Action::RestartIstiod { .. }))
+                .filter(|a| match a {
+                    Action::ApplySecret { .. } => false,
+                    Action::RestartIstiod { .. } => !back_to_self_signed,
+                    _ => true,
+                })
                 .cloned(),
         );
     }

@@ -59,4 +59,3 @@ pub fn plan_for(c: &Cas, p: &IstioProfile) -> plan::Plan {
     )
     .unwrap()
 }
-

@@ -114,13 +114,17 @@ pub(crate) fn run(a: Args) -> Result<Outcome, CliError> {
     let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
     let plan = match &a.plan {
         Some(dir) => {
-            let (p, _, _) = plan::read_plan_dir(dir).map_err(|e| CliError(e.to_string()))?;
-            Some(p)
+            let (p, has_json, _) = plan::read_plan_dir(dir).map_err(|e| CliError(e.to_string()))?;
+            Some((p, has_json))
         }
         None => None,
     };
-    let base = plan.as_ref().map(|p| p.profile.clone()).unwrap_or_default();
-    let profile = a.profile.over(base).map_err(CliError)?;
+    // The versions come from plan.json or the flags; none is assumed.
+    let recorded = plan
+        .as_ref()
+        .and_then(|(p, has_json)| has_json.then(|| p.profile.clone()));
+    let plan = plan.map(|(p, _)| p);
+    let profile = a.profile.over_recorded(recorded).map_err(CliError)?;
     let (files, failed) = if a.collect.collect {
         collect::collect(&a.collect)?
     } else {
