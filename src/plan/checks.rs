@@ -509,7 +509,17 @@ fn presented_order(
             let (Some(leaf), Some(roots)) = (&v.leaf, &v.roots) else {
                 continue;
             };
-            let presented = sidecar_presents(&v.chain, roots);
+            // What a sidecar presents, and how an Envoy peer verifies it: the one model's.
+            let root_file: Vec<Certificate> = roots.certificates().cloned().collect();
+            let presented = behaviour::presented_chain(
+                behaviour::Proxy::Sidecar,
+                plan.profile.istio_version,
+                plan.profile.ztunnel(),
+                leaf,
+                &v.chain,
+                &root_file,
+            );
+            let policy = behaviour::verifier_policy(behaviour::Proxy::Sidecar);
             let first = k.saturating_sub(1);
             let last = (k + 1).min(views.len() - 1);
             for (j, peer_views) in views.iter().enumerate().take(last + 1).skip(first) {
@@ -519,9 +529,9 @@ fn presented_order(
                     };
                     let r = verify::verify(
                         leaf,
-                        &CertPool::from_certificates(presented.iter().copied()),
+                        &CertPool::from_certificates(presented.iter().skip(1)),
                         &CertPool::from_certificates(peer_roots.certificates()),
-                        &VerifyOptions::at(now).with_policy(verify::Policy::Envoy),
+                        &VerifyOptions::at(now).with_policy(policy),
                     );
                     if let Err(e) = r {
                         out.push(finding(
@@ -541,14 +551,6 @@ fn presented_order(
         }
     }
     out
-}
-
-/// What a sidecar presents after its leaf: cert-chain.pem, then ALL of root-cert.pem, in file
-/// order (istio/istio security/pkg/nodeagent/cache/secretcache.go, the agent's `concatCerts`
-/// of the CSR response; ISTIO.md "Workload leaves and renewal"). Envoy's first-match issuer
-/// choice makes this order matter for a cross-signed chain.
-fn sidecar_presents<'a>(chain: &'a [Certificate], roots: &'a Bundle) -> Vec<&'a Certificate> {
-    chain.iter().chain(roots.certificates()).collect()
 }
 
 /// True when every signer of a phase, with its own chain, verifies against `roots`: its
