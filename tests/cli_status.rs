@@ -4,6 +4,8 @@
 //! that prints garbage listed (not fatal), and `--save` reproducing the verdict offline.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -26,23 +28,10 @@ fn bin() -> Command {
 }
 
 fn run(args: &[&str]) -> Output {
-    bin().args(versioned(args)).output().expect("run meshtrust")
-}
-
-/// meshtrust assumes no Istio version: the commands that need one and read no plan.json get
-/// the version these tests are written for.
-fn versioned<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut v = args.to_vec();
-    let needs = match args {
-        ["status", ..] => !args.contains(&"--plan"),
-        ["plan", sub, ..] => !matches!(*sub, "check" | "seal" | "drift"),
-        ["check", ..] => true,
-        _ => false,
-    };
-    if needs && !args.contains(&"--istio-version") {
-        v.splice(1..1, ["--istio-version", "1.30.0"]);
-    }
-    v
+    bin()
+        .args(common::versioned(args))
+        .output()
+        .expect("run meshtrust")
 }
 
 fn json(o: &Output) -> Value {
@@ -121,7 +110,7 @@ fn fixtures_json_contract_and_exit_codes() {
     let o = run(&["status", "/nonexistent/pod.json"]);
     assert_eq!(o.status.code(), Some(2));
     let mut child = bin()
-        .args(versioned(&["status", "-"]))
+        .args(common::versioned(&["status", "-"]))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

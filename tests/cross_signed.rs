@@ -200,7 +200,7 @@ fn cli_generate_cross_sign_plan_check_simulate() {
     use std::process::Command;
     let bin = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
-            .args(versioned(args))
+            .args(common::versioned(args))
             .output()
             .unwrap();
         let text = format!(
@@ -337,20 +337,4 @@ fn swapped_presented_order_is_refused() {
         "the peer still trusting only A: {}",
         bad[0].message
     );
-}
-
-/// meshtrust assumes no Istio version: the commands that need one and read no plan.json get
-/// the version these tests are written for.
-fn versioned<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut v = args.to_vec();
-    let needs = match args {
-        ["status", ..] => !args.contains(&"--plan"),
-        ["plan", sub, ..] => !matches!(*sub, "check" | "seal" | "drift"),
-        ["check", ..] => true,
-        _ => false,
-    };
-    if needs && !args.contains(&"--istio-version") {
-        v.splice(1..1, ["--istio-version", "1.30.0"]);
-    }
-    v
 }

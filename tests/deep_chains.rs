@@ -15,25 +15,9 @@ use common::recipe::openssl;
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_meshtrust"))
-        .args(versioned(args))
+        .args(common::versioned(args))
         .output()
         .expect("run meshtrust")
-}
-
-/// meshtrust assumes no Istio version: the commands that need one and read no plan.json get
-/// the version these tests are written for.
-fn versioned<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut v = args.to_vec();
-    let needs = match args {
-        ["status", ..] => !args.contains(&"--plan"),
-        ["plan", sub, ..] => !matches!(*sub, "check" | "seal" | "drift"),
-        ["check", ..] => true,
-        _ => false,
-    };
-    if needs && !args.contains(&"--istio-version") {
-        v.splice(1..1, ["--istio-version", "1.30.0"]);
-    }
-    v
 }
 
 fn code(args: &[&str]) -> (i32, String) {

@@ -73,3 +73,19 @@ pub fn openssl_verify(
 pub fn pem_of<'a>(certs: impl IntoIterator<Item = &'a meshtrust::Certificate>) -> String {
     certs.into_iter().map(|c| c.to_pem()).collect()
 }
+
+/// meshtrust assumes no Istio version: the commands that need one and read no plan.json get
+/// the version these tests are written for.
+pub fn versioned<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    let needs = match args {
+        ["status", ..] => !args.contains(&"--plan"),
+        ["plan", sub, ..] => !matches!(*sub, "check" | "seal" | "drift"),
+        ["check", ..] => true,
+        _ => false,
+    };
+    if needs && !args.contains(&"--istio-version") {
+        v.splice(1..1, ["--istio-version", "1.30.0"]);
+    }
+    v
+}
