@@ -543,6 +543,37 @@ pub fn observe_files(data: &[u8]) {
     observe_inputs(&split_files(data));
 }
 
+/// Fingerprints of every certificate the observations carry in full (not by serial).
+fn carried_certificates(
+    observations: &[crate::observe::Observation],
+) -> BTreeSet<crate::cert::Fingerprint> {
+    use crate::observe::Observation;
+    let mut known = BTreeSet::new();
+    let add = |known: &mut BTreeSet<_>, b: Bundle| {
+        known.extend(b.certificates().map(Certificate::fingerprint));
+    };
+    for o in observations {
+        match o {
+            Observation::Proxies(ps) => {
+                for c in ps.iter().flat_map(|p| p.chain.iter().chain(&p.roots)) {
+                    if let Some(c) = c.cert() {
+                        known.insert(c.fingerprint());
+                    }
+                }
+            }
+            Observation::ConfigMaps(cms) => cms
+                .iter()
+                .filter_map(|cm| Bundle::parse(&cm.root_cert).ok())
+                .for_each(|b| add(&mut known, b)),
+            Observation::CaSecret(s) => [s.ca_cert_bundle(), s.cert_chain(), s.root_bundle()]
+                .into_iter()
+                .flatten()
+                .for_each(|b| add(&mut known, b)),
+        }
+    }
+    known
+}
+
 fn observe_inputs(files: &[(String, &[u8])]) {
     use crate::observe::{MeshState, Observation, Reader};
     let mut reader = Reader::new();
@@ -556,28 +587,39 @@ fn observe_inputs(files: &[(String, &[u8])]) {
             }
         }
     }
-    let reported: BTreeSet<crate::cert::Fingerprint> = observations
+    // A table names roots by serial, matched against every certificate any input carries
+    // (other proxies' chains and roots, secrets, ConfigMaps): a proxy may trust only those.
+    let known = carried_certificates(&observations);
+    let exact: Vec<Option<Vec<crate::cert::Fingerprint>>> = observations
         .iter()
         .filter_map(|o| match o {
             Observation::Proxies(p) => Some(p),
             _ => None,
         })
         .flatten()
-        .flat_map(|p| {
+        .map(|p| {
             p.roots
                 .iter()
-                .filter_map(|c| c.cert())
-                .map(Certificate::fingerprint)
+                .map(|c| c.cert().map(Certificate::fingerprint))
+                .collect()
         })
         .collect();
     let at = time::macros::datetime!(2026-06-01 12:00 UTC);
     let mesh = MeshState::evaluate(observations, &[], &IstioProfile::default(), at);
-    for p in &mesh.proxies {
+    assert_eq!(mesh.proxies.len(), exact.len(), "a proxy lost or invented");
+    for (p, exact) in mesh.proxies.iter().zip(&exact) {
         assert!(
-            p.trusts.iter().all(|f| reported.contains(f)),
-            "{}: trusts a root nobody reported",
+            p.trusts.iter().all(|f| known.contains(f)),
+            "{}: trusts a root no input carries",
             p.name
         );
+        if let Some(exact) = exact {
+            assert_eq!(
+                &p.trusts, exact,
+                "{}: trusts other roots than it reported",
+                p.name
+            );
+        }
     }
     let _ = mesh.is_consistent();
     let _ = serde_json::to_string(&mesh.proxies);
