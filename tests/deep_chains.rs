@@ -700,3 +700,58 @@ mod assemble_props {
         }
     }
 }
+
+/// An ambient mesh on istiod 1.24.3 (cert-chain.pem sent as one CSR-response element) with a
+/// ztunnel before 1.24.6 presents only cert-chain.pem's first certificate: the organisation
+/// intermediate is missing and peers refuse its leaves. The planner refuses by name and
+/// says which releases fix it; a ztunnel that parses every block (1.24.6) is planned.
+#[test]
+fn deep_chain_on_an_old_ztunnel_is_refused_by_version() {
+    let t = tempfile::tempdir().unwrap();
+    let a = pki(t.path(), "A", 10);
+    let made = t.path().join("gen");
+    ok(&[
+        "generate",
+        "intermediate",
+        "--ca",
+        s(&a.org),
+        "--name",
+        "cluster1",
+        "--out",
+        s(&made),
+        "--key-type",
+        "ec-p256",
+    ]);
+    let new_ca = made.join("cluster1");
+    let plan_with = |z: &str, out: &str| {
+        let out = t.path().join(out);
+        let args = [
+            "plan",
+            "--istio-version",
+            "1.24.3",
+            "--data-plane",
+            "ambient",
+            "--ztunnel-version",
+            z,
+            "--current",
+            s(&a.clusters[0]),
+            "--new",
+            s(&new_ca),
+            "--out",
+            s(&out),
+        ];
+        let (c, text) = code(&args);
+        (c, text, out)
+    };
+    let (c, text, _) = plan_with("1.24.5", "old");
+    assert_ne!(c, 0, "{text}");
+    assert!(text.contains("ztunnel-chain-truncated"), "{text}");
+    assert!(
+        text.contains("1.24.5") && text.contains("1.24.6"),
+        "names the version and the fix: {text}"
+    );
+    let (c, text, plan) = plan_with("1.24.6", "fixed");
+    assert_eq!(c, 0, "{text}");
+    let text = ok(&["plan", "check", s(&plan)]);
+    assert!(text.contains("is safe"), "{text}");
+}

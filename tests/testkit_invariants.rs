@@ -313,3 +313,63 @@ fn simulates_clean_on_istio_samples() {
         Err(Violation::SimulationError(_))
     ));
 }
+
+/// `ztunnel-ca-channel` across ztunnel's boundary (1.28.5 vs 1.28.6, 1.29.1 vs 1.29.2): the
+/// planner's ambient plan restarts ztunnel before the signer switch and passes; without the
+/// restarts an older ztunnel cannot reach istiod and the check names it; one that re-reads
+/// its roots needs no restart, so the mutation does not apply and the check stays quiet.
+#[test]
+fn ztunnel_ca_channel_across_the_boundary() {
+    use meshtrust::istio::DataPlane;
+    for (z, needs_restart) in [
+        ("1.28.5", true),
+        ("1.28.6", false),
+        ("1.29.1", true),
+        ("1.29.2", false),
+    ] {
+        let mut case = plans::istio_samples_case();
+        case.profile.istio_version = z.parse().unwrap();
+        case.profile.data_plane = DataPlane::Ambient;
+        case.profile.ztunnel_version = Some(z.parse().unwrap());
+        let p = plan::plan(&case.inputs, &case.profile, &case.options, case.now).unwrap();
+        let opts = case.check_options();
+        assert_eq!(
+            invariants::plan_invariant(&p, &opts, Invariant::ZtunnelCaChannel),
+            Ok(()),
+            "{z}"
+        );
+        let m = plans::PlanMutation::DropZtunnelRestarts;
+        assert_eq!(
+            plans::PlanMutation::all_for(&p).contains(&m),
+            needs_restart,
+            "{z}"
+        );
+        let mut bare = p.clone();
+        for ph in &mut bare.phases {
+            ph.actions
+                .retain(|a| !matches!(a, plan::Action::RestartZtunnel { .. }));
+        }
+        let r = invariants::plan_invariant(&bare, &opts, Invariant::ZtunnelCaChannel);
+        if needs_restart {
+            let Err(Violation::Plan { findings, .. }) = r else {
+                panic!("{z}: {r:?}")
+            };
+            assert_eq!(findings[0].code, "ztunnel-ca-channel", "{z}");
+            assert_eq!(
+                findings[0].phase, p.phases[2].name,
+                "the signer switch, {z}"
+            );
+            assert!(findings[0].message.contains(z), "{}", findings[0].message);
+            let applied = m.apply(&p).expect("applies");
+            let actions = |p: &plan::Plan| {
+                p.phases
+                    .iter()
+                    .map(|ph| ph.actions.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(actions(&applied), actions(&bare), "{z}");
+        } else {
+            assert_eq!(r, Ok(()), "{z}");
+        }
+    }
+}

@@ -14,6 +14,8 @@
 //! | `waits-unknown` | (info) no recorded waits: the minimum wait before the removal is stated instead |
 //! | `final-trust` | the last phase trusts more (or other) than the root of its signer |
 //! | `presented-order` | (cross-signed plans) a leaf as a sidecar presents it (cert-chain.pem, then root-cert.pem) is refused by an Envoy peer trusting the roots of the same, the previous or the next phase: B' must precede the self-signed B |
+//! | `ztunnel-chain-truncated` | (ambient, istiod before 1.24.4/1.25.1/1.26.0 with ztunnel before 1.24.6/1.25.3/1.26.0) ztunnel presents only cert-chain.pem's first certificate, and a peer of the same, the previous or the next phase cannot verify its leaf without the rest (deep and cross-signed chains) |
+//! | `ztunnel-ca-channel` | (ambient, ztunnel before 1.28.6, 1.29.2, 1.30.0) a phase signs with a CA the roots ztunnel read at its last restart do not anchor: it can no longer reach istiod to renew (istio/ztunnel issue 1679) |
 //! | `no-rotation` | the last phase signs with the same CA as the first |
 //! | `rollback-unsafe` | ([`check_rollback`]) going back from a phase to the previous one, as the runbook prints it, breaks one of the rules above |
 
@@ -43,15 +45,15 @@ pub struct CheckOptions {
 }
 
 /// What the checker derives once per (phase, cluster).
-struct View {
-    roots: Option<Bundle>,
+pub(super) struct View {
+    pub(super) roots: Option<Bundle>,
     root_bytes: Vec<u8>,
     signer: Option<Certificate>,
-    chain: Vec<Certificate>,
+    pub(super) chain: Vec<Certificate>,
     /// The root the signer chains to within its own phase.
     anchor: Option<Fingerprint>,
     /// A throwaway leaf issued by the phase's signer (None when the key is unusable).
-    leaf: Option<Certificate>,
+    pub(super) leaf: Option<Certificate>,
 }
 
 fn view(secret: &CaSecret, now: OffsetDateTime, with_leaf: bool) -> View {
@@ -94,7 +96,7 @@ fn view(secret: &CaSecret, now: OffsetDateTime, with_leaf: bool) -> View {
     }
 }
 
-fn finding(
+pub(super) fn finding(
     code: &'static str,
     severity: Severity,
     phase: &Phase,
@@ -136,11 +138,14 @@ pub enum Invariant {
     NoEarlyRemoval,
     /// The last phase trusts only its signer's root, and the signer changed.
     FinalState,
+    /// An ambient mesh whose ztunnel keeps the roots it read at start (before 1.28.6, 1.29.2,
+    /// 1.30.0) restarts it before a signer those roots do not anchor.
+    ZtunnelCaChannel,
 }
 
 impl Invariant {
     /// Every invariant, in the order [`check_plan`] reports them.
-    pub const ALL: [Invariant; 7] = [
+    pub const ALL: [Invariant; 8] = [
         Invariant::LoadChecks,
         Invariant::RootContainment,
         Invariant::SignerTrust,
@@ -148,6 +153,7 @@ impl Invariant {
         Invariant::CrossMatrix,
         Invariant::NoEarlyRemoval,
         Invariant::FinalState,
+        Invariant::ZtunnelCaChannel,
     ];
 }
 
@@ -401,7 +407,13 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
     }
 
     if plan.kind == super::RotationKind::CrossSigned && on(Invariant::CrossMatrix) {
-        out.extend(presented_order(plan, &views, now, multi));
+        out.extend(super::presented::presented_order(plan, &views, now, multi));
+    }
+    if on(Invariant::CrossMatrix) {
+        out.extend(super::presented::ztunnel_chain(plan, &views, now, multi));
+    }
+    if on(Invariant::ZtunnelCaChannel) {
+        out.extend(super::ca_channel::ztunnel_ca_channel(plan, now, multi));
     }
 
     // 3. Early removal of a root that still anchors live leaves.
@@ -491,66 +503,6 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
     }
 
     final_state(plan, &views, on(Invariant::FinalState), multi, out)
-}
-
-/// `presented-order` (cross-signed plans): a leaf of each phase, in the order a sidecar presents
-/// it, verified the way Envoy verifies a peer (first-match issuer choice, no backtracking)
-/// against the roots of its own, the previous and the next phase. B' must come before the
-/// self-signed B, or a peer that trusts only A picks B and refuses the leaf.
-fn presented_order(
-    plan: &Plan,
-    views: &[Vec<(String, View)>],
-    now: OffsetDateTime,
-    multi: bool,
-) -> Vec<PlanFinding> {
-    let mut out = Vec::new();
-    for (k, phase_views) in views.iter().enumerate() {
-        for (cluster, v) in phase_views {
-            let (Some(leaf), Some(roots)) = (&v.leaf, &v.roots) else {
-                continue;
-            };
-            // What a sidecar presents, and how an Envoy peer verifies it: the one model's.
-            let root_file: Vec<Certificate> = roots.certificates().cloned().collect();
-            let presented = behaviour::presented_chain(
-                behaviour::Proxy::Sidecar,
-                plan.profile.istio_version,
-                plan.profile.ztunnel(),
-                leaf,
-                &v.chain,
-                &root_file,
-            );
-            let policy = behaviour::verifier_policy(behaviour::Proxy::Sidecar);
-            let first = k.saturating_sub(1);
-            let last = (k + 1).min(views.len() - 1);
-            for (j, peer_views) in views.iter().enumerate().take(last + 1).skip(first) {
-                for (_, pv) in peer_views {
-                    let Some(peer_roots) = &pv.roots else {
-                        continue;
-                    };
-                    let r = verify::verify(
-                        leaf,
-                        &CertPool::from_certificates(presented.iter().skip(1)),
-                        &CertPool::from_certificates(peer_roots.certificates()),
-                        &VerifyOptions::at(now).with_policy(policy),
-                    );
-                    if let Err(e) = r {
-                        out.push(finding(
-                            "presented-order",
-                            Severity::Error,
-                            &plan.phases[k],
-                            cluster,
-                            multi,
-                            format!(
-                                "a sidecar of {} presents its leaf with cert-chain.pem then root-cert.pem, and an Envoy peer trusting the roots of {} refuses it: {e}; put the cross-signed certificate before any self-signed certificate of the same name and key",
-                                plan.phases[k].name, plan.phases[j].name
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    out
 }
 
 /// True when every signer of a phase, with its own chain, verifies against `roots`: its

@@ -43,9 +43,11 @@
 
 mod applied;
 mod build;
+mod ca_channel;
 mod checks;
 mod cross_signed;
 mod io;
+mod presented;
 mod runbook;
 
 use std::fmt;

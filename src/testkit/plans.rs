@@ -207,7 +207,7 @@ pub fn safe_profile() -> impl Strategy<Value = IstioProfile> {
             DataPlane::Ambient,
             DataPlane::Both,
         ]),
-        prop::sample::select(vec!["1.24.6", "1.25.3", "1.26.0", "1.28.0"]),
+        prop::sample::select(vec!["1.24.6", "1.25.3", "1.26.0", "1.28.0", "1.28.6"]),
         1u64..=48,
         prop::sample::select(vec![0.3, 0.5, 0.7]),
     )
@@ -511,6 +511,9 @@ pub enum PlanMutation {
     MismatchKey(usize),
     /// Multi-cluster: the first cluster switches signer while the others only begin to trust.
     SwitchOneClusterEarly,
+    /// Ambient: drop every ztunnel restart (a ztunnel that keeps the roots it read at start
+    /// then cannot reach istiod once istiod serves with the new signer).
+    DropZtunnelRestarts,
 }
 
 fn is_root_plan(plan: &Plan) -> bool {
@@ -542,6 +545,12 @@ impl PlanMutation {
             if plan.clusters.len() > 1 {
                 v.push(PlanMutation::SwitchOneClusterEarly);
             }
+            let profile = &plan.profile;
+            if profile.data_plane.has_ztunnel()
+                && !istio::behaviour::ztunnel_watches_ca_root(profile.ztunnel())
+            {
+                v.push(PlanMutation::DropZtunnelRestarts);
+            }
         } else if n == 2 {
             v.push(PlanMutation::DropPhase(1));
         }
@@ -571,6 +580,7 @@ impl PlanMutation {
             PlanMutation::ShortenRemovalWait => &["early-root-removal"],
             PlanMutation::MismatchKey(_) => &["ca-key-mismatch"],
             PlanMutation::SwitchOneClusterEarly => &["signer-not-trusted"],
+            PlanMutation::DropZtunnelRestarts => &["ztunnel-ca-channel"],
         }
     }
 
@@ -660,6 +670,15 @@ impl PlanMutation {
                 (t >= 2 && p.clusters.len() > 1).then_some(())?;
                 let early = p.phases[t].clusters.first()?.secret.clone();
                 p.phases[t - 1].clusters.first_mut()?.secret = early;
+            }
+            PlanMutation::DropZtunnelRestarts => {
+                let before = p.phases.iter().map(|ph| ph.actions.len()).sum::<usize>();
+                for ph in &mut p.phases {
+                    ph.actions
+                        .retain(|a| !matches!(a, crate::plan::Action::RestartZtunnel { .. }));
+                }
+                let after = p.phases.iter().map(|ph| ph.actions.len()).sum::<usize>();
+                (after < before).then_some(())?;
             }
         }
         Some(p)
@@ -784,7 +803,7 @@ impl<'a> arbitrary::Arbitrary<'a> for PlanScenario {
         let mut mutations = Vec::new();
         for _ in 0..u.int_in_range(0..=3)? {
             let k = u.int_in_range(0usize..=4)?;
-            mutations.push(match u.int_in_range(0u8..=7)? {
+            mutations.push(match u.int_in_range(0u8..=8)? {
                 0 => PlanMutation::DropPhase(k),
                 1 => PlanMutation::SwapPhases(k),
                 2 => PlanMutation::DropTrigger,
@@ -792,7 +811,8 @@ impl<'a> arbitrary::Arbitrary<'a> for PlanScenario {
                 4 => PlanMutation::DropOldRootEarly,
                 5 => PlanMutation::ShortenRemovalWait,
                 6 => PlanMutation::MismatchKey(k),
-                _ => PlanMutation::SwitchOneClusterEarly,
+                7 => PlanMutation::SwitchOneClusterEarly,
+                _ => PlanMutation::DropZtunnelRestarts,
             });
         }
         Ok(PlanScenario {

@@ -109,6 +109,27 @@ fn ztunnel_parses_every_block(ztunnel: IstioVersion) -> bool {
     fixed_in(ztunnel, &ZTUNNEL_MULTI_FROM)
 }
 
+/// True when a ztunnel of `ztunnel`, answered by istiod of `istiod`, presents every
+/// certificate of cert-chain.pem after its leaf: istiod sends one block per CSR-response
+/// element ([`csr_response`], 1.24.4, 1.25.1, 1.26.0+) or ztunnel parses every block of an
+/// element (1.24.6, 1.25.3, 1.26.0+). Otherwise it presents only cert-chain.pem's FIRST
+/// certificate, which breaks chains of three or more CA levels and cross-signed chains
+/// (see [`presented_chain`]; istio/ztunnel src/tls/certificate.rs, PR 1510; istio/istio
+/// security/pkg/server/ca/server.go `CreateCertificate`).
+pub fn ztunnel_presents_whole_chain(istiod: IstioVersion, ztunnel: IstioVersion) -> bool {
+    csr_response(istiod).chain_split || ztunnel_parses_every_block(ztunnel)
+}
+
+/// The istiod and ztunnel releases with which ztunnel presents the whole chain, for
+/// messages ([`ztunnel_presents_whole_chain`]).
+pub fn ztunnel_whole_chain_fixed_in() -> String {
+    format!(
+        "istiod {} or ztunnel {}",
+        super::chain_split_fixed_in(),
+        fixed_list(&ZTUNNEL_MULTI_FROM)
+    )
+}
+
 /// The ztunnel releases that trust every root of a multi-root bundle, for messages.
 pub fn ztunnel_multi_root_fixed_in() -> String {
     fixed_list(&ZTUNNEL_MULTI_FROM)

@@ -440,6 +440,12 @@ pub struct CsrResponse {
     pub roots_split: bool,
 }
 
+/// The istiod releases that send cert-chain.pem one block per CSR-response element, for
+/// messages ([`csr_response`]).
+pub fn chain_split_fixed_in() -> String {
+    fixed_list(&CHAIN_SPLIT_FROM)
+}
+
 /// The CSR response layout of istiod `istiod`.
 ///
 /// Models istio/istio security/pkg/server/ca/server.go, `CreateCertificate`: up to 1.24.3 and

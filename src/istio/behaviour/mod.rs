@@ -52,12 +52,12 @@ use super::IstioVersion;
 pub use dataplane::{
     DEFAULT_RATIO_JITTER, Jitter, RootsTaken, agent_rootca, agent_takes_push, presented_chain,
     push_reaches_agent, renewal_after, renewal_at, roots_taken, trusted_roots,
-    ztunnel_ca_client_roots, ztunnel_multi_root_fixed_in, ztunnel_watch_fixed_in,
-    ztunnel_watches_ca_root,
+    ztunnel_ca_client_roots, ztunnel_multi_root_fixed_in, ztunnel_presents_whole_chain,
+    ztunnel_watch_fixed_in, ztunnel_watches_ca_root, ztunnel_whole_chain_fixed_in,
 };
 pub use istiod::{
-    BACKDATE_SECS, Completeness, CsrResponse, LoadedCa, RootChange, RootRule, clamp_fixed_in,
-    clamps_leaf_to_signer, completeness, crl_problem, crl_required, csr_response,
+    BACKDATE_SECS, Completeness, CsrResponse, LoadedCa, RootChange, RootRule, chain_split_fixed_in,
+    clamp_fixed_in, clamps_leaf_to_signer, completeness, crl_problem, crl_required, csr_response,
     go_server_auth_ok, leaf_validity, load, root_change, root_rule,
 };
 

@@ -399,3 +399,25 @@ fn presented_deep_chain_by_version() {
         assert_eq!(n(Proxy::Ztunnel, i, z), want, "{i}/{z}");
     }
 }
+
+#[test]
+fn ztunnel_presents_whole_chain_across_the_boundaries() {
+    // (istiod, ztunnel, whole chain): istiod splits the chain from 1.24.4, 1.25.1, 1.26.0;
+    // ztunnel parses every block from 1.24.6, 1.25.3, 1.26.0; either suffices.
+    for (i, z, whole) in [
+        ("1.24.3", "1.24.3", false),
+        ("1.24.3", "1.24.5", false),
+        ("1.24.3", "1.24.6", true),
+        ("1.24.4", "1.24.3", true),
+        ("1.25.0", "1.25.2", false),
+        ("1.25.0", "1.25.3", true),
+        ("1.25.1", "1.25.0", true),
+        ("1.23.9", "1.25.2", false),
+        ("1.26.0", "1.24.0", true),
+        ("1.30.0", "1.30.0", true),
+    ] {
+        assert_eq!(ztunnel_presents_whole_chain(v(i), v(z)), whole, "{i}/{z}");
+    }
+    let msg = ztunnel_whole_chain_fixed_in();
+    assert!(msg.contains("1.24.4") && msg.contains("1.25.3"), "{msg}");
+}
