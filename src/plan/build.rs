@@ -492,7 +492,7 @@ fn propagation_actions(
 
 /// Why ztunnel is restarted after the new roots reach the istio-ca-root-cert ConfigMap and
 /// before the signer switch, when its version needs it ([`behaviour::ztunnel_watches_ca_root`]).
-fn ztunnel_channel_note(profile: &IstioProfile) -> String {
+pub(super) fn ztunnel_channel_note(profile: &IstioProfile) -> String {
     let z = profile.ztunnel();
     if !profile.data_plane.has_ztunnel() || behaviour::ztunnel_watches_ca_root(z) {
         return String::new();

@@ -23,6 +23,7 @@ use super::{
 };
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Role};
+use crate::istio::behaviour;
 use crate::istio::{self, CaSecret, IstioProfile, Severity, format_duration};
 
 fn refuse(code: &'static str, cluster: &str, message: String) -> PlanFinding {
@@ -120,6 +121,30 @@ fn apply(cluster: &str) -> Action {
     }
 }
 
+/// Phase 2's steps: apply, restart istiod (without ISTIO_MULTIROOT_MESH it loads a new root
+/// only at start), and for a ztunnel that keeps the CA roots it read at start
+/// ([`behaviour::ztunnel_watches_ca_root`]) a ztunnel restart once istiod serves B in the
+/// istio-ca-root-cert ConfigMap: phase 3 drops B', after which istiod's serving chain no
+/// longer reaches A.
+fn trust_new_root_actions(cluster: &str, profile: &IstioProfile) -> Vec<Action> {
+    let mut actions = vec![
+        apply(cluster),
+        Action::RestartIstiod {
+            cluster: cluster.to_owned(),
+            reason: "without ISTIO_MULTIROOT_MESH istiod ignores a change of root-cert.pem; a restart loads the new root".to_owned(),
+        },
+    ];
+    if profile.data_plane.has_ztunnel() && !behaviour::ztunnel_watches_ca_root(profile.ztunnel()) {
+        actions.push(Action::AwaitIstiod {
+            cluster: cluster.to_owned(),
+        });
+        actions.push(Action::RestartZtunnel {
+            cluster: cluster.to_owned(),
+        });
+    }
+    actions
+}
+
 /// What a cross-signed rotation needs before it starts.
 fn precondition_gate() -> Gate {
     Gate {
@@ -182,19 +207,16 @@ pub(super) fn cross_signed_plan(
         },
         Phase {
             name: "02-trust-new-root".to_owned(),
-            title: "root-cert.pem becomes the new root; the chain keeps B', so proxies still trusting only the old root verify through it".to_owned(),
+            title: format!(
+                "root-cert.pem becomes the new root; the chain keeps B', so proxies still trusting only the old root verify through it{}",
+                super::build::ztunnel_channel_note(profile)
+            ),
             clusters: vec![ClusterPhase {
                 cluster: cluster.clone(),
                 secret: secret(chain_with_cross, b.bytes()),
             }],
             trigger: false,
-            actions: vec![
-                apply(cluster),
-                Action::RestartIstiod {
-                    cluster: cluster.clone(),
-                    reason: "without ISTIO_MULTIROOT_MESH istiod ignores a change of root-cert.pem; a restart loads the new root".to_owned(),
-                },
-            ],
+            actions: trust_new_root_actions(cluster, profile),
             gate: Some(Gate {
                 min_wait: lifetime,
                 reason: format!(

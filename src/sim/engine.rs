@@ -105,6 +105,9 @@ struct ClusterState {
     signing_failure_logged: bool,
     /// A rollout restart of istiod is under way: the new pod loads the applied secret.
     restarting: bool,
+    /// The phase being applied restarts istiod after its apply: a root change the running
+    /// istiod ignores (ISTIO_MULTIROOT_MESH off) is expected, the restart loads it.
+    restart_follows: bool,
 }
 
 struct PhaseSpec {
@@ -414,6 +417,7 @@ impl Mesh {
                 ztunnel_channel_logged: false,
                 signing_failure_logged: false,
                 restarting: false,
+                restart_follows: false,
             });
         }
         mesh.initial_signers = mesh
@@ -1109,6 +1113,11 @@ impl Mesh {
                 };
                 cl.applied = Some(secret);
                 cl.applied_version += 1;
+                cl.restart_follows = self.phases.get(k).is_some_and(|p| {
+                    p.actions.iter().skip(i + 1).any(|a| {
+                        matches!(a, Action::RestartIstiod { .. }) && a.cluster() == action.cluster()
+                    })
+                });
                 self.last_apply = now;
                 let schedule_sync = !cl.sync_pending;
                 cl.sync_pending = true;
@@ -1300,10 +1309,10 @@ impl Mesh {
         }
         match istiod::root_change(version, self.profile.multiroot, &old_bytes, &new_bytes) {
             RootChange::Accepted | RootChange::Unchanged => {}
-            RootChange::IgnoredMultirootOff if cl.restarting => {
+            RootChange::IgnoredMultirootOff if cl.restarting || cl.restart_follows => {
                 self.log(
                     Some(c),
-                    "the old istiod ignores the new root-cert.pem (ISTIO_MULTIROOT_MESH is off); the istiod restart under way loads it".to_owned(),
+                    "the old istiod ignores the new root-cert.pem (ISTIO_MULTIROOT_MESH is off); the istiod restart of this phase loads it".to_owned(),
                 );
                 return;
             }
