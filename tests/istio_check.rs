@@ -637,3 +637,99 @@ fn boolean_profile_flags_do_not_swallow_the_path() {
         );
     }
 }
+
+/// CRLs made by `openssl ca -gencrl` (an independent producer) over Istio-recipe material.
+fn openssl_crl(dir: &Path, name: &str, cert: &Path, key: &Path) -> Vec<u8> {
+    let ca = dir.join(format!("crl-{name}"));
+    std::fs::create_dir_all(&ca).unwrap();
+    std::fs::write(ca.join("index.txt"), "").unwrap();
+    std::fs::write(ca.join("crlnumber"), "01\n").unwrap();
+    std::fs::write(
+        ca.join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\n",
+    )
+    .unwrap();
+    common::recipe::openssl(
+        &ca,
+        &[
+            "ca",
+            "-gencrl",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            cert.to_str().unwrap(),
+            "-keyfile",
+            key.to_str().unwrap(),
+            "-out",
+            "crl.pem",
+        ],
+    );
+    std::fs::read(ca.join("crl.pem")).unwrap()
+}
+
+/// ca-crl.pem from 1.27.0: a CRL signed by every certificate of cert-chain.pem passes, in
+/// either order; one missing, or a signature broken, is refused naming what is missing;
+/// before 1.27.0 the file is not read.
+#[test]
+fn ca_crl_signed_by_every_chain_certificate_passes_from_1_27_0() {
+    let dir = tempfile::tempdir().unwrap();
+    common::recipe::istio_recipe(dir.path());
+    let (d, c1) = (dir.path(), dir.path().join("cluster1"));
+    let chain = [
+        std::fs::read(c1.join("ca-cert.pem")).unwrap(),
+        std::fs::read(d.join("root-cert.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(c1.join("cert-chain.pem"), chain).unwrap();
+    std::fs::copy(d.join("root-cert.pem"), c1.join("root-cert.pem")).unwrap();
+    let by_ca = openssl_crl(d, "ca", &c1.join("ca-cert.pem"), &c1.join("ca-key.pem"));
+    let by_root = openssl_crl(d, "root", &d.join("root-cert.pem"), &d.join("root-key.pem"));
+    let base = istio::read_path(&c1).unwrap();
+    let at = OffsetDateTime::now_utc();
+    let with_crl = |crl: &[u8], version: &str| {
+        let mut s = base.clone();
+        s.set_file(istio::CA_CRL, crl.to_vec());
+        let profile = IstioProfile {
+            istio_version: version.parse().unwrap(),
+            ..IstioProfile::default()
+        };
+        istio::check(&s, &profile, at)
+    };
+    let both = [by_ca.as_slice(), by_root.as_slice()].concat();
+    let reversed = [by_root.as_slice(), by_ca.as_slice()].concat();
+    for crl in [&both, &reversed] {
+        for v in ["1.26.2", "1.27.0", "1.30.0"] {
+            let f = with_crl(crl, v);
+            assert!(errors(&f).is_empty(), "{v}: {f:#?}");
+        }
+    }
+    // Only the intermediate's CRL: the root signs none.
+    let f = with_crl(&by_ca, "1.27.0");
+    assert_eq!(errors(&f), ["ca-crl-unsigned"], "{f:#?}");
+    let root = istio::read_path(&c1).unwrap().root_bundle().unwrap();
+    let root_subject = root.certificates().next().unwrap().subject();
+    assert!(f[0].message.contains(&root_subject), "{}", f[0].message);
+    assert!(
+        errors(&with_crl(&by_ca, "1.26.2")).is_empty(),
+        "not read before 1.27.0"
+    );
+    // The root's CRL with its signature broken (one base64 character of the last line).
+    let text = String::from_utf8(by_root.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let sig_line = lines.len() - 2;
+    let mut broken: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let flipped: String = broken[sig_line]
+        .chars()
+        .enumerate()
+        .map(|(i, ch)| {
+            if i == 3 {
+                if ch == 'A' { 'B' } else { 'A' }
+            } else {
+                ch
+            }
+        })
+        .collect();
+    broken[sig_line] = flipped;
+    let broken = [by_ca.clone(), (broken.join("\n") + "\n").into_bytes()].concat();
+    assert_eq!(errors(&with_crl(&broken, "1.27.0")), ["ca-crl-unsigned"]);
+}

@@ -257,7 +257,11 @@ impl fmt::Display for RequiredEku {
 pub struct VerifyOptions {
     /// The validation time.
     pub at: OffsetDateTime,
-    /// A purpose the target (and any CA on the path carrying EKU) must allow.
+    /// A purpose the target (and any CA on the path carrying EKU) must allow. With none,
+    /// [`Policy::Strict`] and [`Policy::Envoy`] check no purpose (Envoy sets none on
+    /// BoringSSL), and [`Policy::Ztunnel`] requires both serverAuth and clientAuth (ztunnel
+    /// verifies peers in both directions of mTLS, with rustls-webpki's `KeyUsage::server_auth`
+    /// and `client_auth`).
     pub require_eku: Option<RequiredEku>,
     /// A SPIFFE ID the target must carry as a URI SAN.
     pub require_spiffe_id: Option<SpiffeId>,

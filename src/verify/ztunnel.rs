@@ -10,7 +10,7 @@ use crate::signature::SignatureError;
 
 use super::error::{PathError, PathFailure};
 use super::policy::{Found, Policy, eku_error};
-use super::{CertPool, MAX_RECORDED_FAILURES, VerifiedPath, VerifyOptions};
+use super::{CertPool, MAX_RECORDED_FAILURES, RequiredEku, VerifiedPath, VerifyOptions};
 
 /// webpki's `MAX_SUB_CA_COUNT`: at most six intermediates between end entity and anchor.
 pub(crate) const MAX_SUB_CA_COUNT: usize = 6;
@@ -112,7 +112,9 @@ impl Search<'_> {
     }
 
     /// `check_issuer_independent_properties` for the head of `path`: validity (both bounds
-    /// inclusive), basicConstraints by role and sub-CA count, extended key usage.
+    /// inclusive), basicConstraints by role and sub-CA count, extended key usage (the
+    /// required purpose, or with none both serverAuth and clientAuth: ztunnel calls webpki
+    /// with `KeyUsage::server_auth` as a client and `client_auth` as a server).
     fn check_head(&self, path: &[Certificate], sub_ca_count: usize) -> Option<PathError> {
         let head = &path[path.len() - 1];
         if self.at < head.not_before_unix() {
@@ -149,9 +151,16 @@ impl Search<'_> {
                 }
             }
         }
-        self.opts
-            .require_eku
-            .and_then(|r| eku_error(Policy::Ztunnel, head, r))
+        // ztunnel verifies a peer as a client (server usage) and as a server (client usage):
+        // without an explicit purpose an mTLS connection needs both.
+        const BOTH: [RequiredEku; 2] = [RequiredEku::ServerAuth, RequiredEku::ClientAuth];
+        let required = match &self.opts.require_eku {
+            Some(r) => std::slice::from_ref(r),
+            None => &BOTH,
+        };
+        required
+            .iter()
+            .find_map(|&r| eku_error(Policy::Ztunnel, head, r))
     }
 
     /// `check_signed_chain`: every signature of the path, from the anchor down.

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use meshtrust::testkit::chains::{AT, TOPOLOGY_AT, chain_case, key_kind, shuffled, topology};
 use meshtrust::testkit::{Aki, CertSpec, Issued, KeyKind, TestKey};
-use meshtrust::verify::{CertPool, Policy, VerifyOptions, verify};
+use meshtrust::verify::{CertPool, Policy, RequiredEku, VerifyOptions, verify};
 use meshtrust::{Bundle, Certificate};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -63,12 +63,30 @@ fn envoy_verify(
     }
 }
 
-/// rustls-webpki's verdict (server usage), as ztunnel calls it.
+/// rustls-webpki's verdict (server usage), as ztunnel's client side calls it.
 fn webpki_ok(
     target: &Certificate,
     presented: &[Certificate],
     roots: &[Certificate],
     at: i64,
+) -> bool {
+    webpki_ok_for(
+        target,
+        presented,
+        roots,
+        at,
+        webpki::KeyUsage::server_auth(),
+    )
+}
+
+/// rustls-webpki's verdict for `usage` (server usage as ztunnel's client side verifies a
+/// peer, client usage as its server side does).
+fn webpki_ok_for(
+    target: &Certificate,
+    presented: &[Certificate],
+    roots: &[Certificate],
+    at: i64,
+    usage: webpki::KeyUsage,
 ) -> bool {
     let ders: Vec<CertificateDer<'static>> = roots
         .iter()
@@ -95,23 +113,36 @@ fn webpki_ok(
         &anchors,
         &chain,
         UnixTime::since_unix_epoch(Duration::from_secs(at as u64)),
-        webpki::KeyUsage::server_auth(),
+        usage,
         None,
         None,
     )
     .is_ok()
 }
 
+/// `Policy::Ztunnel` called as webpki is above (server usage).
 fn ztunnel_ok(
     target: &Certificate,
     presented: &[Certificate],
     roots: &[Certificate],
     at: i64,
 ) -> bool {
+    ztunnel_ok_for(target, presented, roots, at, Some(RequiredEku::ServerAuth))
+}
+
+/// `Policy::Ztunnel` with `eku` required (None: the model's default, both directions).
+fn ztunnel_ok_for(
+    target: &Certificate,
+    presented: &[Certificate],
+    roots: &[Certificate],
+    at: i64,
+    eku: Option<RequiredEku>,
+) -> bool {
     let roots: CertPool = roots.iter().cloned().collect();
     let presented: CertPool = presented.iter().cloned().collect();
     let at = time::OffsetDateTime::from_unix_timestamp(at).unwrap();
-    let opts = VerifyOptions::at(at).with_policy(Policy::Ztunnel);
+    let mut opts = VerifyOptions::at(at).with_policy(Policy::Ztunnel);
+    opts.require_eku = eku;
     verify(target, &presented, &roots, &opts).is_ok()
 }
 
@@ -384,4 +415,62 @@ fn istio_samples() {
         verdicts.contains(&true) && verdicts.contains(&false),
         "{s:?}"
     );
+}
+
+/// Extended key usage: Envoy sets no purpose on BoringSSL's verification (Envoy
+/// default_validator.cc; Istio configures none), so a leaf for codeSigning only, or one under
+/// an intermediate restricted to one purpose, verifies in BoringSSL, and `Policy::Envoy`
+/// agrees. rustls-webpki checks the purpose on every certificate of the path, with server
+/// usage where ztunnel is the client and client usage where it is the server, and
+/// `Policy::Ztunnel` agrees in each direction; with no purpose given it requires both, as an
+/// mTLS connection through ztunnel does.
+#[test]
+fn extended_key_usage_envoy_ignores_it_ztunnel_checks_both_directions() {
+    use meshtrust::testkit::Eku;
+    let root = Issued::self_signed(&CertSpec::root("Istio", "Root CA"), &key(0)).unwrap();
+    let ica = |eku: &[Eku], k: usize| {
+        root.issue(
+            &CertSpec::intermediate("Istio", "Intermediate CA").eku(eku),
+            &key(k),
+        )
+        .unwrap()
+    };
+    let (plain, client_only, server_only) = (
+        ica(&[], 1),
+        ica(&[Eku::ClientAuth], 2),
+        ica(&[Eku::ServerAuth], 4),
+    );
+    let workload = CertSpec::workload("spiffe://cluster.local/ns/a/sa/b");
+    let code_signing = plain
+        .issue(&workload.clone().eku(&[Eku::CodeSigning]), &key(3))
+        .unwrap();
+    let leaf_under = |i: &Issued| i.issue(&workload, &key(3)).unwrap();
+    let (good, under_client, under_server) = (
+        leaf_under(&plain),
+        leaf_under(&client_only),
+        leaf_under(&server_only),
+    );
+    // (leaf, intermediate, webpki server usage, webpki client usage)
+    for (leaf, ica, server, client) in [
+        (&good, &plain, true, true),
+        (&code_signing, &plain, false, false),
+        (&under_client, &client_only, false, true),
+        (&under_server, &server_only, true, false),
+    ] {
+        assert_eq!(targeted(leaf, &[ica], &[&root], AT), "valid");
+        let (chain, store) = (certs(&[ica]), certs(&[&root]));
+        let name = ica.cert().subject();
+        let (c, s) = (leaf.cert(), &store);
+        assert_eq!(webpki_ok(c, &chain, s, AT), server, "{name}");
+        let client_usage = webpki::KeyUsage::client_auth();
+        assert_eq!(
+            webpki_ok_for(c, &chain, s, AT, client_usage),
+            client,
+            "{name}"
+        );
+        let z = |eku| ztunnel_ok_for(c, &chain, s, AT, eku);
+        assert_eq!(z(Some(RequiredEku::ServerAuth)), server, "{name}");
+        assert_eq!(z(Some(RequiredEku::ClientAuth)), client, "{name}");
+        assert_eq!(z(None), server && client, "{name}");
+    }
 }
