@@ -708,7 +708,7 @@ fn ca_crl_signed_by_every_chain_certificate_passes_from_1_27_0() {
     assert_eq!(errors(&f), ["ca-crl-unsigned"], "{f:#?}");
     let root = istio::read_path(&c1).unwrap().root_bundle().unwrap();
     let root_subject = root.certificates().next().unwrap().subject();
-    assert!(f[0].message.contains(root_subject.as_str()), "{}", f[0].message);
+    assert!(f[0].message.contains(root_subject), "{}", f[0].message);
     assert!(
         errors(&with_crl(&by_ca, "1.26.2")).is_empty(),
         "not read before 1.27.0"
