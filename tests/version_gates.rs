@@ -122,3 +122,83 @@ fn cross_signed_ambient_restarts_an_older_ztunnel_before_b_prime_leaves() {
         );
     }
 }
+
+/// A cross-signed plan read back without plan.json (an operator who kept only the phase
+/// directories) is recognised as cross-signed, not as a root rotation (which would demand
+/// ISTIO_MULTIROOT_MESH), and passes its checks; a root rotation's directories still read as
+/// a root rotation.
+#[test]
+fn cross_signed_plan_without_plan_json_reads_as_cross_signed() {
+    use meshtrust::plan::RotationKind;
+    let c = cas();
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(DataPlane::Sidecar);
+    let written = cross_signed_cas::plan_for(&c, &p);
+    plan::write_plan_dir(&written, dir.path()).unwrap();
+    std::fs::remove_file(dir.path().join("plan.json")).unwrap();
+    let (read, had_json, _) = plan::read_plan_dir(dir.path()).unwrap();
+    assert!(!had_json);
+    assert_eq!(read.kind, RotationKind::CrossSigned);
+    let mut read = read;
+    read.profile = p.clone();
+    let findings = plan::check_plan(
+        &read,
+        &plan::CheckOptions {
+            now: now(),
+            margin: plan::PlanOptions::default().margin,
+            waits_known: false,
+        },
+    );
+    assert!(!plan::has_errors(&findings), "{findings:?}");
+    let restart = findings
+        .iter()
+        .find(|f| f.code == "multiroot-off")
+        .expect("the istiod restart phase 2 needs is stated");
+    assert_eq!(restart.phase, "02-trust-new-root");
+    assert!(
+        restart.message.contains("restart istiod in this phase"),
+        "{}",
+        restart.message
+    );
+    // Known as cross-signed, the presented order is checked too: B before B' is refused.
+    let mut swapped = read.clone();
+    let s = &mut swapped.phases[2].clusters[0].secret;
+    let pem = |c: &meshtrust::Certificate| c.to_pem();
+    let chain = [&c.ib.certificate, &c.b.certificate, &c.b_prime.certificate]
+        .map(pem)
+        .concat();
+    *s = meshtrust::istio::CaSecret::cacerts(
+        s.file("ca-cert.pem").unwrap(),
+        s.file("ca-key.pem").unwrap(),
+        chain.as_bytes(),
+        s.file("root-cert.pem").unwrap(),
+    );
+    let findings = plan::check_plan(
+        &swapped,
+        &plan::CheckOptions {
+            now: now(),
+            margin: plan::PlanOptions::default().margin,
+            waits_known: false,
+        },
+    );
+    assert!(
+        findings.iter().any(|f| f.code == "presented-order"),
+        "{findings:?}"
+    );
+    // The multi-root kind from the same CAs.
+    let mut multi = p.clone();
+    multi.multiroot = true;
+    multi.xds_agent = true;
+    let root_plan = plan::plan(
+        &[ClusterInput::single(c.ia.cacerts(), c.ib.cacerts())],
+        &multi,
+        &plan::PlanOptions::default(),
+        now(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    plan::write_plan_dir(&root_plan, dir.path()).unwrap();
+    std::fs::remove_file(dir.path().join("plan.json")).unwrap();
+    let (read, _, _) = plan::read_plan_dir(dir.path()).unwrap();
+    assert_eq!(read.kind, RotationKind::RootRotation);
+}

@@ -261,13 +261,21 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
                     &v.root_bytes,
                 ) {
                     RootChange::Accepted | RootChange::Unchanged => {}
+                    // Without plan.json the phase's restarts are unknown: say what it needs.
                     RootChange::IgnoredMultirootOff => out.push(finding(
                         "multiroot-off",
-                        Severity::Error,
+                        if opts.waits_known { Severity::Error } else { Severity::Warning },
                         cur,
                         cluster,
                         multi,
-                        "root-cert.pem changes but ISTIO_MULTIROOT_MESH is off: istiod (1.22.0+) ignores the new secret (\"Multi root is disabled\")".to_owned(),
+                        format!(
+                            "root-cert.pem changes but ISTIO_MULTIROOT_MESH is off: istiod (1.22.0+) ignores the new secret (\"Multi root is disabled\"){}",
+                            if opts.waits_known {
+                                ""
+                            } else {
+                                "; restart istiod in this phase (without plan.json the plan's restarts are unknown)"
+                            }
+                        ),
                     )),
                     RootChange::Refused { rule } => out.push(finding(
                         "root-containment",

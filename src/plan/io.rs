@@ -696,8 +696,41 @@ fn infer_kind_from_phases(phases: &[Phase], clusters: usize) -> RotationKind {
     let roots = |s: Option<&CaSecret>| s.and_then(|s| s.root_bundle().ok()).map(|b| b.trust_set());
     match (roots(first), roots(last)) {
         (Some(a), Some(b)) if a == b => RotationKind::IntermediateRotation,
+        _ if is_cross_signed(phases) => RotationKind::CrossSigned,
         _ => RotationKind::RootRotation,
     }
+}
+
+/// A cross-signed rotation, read without plan.json: no phase trusts two roots, and a phase's
+/// cert-chain.pem carries B' (the last phase's root name and key, signed by another key).
+fn is_cross_signed(phases: &[Phase]) -> bool {
+    let secrets = || {
+        phases
+            .iter()
+            .filter_map(|p| p.clusters.first())
+            .map(|c| &c.secret)
+    };
+    if secrets().any(|s| s.root_bundle().is_ok_and(|b| b.trust_set().len() > 1)) {
+        return false;
+    }
+    let Some(new_root) = secrets()
+        .last()
+        .and_then(|s| s.root_bundle().ok())
+        .and_then(|b| b.certificates().next().cloned())
+    else {
+        return false;
+    };
+    secrets()
+        .filter_map(|s| s.cert_chain().ok())
+        .flat_map(|b| b.certificates().cloned().collect::<Vec<_>>())
+        .any(|c| {
+            // B's name and key, but not B itself: signed by another key (Istio's roots all
+            // share one name, so the issuer name says nothing).
+            c != new_root
+                && c.subject() == new_root.subject()
+                && c.public_key() == new_root.public_key()
+                && c.verify_signed_by(&c).is_err()
+        })
 }
 
 /// The runbook options plan.json records (`contexts`), for re-rendering a plan read back.
