@@ -714,7 +714,7 @@ fn is_cross_signed(phases: &[Phase]) -> bool {
         return false;
     }
     let Some(new_root) = secrets()
-        .last()
+        .next_back()
         .and_then(|s| s.root_bundle().ok())
         .and_then(|b| b.certificates().next().cloned())
     else {
