@@ -615,26 +615,9 @@ pub fn diff(old: &Bundle, new: &Bundle) -> BundleDiff {
     }
 }
 
-/// Linear-time substring test (Two-Way through `str::contains` for UTF-8 input, the usual
-/// case for PEM; a first-byte-filtered scan otherwise).
+/// Substring test in linear time for any bytes (`memchr::memmem`, SIMD where available).
 pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    if needle.len() > haystack.len() {
-        return false;
-    }
-    if haystack.starts_with(needle) || haystack.ends_with(needle) {
-        return true;
-    }
-    if let (Ok(h), Ok(n)) = (std::str::from_utf8(haystack), std::str::from_utf8(needle)) {
-        return h.contains(n);
-    }
-    let Some(&first) = needle.first() else {
-        return true;
-    };
-    haystack
-        .iter()
-        .enumerate()
-        .filter(|&(_, &b)| b == first)
-        .any(|(i, _)| haystack[i..].starts_with(needle))
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// PEM-level deduplication without decoding certificates: frames the file, hashes each
