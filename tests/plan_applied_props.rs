@@ -32,7 +32,7 @@ proptest! {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("plan");
         plan::write_plan_dir(&p, &dir).unwrap();
-        let (_, _, findings) = plan::read_plan_dir(&dir).unwrap();
+        let findings = plan::read_plan_dir(&dir).unwrap().findings;
         prop_assert!(findings.is_empty(), "{findings:#?}");
 
         // Change one byte of one key of one phase's secret.yaml (what kubectl would apply).
@@ -57,7 +57,7 @@ proptest! {
         }
         applied.set_file(key, bytes);
         std::fs::write(&yaml, applied.to_manifest_yaml().as_bytes()).unwrap();
-        let (_, _, findings) = plan::read_plan_dir(&dir).unwrap();
+        let findings = plan::read_plan_dir(&dir).unwrap().findings;
         let hit = findings.iter().find(|f| f.code == "secret-yaml-mismatch");
         prop_assert!(hit.is_some(), "{findings:#?}");
         let hit = hit.unwrap();
@@ -76,7 +76,7 @@ proptest! {
         // Sealing (the PEM files are the truth) restores exactly what was planned.
         let report = plan::seal_plan_dir(&dir, None, &opts).unwrap();
         prop_assert!(report.sealed(), "{:#?}", report.findings);
-        let (_, _, findings) = plan::read_plan_dir(&dir).unwrap();
+        let findings = plan::read_plan_dir(&dir).unwrap().findings;
         prop_assert!(findings.is_empty(), "{findings:#?}");
         let sealed = istio::parse_manifest(&std::fs::read(&yaml).unwrap()).unwrap();
         prop_assert_eq!(sealed.file(key), cluster.secret.file(key));

@@ -327,7 +327,12 @@ fn intermediate_and_multi_cluster_with_istio_shaped_material() {
     let dir = tmp.path().join("plan");
     plan::write_plan_dir(&p, &dir).unwrap();
     assert!(dir.join("02-switch-signer/cluster2/ca-cert.pem").is_file());
-    let (back, has_json, f) = plan::read_plan_dir(&dir).unwrap();
+    let plan::PlanDir {
+        plan: back,
+        has_json,
+        findings: f,
+        ..
+    } = plan::read_plan_dir(&dir).unwrap();
     assert!(has_json && f.is_empty(), "{f:?}");
     assert_eq!(back.clusters, ["cluster1", "cluster2"]);
     let f = plan::check_plan(
@@ -620,7 +625,7 @@ fn plan_json_cannot_make_the_checker_read_outside_the_plan() {
     let edited = text.replacen("\"ca-cert.pem\"", "\"../../../../etc/hostname\"", 1);
     assert_ne!(edited, text);
     std::fs::write(&path, edited).unwrap();
-    let (_, _, findings) = plan::read_plan_dir(&dir).unwrap();
+    let findings = plan::read_plan_dir(&dir).unwrap().findings;
     assert!(
         findings
             .iter()

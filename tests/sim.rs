@@ -197,7 +197,12 @@ fn a_plan_read_back_from_disk_simulates_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("plan");
     plan::write_plan_dir(&p, &dir).unwrap();
-    let (back, has_json, findings) = plan::read_plan_dir(&dir).unwrap();
+    let plan::PlanDir {
+        plan: back,
+        has_json,
+        findings,
+        ..
+    } = plan::read_plan_dir(&dir).unwrap();
     assert!(has_json && findings.is_empty(), "{findings:?}");
     let cfg = SimConfig::new(now(), 8, 10);
     let (a, b) = (

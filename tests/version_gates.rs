@@ -136,7 +136,11 @@ fn cross_signed_plan_without_plan_json_reads_as_cross_signed() {
     let written = cross_signed_cas::plan_for(&c, &p);
     plan::write_plan_dir(&written, dir.path()).unwrap();
     std::fs::remove_file(dir.path().join("plan.json")).unwrap();
-    let (read, had_json, _) = plan::read_plan_dir(dir.path()).unwrap();
+    let plan::PlanDir {
+        plan: read,
+        has_json: had_json,
+        ..
+    } = plan::read_plan_dir(dir.path()).unwrap();
     assert!(!had_json);
     assert_eq!(read.kind, RotationKind::CrossSigned);
     let mut read = read;
@@ -199,6 +203,6 @@ fn cross_signed_plan_without_plan_json_reads_as_cross_signed() {
     let dir = tempfile::tempdir().unwrap();
     plan::write_plan_dir(&root_plan, dir.path()).unwrap();
     std::fs::remove_file(dir.path().join("plan.json")).unwrap();
-    let (read, _, _) = plan::read_plan_dir(dir.path()).unwrap();
+    let plan::PlanDir { plan: read, .. } = plan::read_plan_dir(dir.path()).unwrap();
     assert_eq!(read.kind, RotationKind::RootRotation);
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use meshtrust::fsio;
 use meshtrust::generate::{self, KeyType};
 use meshtrust::istio::{self, DataPlane, IstioProfile, IstioVersion, format_duration};
-use meshtrust::plan::{self, CheckOptions, ClusterInput, Plan, PlanOptions};
+use meshtrust::plan::{self, ClusterInput, Plan, PlanOptions};
 use meshtrust::sim::{self, Outcome, SimConfig};
 
 use super::common::{self, CliError, Outcome as Exit};
@@ -151,15 +151,8 @@ pub(crate) fn run(a: Args) -> Result<Exit, CliError> {
         let pdir = dir.join(format!("plan-{name}"));
         plan::write_plan_dir(&made, &pdir).map_err(fail)?;
         // Check and simulate the plan as written on disk.
-        let (p, _, mut findings) = plan::read_plan_dir(&pdir).map_err(fail)?;
-        findings.extend(plan::check_plan(
-            &p,
-            &CheckOptions {
-                now,
-                margin: PlanOptions::default().margin,
-                waits_known: true,
-            },
-        ));
+        let checked = plan::check_dir(&pdir, |_| Ok(profile.clone()), now).map_err(fail)?;
+        let (p, findings) = (checked.plan, checked.findings);
         let safe = !plan::has_errors(&findings);
         ok &= safe;
         let o = sim::simulate(&p, &SimConfig::new(now, a.seed, a.workloads)).map_err(fail)?;

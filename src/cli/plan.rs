@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use meshtrust::istio::{self, Severity, format_duration};
+use meshtrust::istio::{self, format_duration};
 use meshtrust::plan::{self, CheckOptions, ClusterInput, PlanFinding, PlanOptions, RotationKind};
 
 use super::common::{self, CliError, Outcome};
@@ -336,30 +336,13 @@ fn print_findings(findings: &[PlanFinding], json: bool, ok: bool) -> Result<(), 
 }
 
 fn check(c: CheckArgs) -> Result<Outcome, CliError> {
-    let (mut plan, has_json, mut findings) =
-        plan::read_plan_dir(&c.dir).map_err(|e| CliError(e.to_string()))?;
-    let recorded = plan.profile.clone();
-    plan.profile = c
-        .profile
-        .over_recorded(has_json.then(|| recorded.clone()))
-        .map_err(CliError)?;
-    if has_json && plan.profile != recorded {
-        findings.push(PlanFinding {
-            code: "profile-override",
-            severity: Severity::Info,
-            phase: "plan.json".to_owned(),
-            cluster: None,
-            message: "checking with a profile that differs from the one recorded in plan.json"
-                .to_owned(),
-        });
-    }
-    let opts = CheckOptions {
-        now: time::OffsetDateTime::now_utc(),
-        margin: PlanOptions::default().margin,
-        waits_known: has_json,
-    };
-    findings.extend(plan::check_plan(&plan, &opts));
-    findings.extend(plan::check_rollback(&plan, &opts));
+    let checked = plan::check_dir(
+        &c.dir,
+        |recorded| c.profile.over_recorded(recorded.cloned()),
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| CliError(e.to_string()))?;
+    let (plan, findings) = (checked.plan, checked.findings);
     let ok = !plan::has_errors(&findings);
     print_findings(&findings, c.json, ok)?;
     if !c.json {
@@ -379,10 +362,10 @@ fn check(c: CheckArgs) -> Result<Outcome, CliError> {
 
 fn seal(c: CheckArgs) -> Result<Outcome, CliError> {
     // The flags given override plan.json's profile (none given: plan.json's, unchanged).
-    let (recorded, _, _) = plan::read_plan_dir(&c.dir).map_err(|e| CliError(e.to_string()))?;
+    let recorded = plan::read_plan_dir(&c.dir).map_err(|e| CliError(e.to_string()))?;
     let profile = Some(
         c.profile
-            .over_recorded(Some(recorded.profile))
+            .over_recorded(Some(recorded.plan.profile))
             .map_err(CliError)?,
     );
     let opts = CheckOptions {

@@ -122,8 +122,12 @@ fn report<'a>(o: &'a Outcome, check_errors: &'a [PlanFinding]) -> Report<'a> {
 }
 
 pub(crate) fn run(a: Args) -> Result<Exit, CliError> {
-    let (mut p, has_json, findings) =
-        plan::read_plan_dir(&a.dir).map_err(|e| CliError(e.to_string()))?;
+    let plan::PlanDir {
+        plan: mut p,
+        has_json,
+        findings,
+        ..
+    } = plan::read_plan_dir(&a.dir).map_err(|e| CliError(e.to_string()))?;
     p.profile = a
         .profile
         .over_recorded(has_json.then(|| p.profile.clone()))

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use super::io::{
-    read_plan_dir, recorded_runbook_options, render_plan_json_with, render_runbook_with,
+    PlanDir, read_plan_dir, recorded_runbook_options, render_plan_json_with, render_runbook_with,
 };
 use super::{CheckOptions, DEFAULT_CLUSTER, Phase, Plan, PlanDirError, PlanFinding, check_plan};
 use crate::cert::Fingerprint;
@@ -222,7 +222,11 @@ pub fn seal_plan_dir(
     profile: Option<IstioProfile>,
     opts: &CheckOptions,
 ) -> Result<SealReport, PlanDirError> {
-    let (mut plan, has_json, read) = read_plan_dir(dir)?;
+    let PlanDir {
+        mut plan,
+        has_json,
+        findings: read,
+    } = read_plan_dir(dir)?;
     if let Some(p) = profile {
         plan.profile = p;
     }

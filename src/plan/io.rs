@@ -369,6 +369,9 @@ pub enum PlanDirError {
     /// No phase directories.
     #[error("{0}: no phase directories (NN-name) found")]
     NoPhases(PathBuf),
+    /// The profile to check with could not be settled ([`check_dir`]).
+    #[error("{0}")]
+    Profile(String),
     /// A phase directory could not be read as a CA secret.
     #[error("{path}: {source}")]
     Secret {
@@ -492,9 +495,8 @@ fn is_phase_name(name: &str) -> bool {
 /// (mismatches are returned as findings); without it, the kind is inferred, the profile is the
 /// default (override it), and gates are unknown. Every phase's secret.yaml, the file the
 /// runbook applies, is read back and compared with the phase's PEM files
-/// ([`super::check_applied`]). Returns the plan, whether plan.json was present, and the
-/// findings.
-pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanDirError> {
+/// ([`super::check_applied`]).
+pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
     let io = |path: &Path, e: std::io::Error| PlanDirError::Io {
         path: path.to_owned(),
         message: e.to_string(),
@@ -675,7 +677,70 @@ pub fn read_plan_dir(dir: &Path) -> Result<(Plan, bool, Vec<PlanFinding>), PlanD
             .unwrap_or_default(),
     };
     findings.extend(super::applied::check_applied(dir, &mut plan));
-    Ok((plan, json.is_some(), findings))
+    Ok(PlanDir {
+        plan,
+        has_json: json.is_some(),
+        findings,
+    })
+}
+
+/// A plan directory as [`read_plan_dir`] read it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PlanDir {
+    /// The plan: with plan.json, its kind, profile, actions and gates; without, the kind
+    /// inferred from the phases and the default profile.
+    pub plan: Plan,
+    /// Whether plan.json was there (without it the waits and restarts are unknown).
+    pub has_json: bool,
+    /// What reading found: plan.json hashes that differ, secret.yaml files that are not the
+    /// phase's PEM files.
+    pub findings: Vec<PlanFinding>,
+}
+
+/// Reads and checks a plan directory as `meshtrust plan check` does: [`read_plan_dir`], the
+/// profile `profile` returns given plan.json's (None without plan.json; an `Err` is a
+/// [`PlanDirError::Profile`]), a `profile-override` note when it differs from the recorded
+/// one, then [`super::check_plan`] and [`super::check_rollback`] at `now`. The returned
+/// findings are all of them; the plan is safe when none is an error ([`super::has_errors`]).
+///
+/// ```no_run
+/// # fn f(dir: &std::path::Path) -> Result<(), meshtrust::plan::PlanDirError> {
+/// let checked = meshtrust::plan::check_dir(
+///     dir,
+///     |recorded| recorded.cloned().ok_or_else(|| "no plan.json: give a profile".to_owned()),
+///     time::OffsetDateTime::now_utc(),
+/// )?;
+/// assert!(!meshtrust::plan::has_errors(&checked.findings));
+/// # Ok(()) }
+/// ```
+pub fn check_dir(
+    dir: &Path,
+    profile: impl FnOnce(Option<&IstioProfile>) -> Result<IstioProfile, String>,
+    now: time::OffsetDateTime,
+) -> Result<PlanDir, PlanDirError> {
+    let mut read = read_plan_dir(dir)?;
+    let recorded = read.has_json.then(|| read.plan.profile.clone());
+    read.plan.profile = profile(recorded.as_ref()).map_err(PlanDirError::Profile)?;
+    if recorded.as_ref().is_some_and(|r| *r != read.plan.profile) {
+        read.findings.push(PlanFinding {
+            code: "profile-override",
+            severity: Severity::Info,
+            phase: "plan.json".to_owned(),
+            cluster: None,
+            message: "checking with a profile that differs from the one recorded in plan.json"
+                .to_owned(),
+        });
+    }
+    let opts = super::CheckOptions {
+        now,
+        margin: super::PlanOptions::default().margin,
+        waits_known: read.has_json,
+    };
+    read.findings.extend(super::check_plan(&read.plan, &opts));
+    read.findings
+        .extend(super::check_rollback(&read.plan, &opts));
+    Ok(read)
 }
 
 fn infer_kind_from_phases(phases: &[Phase], clusters: usize) -> RotationKind {

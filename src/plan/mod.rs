@@ -68,8 +68,9 @@ pub use checks::{
     rollback_root_change_accepted,
 };
 pub use io::{
-    PlanDirError, RunbookOptions, read_plan_dir, render_plan_json, render_plan_json_with,
-    render_runbook, render_runbook_with, write_plan_dir, write_plan_dir_with,
+    PlanDir, PlanDirError, RunbookOptions, check_dir, read_plan_dir, render_plan_json,
+    render_plan_json_with, render_runbook, render_runbook_with, write_plan_dir,
+    write_plan_dir_with,
 };
 
 /// The name a single-cluster plan uses for its one cluster.

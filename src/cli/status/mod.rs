@@ -114,7 +114,8 @@ pub(crate) fn run(a: Args) -> Result<Outcome, CliError> {
     let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
     let plan = match &a.plan {
         Some(dir) => {
-            let (p, has_json, _) = plan::read_plan_dir(dir).map_err(|e| CliError(e.to_string()))?;
+            let read = plan::read_plan_dir(dir).map_err(|e| CliError(e.to_string()))?;
+            let (p, has_json) = (read.plan, read.has_json);
             Some((p, has_json))
         }
         None => None,
