@@ -35,7 +35,9 @@ use time::OffsetDateTime;
 use super::behaviour::{self, Completeness, Proxy, RootsTaken};
 use super::profile::IstioProfile;
 use super::secret::{self, CaSecret, FileError, Layout, SecretKind};
+use crate::bundle::Bundle;
 use crate::cert::{Certificate, Role};
+use crate::key::PrivateKey;
 use crate::verify::{self, CertPool, VerifyOptions};
 
 /// How bad a finding is.
@@ -112,8 +114,105 @@ const OUTLIVE_TOLERANCE_SECS: i64 = 86_400;
 /// assert!(!istio::has_errors(&findings), "{findings:?}");
 /// ```
 pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> Vec<Finding> {
+    let mut out = notes(secret);
+    if !completeness(secret, profile, &mut out) {
+        return out;
+    }
+    published_keys(secret, &mut out);
+    let mut cx = Parsed::read(secret, profile, now, &mut out);
+    for step in STEPS {
+        step(&mut cx, &mut out);
+    }
+    out
+}
+
+/// The checks that run on the parsed files, in the order their findings are reported.
+const STEPS: [fn(&mut Parsed<'_>, &mut Vec<Finding>); 10] = [
+    signer,
+    empty_roots,
+    load_verify,
+    crl,
+    chain_order,
+    multi_root,
+    same_named_roots,
+    self_signed,
+    expiry,
+    signer_lifetime,
+];
+
+/// The secret's files as istiod reads them (None: absent or unreadable, already reported).
+struct Parsed<'a> {
+    secret: &'a CaSecret,
+    profile: &'a IstioProfile,
+    now: OffsetDateTime,
+    ca_cert: Option<Certificate>,
+    key: Option<PrivateKey>,
+    roots: Option<Bundle>,
+    chain: Option<Bundle>,
+    /// The root ca-cert verified to ([`load_verify`]).
+    anchor: Option<Certificate>,
+}
+
+impl<'a> Parsed<'a> {
+    /// Parses every file, reporting each that is present but unreadable
+    /// (`unreadable-file`) and a ca-cert.pem of several blocks (`ca-cert-extra-blocks`).
+    fn read(
+        secret: &'a CaSecret,
+        profile: &'a IstioProfile,
+        now: OffsetDateTime,
+        out: &mut Vec<Finding>,
+    ) -> Parsed<'a> {
+        fn ok<T>(r: Result<T, FileError>, out: &mut Vec<Finding>) -> Option<T> {
+            r.map_err(|e| {
+                if !matches!(e, FileError::Missing { .. }) {
+                    out.push(Finding::new(
+                        "unreadable-file",
+                        Severity::Error,
+                        e.to_string(),
+                    ));
+                }
+            })
+            .ok()
+        }
+        let ca_cert = ok(secret.ca_cert(), out);
+        if let Ok(b) = secret.ca_cert_bundle() {
+            if b.len() > 1 || !b.other_blocks().is_empty() {
+                out.push(Finding::new(
+                    "ca-cert-extra-blocks",
+                    Severity::Warning,
+                    format!(
+                        "{} holds {} blocks; istiod uses only the first",
+                        secret.signing_cert_file(),
+                        b.len() + b.other_blocks().len()
+                    ),
+                ));
+            }
+        }
+        let key = ok(secret.ca_key(), out);
+        let roots = ok(secret.root_bundle(), out);
+        let has_chain =
+            secret.file(secret::CERT_CHAIN).is_some() || secret.layout == Layout::KubernetesTls;
+        let chain = if has_chain {
+            ok(secret.cert_chain(), out)
+        } else {
+            None
+        };
+        Parsed {
+            secret,
+            profile,
+            now,
+            ca_cert,
+            key,
+            roots,
+            chain,
+            anchor: None,
+        }
+    }
+}
+
+/// `istio-generated` and `kubernetes-tls-layout`: what kind of secret this is.
+fn notes(secret: &CaSecret) -> Vec<Finding> {
     let mut out = Vec::new();
-    let v = profile.istio_version;
     if secret.file(secret::ISTIO_GENERATED).is_some() {
         out.push(Finding::new(
             "istio-generated",
@@ -128,13 +227,14 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             "kubernetes.io/tls layout: signing cert tls.crt, key tls.key, roots ca.crt, chain = tls.crt + ca.crt",
         ));
     }
+    out
+}
 
-    // Completeness, as each version sees it (the one model: behaviour::completeness).
-    let (cert_f, key_f, root_f) = (
-        secret.signing_cert_file(),
-        secret.key_file(),
-        secret.root_file(),
-    );
+/// Completeness, as each version sees it (the one model: [`behaviour::completeness`]).
+/// False when nothing more can be said (before 1.26.1 without the key istiod runs its
+/// self-signed CA).
+fn completeness(secret: &CaSecret, profile: &IstioProfile, out: &mut Vec<Finding>) -> bool {
+    let v = profile.istio_version;
     let completeness = behaviour::completeness(secret, v);
     let message = completeness.message(v).unwrap_or_default();
     match completeness {
@@ -148,25 +248,18 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
         }
         Completeness::SelfSignedFallback { .. } => {
             out.push(Finding::new("missing-ca-key", Severity::Warning, message));
-            return out;
+            return false;
         }
         Completeness::Missing { .. } => {
             out.push(Finding::new("missing-file", Severity::Error, message));
         }
     }
+    true
+}
 
-    let unreadable = |out: &mut Vec<Finding>, e: &FileError| {
-        if !matches!(e, FileError::Missing { .. }) {
-            out.push(Finding::new(
-                "unreadable-file",
-                Severity::Error,
-                e.to_string(),
-            ));
-        }
-    };
-
-    // Published bundles must never carry a key.
-    for f in [root_f, secret::CERT_CHAIN] {
+/// `private-key-in-bundle`: published bundles must never carry a key.
+fn published_keys(secret: &CaSecret, out: &mut Vec<Finding>) {
+    for f in [secret.root_file(), secret::CERT_CHAIN] {
         if secret.file(f).is_some_and(secret::holds_private_key) {
             out.push(Finding::new(
                 "private-key-in-bundle",
@@ -175,117 +268,90 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             ));
         }
     }
+}
 
-    let ca_cert = match secret.ca_cert() {
-        Ok(c) => Some(c),
-        Err(e) => {
-            unreadable(&mut out, &e);
-            None
-        }
+/// `ca-cert-not-ca`, `ca-key-mismatch`.
+fn signer(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
+    let Some(c) = &cx.ca_cert else {
+        return;
     };
-    if let Ok(b) = secret.ca_cert_bundle() {
-        if b.len() > 1 || !b.other_blocks().is_empty() {
-            out.push(Finding::new(
-                "ca-cert-extra-blocks",
-                Severity::Warning,
-                format!(
-                    "{cert_f} holds {} blocks; istiod uses only the first",
-                    b.len() + b.other_blocks().len()
-                ),
-            ));
-        }
+    if !c.is_ca() {
+        out.push(Finding::new(
+            "ca-cert-not-ca",
+            Severity::Error,
+            format!(
+                "{} ({}) is not a CA: \"certificate is not authorized to sign other certificates\"",
+                cx.secret.signing_cert_file(),
+                describe(c)
+            ),
+        ));
     }
-    let key = match secret.ca_key() {
-        Ok(k) => Some(k),
-        Err(e) => {
-            unreadable(&mut out, &e);
-            None
-        }
-    };
-    let roots = match secret.root_bundle() {
-        Ok(r) => Some(r),
-        Err(e) => {
-            unreadable(&mut out, &e);
-            None
-        }
-    };
-    let chain =
-        if secret.file(secret::CERT_CHAIN).is_some() || secret.layout == Layout::KubernetesTls {
-            match secret.cert_chain() {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    unreadable(&mut out, &e);
-                    None
-                }
-            }
-        } else {
-            None
-        };
+    if let Some(Err(e)) = cx.key.as_ref().map(|k| k.check_matches(c)) {
+        out.push(Finding::new(
+            "ca-key-mismatch",
+            Severity::Error,
+            format!("{}: {e}", cx.secret.key_file()),
+        ));
+    }
+}
 
-    if let Some(c) = &ca_cert {
-        if !c.is_ca() {
+/// `empty-root-cert`.
+fn empty_roots(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
+    if cx.roots.as_ref().is_some_and(|r| r.is_empty()) {
+        out.push(Finding::new(
+            "empty-root-cert",
+            Severity::Error,
+            format!("{} holds no certificate", cx.secret.root_file()),
+        ));
+    }
+}
+
+/// `ca-cert-unverified`: the load check, ca-cert against all of root-cert.pem with
+/// cert-chain.pem (Go's x509.Verify, [`behaviour::go_server_auth_ok`]).
+fn load_verify(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
+    let (Some(c), Some(r)) = (&cx.ca_cert, &cx.roots) else {
+        return;
+    };
+    if r.is_empty() {
+        return;
+    }
+    let (cert_f, root_f) = (cx.secret.signing_cert_file(), cx.secret.root_file());
+    let root_pool = CertPool::from_certificates(r.certificates());
+    let inter_pool = CertPool::from_certificates(cx.chain.iter().flat_map(|b| b.certificates()));
+    match verify::verify(c, &inter_pool, &root_pool, &VerifyOptions::at(cx.now)) {
+        Ok(path) if !behaviour::go_server_auth_ok(path.certificates()) => {
             out.push(Finding::new(
-                "ca-cert-not-ca",
+                "ca-cert-unverified",
                 Severity::Error,
-                format!("{cert_f} ({}) is not a CA: \"certificate is not authorized to sign other certificates\"", describe(c)),
+                format!("{cert_f} does not verify against {root_f} for istiod (Go x509.Verify, 1.22.0+): a certificate of its chain has an extendedKeyUsage without serverAuth (\"incompatible key usage\")"),
             ));
         }
-        if let Some(k) = &key {
-            if let Err(e) = k.check_matches(c) {
-                out.push(Finding::new(
-                    "ca-key-mismatch",
-                    Severity::Error,
-                    format!("{key_f}: {e}"),
-                ));
-            }
-        }
+        Ok(path) => cx.anchor = Some(path.anchor().clone()),
+        Err(e) => out.push(Finding::new(
+            "ca-cert-unverified",
+            Severity::Error,
+            format!("{cert_f} does not verify against {root_f} with cert-chain.pem: {e}"),
+        )),
     }
+}
 
-    if let Some(r) = &roots {
-        if r.is_empty() {
-            out.push(Finding::new(
-                "empty-root-cert",
-                Severity::Error,
-                format!("{root_f} holds no certificate"),
-            ));
-        }
+/// `ca-crl-unsigned`: from 1.27.0 a present ca-crl.pem must be signed by every cert of
+/// cert-chain.pem ([`behaviour::crl_problem`]).
+fn crl(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
+    let Some(ch) = &cx.chain else {
+        return;
+    };
+    let certs: Vec<Certificate> = ch.certificates().cloned().collect();
+    if let Some(e) = behaviour::crl_problem(cx.secret, &certs, cx.profile.istio_version) {
+        out.push(Finding::new("ca-crl-unsigned", Severity::Error, e));
     }
+}
 
-    // The load check: ca-cert verifies against all of root-cert.pem with cert-chain.pem.
-    let mut anchor: Option<Certificate> = None;
-    if let (Some(c), Some(r)) = (&ca_cert, &roots) {
-        if !r.is_empty() {
-            let root_pool = CertPool::from_certificates(r.certificates());
-            let inter_pool =
-                CertPool::from_certificates(chain.iter().flat_map(|b| b.certificates()));
-            match verify::verify(c, &inter_pool, &root_pool, &VerifyOptions::at(now)) {
-                Ok(path) if !behaviour::go_server_auth_ok(path.certificates()) => {
-                    out.push(Finding::new(
-                        "ca-cert-unverified",
-                        Severity::Error,
-                        format!("{cert_f} does not verify against {root_f} for istiod (Go x509.Verify, 1.22.0+): a certificate of its chain has an extendedKeyUsage without serverAuth (\"incompatible key usage\")"),
-                    ));
-                }
-                Ok(path) => anchor = Some(path.anchor().clone()),
-                Err(e) => out.push(Finding::new(
-                    "ca-cert-unverified",
-                    Severity::Error,
-                    format!("{cert_f} does not verify against {root_f} with cert-chain.pem: {e}"),
-                )),
-            }
-        }
-    }
-
-    // From 1.27.0 a present ca-crl.pem must be signed by every cert of cert-chain.pem.
-    if let Some(ch) = &chain {
-        let certs: Vec<Certificate> = ch.certificates().cloned().collect();
-        if let Some(e) = behaviour::crl_problem(secret, &certs, v) {
-            out.push(Finding::new("ca-crl-unsigned", Severity::Error, e));
-        }
-    }
-
-    // cert-chain.pem order and contents.
-    if let (Some(c), Some(ch)) = (&ca_cert, &chain) {
+/// `cert-chain-not-ca-cert-first`, `cert-chain-root-repeated`: cert-chain.pem's order and
+/// contents.
+fn chain_order(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
+    let secret = cx.secret;
+    if let (Some(c), Some(ch)) = (&cx.ca_cert, &cx.chain) {
         if secret.layout == Layout::Istio && secret.kind == SecretKind::PluggedIn {
             match ch.certificates().next() {
                 Some(first) if first == c => {}
@@ -314,9 +380,14 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             ));
         }
     }
+}
 
-    // Several roots need ISTIO_MULTIROOT_MESH (and, in ambient mode, a capable ztunnel).
-    if let Some(r) = &roots {
+/// `multiple-roots-without-multiroot`, `ztunnel-multiroot-unsupported`: several roots need
+/// ISTIO_MULTIROOT_MESH and, in ambient mode, a ztunnel that takes them all
+/// ([`behaviour::roots_taken`]).
+fn multi_root(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
+    let (profile, root_f) = (cx.profile, cx.secret.root_file());
+    if let Some(r) = &cx.roots {
         let distinct = r.trust_set().len();
         if distinct > 1 && !profile.multiroot {
             out.push(Finding::new(
@@ -346,17 +417,21 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             }
         }
     }
+}
 
-    // Envoy (BoringSSL) picks among same-named trusted roots by AKI only, without trying the
-    // others: an intermediate without AKI under one of two same-named roots may fail there,
-    // although meshtrust, Go and webpki (which try every candidate) accept it.
-    if let Some(r) = &roots {
+/// `same-name-roots-without-aki`: Envoy (BoringSSL) picks among same-named trusted roots by
+/// AKI only, without trying the others: an intermediate without AKI under one of two
+/// same-named roots may fail there, although meshtrust, Go and webpki (which try every
+/// candidate) accept it.
+fn same_named_roots(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
+    let root_f = cx.secret.root_file();
+    if let Some(r) = &cx.roots {
         let set = r.trust_set();
         let named_twice =
             |subject: &[u8]| set.iter().filter(|x| x.subject_der() == subject).count() > 1;
-        let mut issuers: Vec<&Certificate> = ca_cert.iter().collect();
+        let mut issuers: Vec<&Certificate> = cx.ca_cert.iter().collect();
         issuers.extend(
-            chain
+            cx.chain
                 .iter()
                 .flat_map(|b| b.certificates())
                 .filter(|c| c.is_ca() && !c.is_self_issued()),
@@ -376,10 +451,13 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             }
         }
     }
+}
 
-    // Self-signed CA: ca-cert.pem is the root.
+/// `self-signed-root-mismatch`: istio-ca-secret's ca-cert.pem is its root.
+fn self_signed(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
+    let secret = cx.secret;
     if secret.kind == SecretKind::SelfSigned {
-        if let (Some(c), Some(r)) = (&ca_cert, &roots) {
+        if let (Some(c), Some(r)) = (&cx.ca_cert, &cx.roots) {
             if !r.trust_set().contains(&c.fingerprint()) {
                 out.push(Finding::new(
                     "self-signed-root-mismatch",
@@ -392,20 +470,23 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             }
         }
     }
+}
 
-    // Expiry of every CA certificate.
+/// `ca-expired`, `ca-expiring`: every CA certificate of the secret.
+fn expiry(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
+    let (cert_f, root_f, now) = (cx.secret.signing_cert_file(), cx.secret.root_file(), cx.now);
     let mut cas: Vec<(&'static str, Certificate)> = Vec::new();
-    if let Some(c) = &ca_cert {
+    if let Some(c) = &cx.ca_cert {
         cas.push((cert_f, c.clone()));
     }
-    for b in chain.iter() {
+    for b in cx.chain.iter() {
         for c in b.certificates().filter(|c| c.is_ca()) {
             if !cas.iter().any(|(_, x)| x == c) {
                 cas.push((secret::CERT_CHAIN, c.clone()));
             }
         }
     }
-    for b in roots.iter() {
+    for b in cx.roots.iter() {
         for c in b.trust_set().iter() {
             if !cas.iter().any(|(_, x)| x == c) {
                 cas.push((root_f, c.clone()));
@@ -445,7 +526,19 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             }
         }
     }
-    if let Some(c) = &ca_cert {
+}
+
+/// `ca-shorter-than-leaf-ttl` (with istiod's clamp by version, [`behaviour::clamps_leaf_to_signer`])
+/// and `intermediate-outlives-root`.
+fn signer_lifetime(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
+    let (cert_f, profile, v) = (
+        cx.secret.signing_cert_file(),
+        cx.profile,
+        cx.profile.istio_version,
+    );
+    let t = cx.now.unix_timestamp();
+    let anchor = &cx.anchor;
+    if let Some(c) = &cx.ca_cert {
         let left = c.not_after_unix() - t;
         if left > 0 && (left as u64) < profile.leaf_ttl.as_secs() {
             out.push(Finding::new(
@@ -488,7 +581,6 @@ pub fn check(secret: &CaSecret, profile: &IstioProfile, now: OffsetDateTime) -> 
             }
         }
     }
-    out
 }
 
 /// `"CN=..,O=.." (sha256 1234abcd…)` for messages.
