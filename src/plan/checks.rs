@@ -173,11 +173,7 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
 /// # }
 /// ```
 pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -> Vec<PlanFinding> {
-    let on = |i: Invariant| which.contains(&i);
     let mut out = Vec::new();
-    let multi = plan.is_multi_cluster();
-    let profile = &plan.profile;
-    let now = opts.now;
     if plan.phases.len() < 2 {
         out.push(PlanFinding {
             code: "too-few-phases",
@@ -195,25 +191,84 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
         });
         return out;
     }
-    // views[p][c]
-    let views: Vec<Vec<(String, View)>> = plan
-        .phases
-        .iter()
-        .map(|p| {
-            p.clusters
-                .iter()
-                .map(|c| {
-                    (
-                        c.cluster.clone(),
-                        view(&c.secret, now, on(Invariant::CrossMatrix)),
-                    )
-                })
-                .collect()
-        })
-        .collect();
+    let cx = Ctx::new(plan, opts, which.contains(&Invariant::CrossMatrix));
+    for i in Invariant::ALL.into_iter().filter(|i| which.contains(i)) {
+        out.extend(i.check(&cx));
+    }
+    out
+}
 
-    // 1. istiod's load checks of every phase's secret.
-    for p in plan.phases.iter().filter(|_| on(Invariant::LoadChecks)) {
+/// What every check reads: the plan, the options and one [`View`] per (phase, cluster).
+pub(super) struct Ctx<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) opts: &'a CheckOptions,
+    /// `views[phase][cluster]`.
+    pub(super) views: Vec<Vec<(String, View)>>,
+    pub(super) multi: bool,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(plan: &'a Plan, opts: &'a CheckOptions, with_leaves: bool) -> Ctx<'a> {
+        let views = plan
+            .phases
+            .iter()
+            .map(|p| {
+                p.clusters
+                    .iter()
+                    .map(|c| (c.cluster.clone(), view(&c.secret, opts.now, with_leaves)))
+                    .collect()
+            })
+            .collect();
+        Ctx {
+            plan,
+            opts,
+            views,
+            multi: plan.is_multi_cluster(),
+        }
+    }
+
+    /// Each transition k-1 -> k and cluster of phase k: (k, cluster, its view, the previous
+    /// phase's view of the same cluster, or of the same position).
+    fn transitions(&self) -> impl Iterator<Item = (usize, &str, &View, Option<&View>)> + '_ {
+        (1..self.views.len()).flat_map(move |k| {
+            self.views[k]
+                .iter()
+                .enumerate()
+                .map(move |(ci, (cluster, v))| {
+                    let pv = self.views[k - 1]
+                        .iter()
+                        .find(|(n, _)| n == cluster)
+                        .or_else(|| self.views[k - 1].get(ci))
+                        .map(|x| &x.1);
+                    (k, cluster.as_str(), v, pv)
+                })
+        })
+    }
+}
+
+impl Invariant {
+    /// This invariant's findings.
+    fn check(self, cx: &Ctx<'_>) -> Vec<PlanFinding> {
+        match self {
+            Invariant::LoadChecks => load_checks(cx),
+            Invariant::RootContainment => root_containment(cx),
+            Invariant::SignerTrust => signer_trust(cx),
+            Invariant::Trigger => trigger(cx),
+            Invariant::CrossMatrix => cross_matrix(cx),
+            Invariant::NoEarlyRemoval => no_early_removal(cx),
+            Invariant::FinalState => final_state(cx),
+            Invariant::ZtunnelCaChannel => {
+                super::ca_channel::ztunnel_ca_channel(cx.plan, cx.opts.now, cx.multi)
+            }
+        }
+    }
+}
+
+/// Invariant 1: istiod's load checks of every phase's secret ([`istio::check`]).
+fn load_checks(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+    let (plan, profile, now, multi) = (cx.plan, &cx.plan.profile, cx.opts.now, cx.multi);
+    let mut out = Vec::new();
+    for p in plan.phases.iter() {
         for c in &p.clusters {
             for f in istio::check(&c.secret, profile, now) {
                 if f.severity > Severity::Info {
@@ -223,38 +278,26 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
         }
     }
 
-    // 2. Transitions.
-    for k in 1..plan.phases.len() {
+    out
+}
+
+/// Invariant 2: istiod accepts every change of the root file ([`behaviour::root_change`]), unless the
+/// phase restarts istiod or switches its mode.
+fn root_containment(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+    let (plan, profile, opts, multi) = (cx.plan, &cx.plan.profile, cx.opts, cx.multi);
+    let mut out = Vec::new();
+    for (k, cluster, v, pv) in cx.transitions() {
+        let Some(pv) = pv else { continue };
         let (prev, cur) = (&plan.phases[k - 1], &plan.phases[k]);
-        for (ci, (cluster, v)) in views[k].iter().enumerate() {
-            let Some((_, pv)) = views[k - 1]
-                .iter()
-                .find(|(n, _)| n == cluster)
-                .or_else(|| views[k - 1].get(ci))
-            else {
-                out.push(finding(
-                    "cross-matrix",
-                    Severity::Error,
-                    cur,
-                    cluster,
-                    multi,
-                    format!("cluster {cluster} is not in phase {}", prev.name),
-                ));
-                continue;
-            };
-            let restarted = cur
-                .actions
-                .iter()
-                .any(|a| matches!(a, Action::RestartIstiod { cluster: c, .. } if c == cluster));
-            let prev_secret = prev.secret(cluster);
-            let mode_switch = prev_secret
-                .is_some_and(|s| s.kind != cur.secret(cluster).map_or(s.kind, |x| x.kind));
-            if on(Invariant::RootContainment)
-                && pv.root_bytes != v.root_bytes
-                && !restarted
-                && !mode_switch
-            {
-                match behaviour::root_change(
+        let restarted = cur
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::RestartIstiod { cluster: c, .. } if c == cluster));
+        let prev_secret = prev.secret(cluster);
+        let mode_switch =
+            prev_secret.is_some_and(|s| s.kind != cur.secret(cluster).map_or(s.kind, |x| x.kind));
+        if pv.root_bytes != v.root_bytes && !restarted && !mode_switch {
+            match behaviour::root_change(
                     profile.istio_version,
                     profile.multiroot,
                     &pv.root_bytes,
@@ -297,48 +340,71 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
                         },
                     )),
                 }
-            }
+        }
+    }
+    out
+}
 
-            // Signer trust: the new signer must be trusted by every cluster's previous bundle.
-            let signer_changed = v.signer.as_ref().map(Certificate::fingerprint)
-                != pv.signer.as_ref().map(Certificate::fingerprint);
-            if let (true, Some(s)) = (signer_changed, &v.signer) {
-                for (other, ov) in views[k - 1].iter().filter(|_| on(Invariant::SignerTrust)) {
-                    let Some(r) = &ov.roots else { continue };
-                    let ok = verify::verify(
-                        s,
-                        &CertPool::from_certificates(v.chain.iter()),
-                        &CertPool::from_certificates(r.certificates()),
-                        &VerifyOptions::at(now),
-                    );
-                    if let Err(e) = ok {
-                        out.push(finding(
-                            "signer-not-trusted",
-                            Severity::Error,
-                            cur,
-                            cluster,
-                            multi,
-                            format!(
-                                "signs with {} but the bundle of {}{} does not trust it: {e}",
-                                istio::describe(s),
-                                prev.name,
-                                if multi {
-                                    format!(" in cluster {other}")
-                                } else {
-                                    String::new()
-                                }
-                            ),
-                        ));
-                    }
+/// Invariant 3: A phase that changes the signer signs with a CA every cluster's previous bundle trusts.
+fn signer_trust(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+    let (plan, now, multi, views) = (cx.plan, cx.opts.now, cx.multi, &cx.views);
+    let mut out = Vec::new();
+    for (k, cluster, v, pv) in cx.transitions() {
+        let Some(pv) = pv else { continue };
+        let (prev, cur) = (&plan.phases[k - 1], &plan.phases[k]);
+        let signer_changed = v.signer.as_ref().map(Certificate::fingerprint)
+            != pv.signer.as_ref().map(Certificate::fingerprint);
+        if let (true, Some(s)) = (signer_changed, &v.signer) {
+            for (other, ov) in views[k - 1].iter() {
+                let Some(r) = &ov.roots else { continue };
+                let ok = verify::verify(
+                    s,
+                    &CertPool::from_certificates(v.chain.iter()),
+                    &CertPool::from_certificates(r.certificates()),
+                    &VerifyOptions::at(now),
+                );
+                if let Err(e) = ok {
+                    out.push(finding(
+                        "signer-not-trusted",
+                        Severity::Error,
+                        cur,
+                        cluster,
+                        multi,
+                        format!(
+                            "signs with {} but the bundle of {}{} does not trust it: {e}",
+                            istio::describe(s),
+                            prev.name,
+                            if multi {
+                                format!(" in cluster {other}")
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    ));
                 }
-                // Trigger: moving to a CA under another root must re-issue every leaf now.
-                if on(Invariant::Trigger)
-                    && v.anchor.is_some()
-                    && pv.anchor.is_some()
-                    && v.anchor != pv.anchor
-                {
-                    if v.root_bytes == pv.root_bytes {
-                        out.push(finding(
+            }
+        }
+    }
+    out
+}
+
+/// Invariant 4: A signer switch to another root changes the root bytes (every leaf is re-issued) and
+/// keeps the trust set.
+fn trigger(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+    let (plan, multi) = (cx.plan, cx.multi);
+    let mut out = Vec::new();
+    for (k, cluster, v, pv) in cx.transitions() {
+        let Some(pv) = pv else { continue };
+        let cur = &plan.phases[k];
+        let signer_changed = v.signer.as_ref().map(Certificate::fingerprint)
+            != pv.signer.as_ref().map(Certificate::fingerprint);
+        if !signer_changed || v.signer.is_none() {
+            continue;
+        }
+        // Moving to a CA under another root must re-issue every leaf now.
+        if v.anchor.is_some() && pv.anchor.is_some() && v.anchor != pv.anchor {
+            if v.root_bytes == pv.root_bytes {
+                out.push(finding(
                             "missing-trigger",
                             Severity::Error,
                             cur,
@@ -346,9 +412,9 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
                             multi,
                             "the signer moves to another root but root-cert.pem keeps its bytes: proxies keep leaves from the old CA until their normal rotation; repeat the new root in the file (A+B -> A+B+B)".to_owned(),
                         ));
-                    } else if let (Some(a), Some(b)) = (&pv.roots, &v.roots) {
-                        if a.trust_set() != b.trust_set() {
-                            out.push(finding(
+            } else if let (Some(a), Some(b)) = (&pv.roots, &v.roots) {
+                if a.trust_set() != b.trust_set() {
+                    out.push(finding(
                                 "trigger-changes-trust",
                                 Severity::Error,
                                 cur,
@@ -356,18 +422,36 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
                                 multi,
                                 "the phase that switches the signer also changes the trust set; switch with the same roots and a changed byte layout (A+B+B)".to_owned(),
                             ));
-                        }
-                    }
                 }
             }
         }
+    }
+    out
+}
 
-        // Cross matrix over every pair of clusters.
-        for (ci, (cname, v)) in views[k]
-            .iter()
-            .enumerate()
-            .filter(|_| on(Invariant::CrossMatrix))
-        {
+/// Invariant 5: Leaves of each phase verify against the bundles of the same, the next and the previous
+/// phase across clusters; a cross-signed plan's presented order, and what an older ztunnel
+/// presents ([`super::presented`]).
+fn cross_matrix(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+    let (plan, now, multi, views) = (cx.plan, cx.opts.now, cx.multi, &cx.views);
+    let mut out = Vec::new();
+    for (k, cluster, _, pv) in cx.transitions() {
+        if pv.is_none() {
+            out.push(finding(
+                "cross-matrix",
+                Severity::Error,
+                &plan.phases[k],
+                cluster,
+                multi,
+                format!(
+                    "cluster {cluster} is not in phase {}",
+                    plan.phases[k - 1].name
+                ),
+            ));
+        }
+    }
+    for k in 1..plan.phases.len() {
+        for (ci, (cname, v)) in views[k].iter().enumerate() {
             let pv = &views[k - 1].get(ci).map(|x| &x.1);
             for (oname, ov) in &views[k] {
                 let opv = views[k - 1].iter().find(|(n, _)| n == oname).map(|x| &x.1);
@@ -414,20 +498,24 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
         }
     }
 
-    if plan.kind == super::RotationKind::CrossSigned && on(Invariant::CrossMatrix) {
-        out.extend(super::presented::presented_order(plan, &views, now, multi));
+    if plan.kind == super::RotationKind::CrossSigned {
+        out.extend(super::presented::presented_order(plan, views, now, multi));
     }
-    if on(Invariant::CrossMatrix) {
-        out.extend(super::presented::ztunnel_chain(plan, &views, now, multi));
-    }
-    if on(Invariant::ZtunnelCaChannel) {
-        out.extend(super::ca_channel::ztunnel_ca_channel(plan, now, multi));
-    }
+    out.extend(super::presented::ztunnel_chain(plan, views, now, multi));
+    out
+}
 
-    // 3. Early removal of a root that still anchors live leaves.
-    if !on(Invariant::NoEarlyRemoval) {
-        return final_state(plan, &views, on(Invariant::FinalState), multi, out);
-    }
+/// Invariant 6: A root leaves only after every leaf chaining to it has expired.
+fn no_early_removal(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+    let (plan, profile, opts, now, multi, views) = (
+        cx.plan,
+        &cx.plan.profile,
+        cx.opts,
+        cx.opts.now,
+        cx.multi,
+        &cx.views,
+    );
+    let mut out = Vec::new();
     let anchors: Vec<Vec<Fingerprint>> = views
         .iter()
         .map(|p| p.iter().filter_map(|(_, v)| v.anchor).collect())
@@ -510,7 +598,7 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
         }
     }
 
-    final_state(plan, &views, on(Invariant::FinalState), multi, out)
+    out
 }
 
 /// True when every signer of a phase, with its own chain, verifies against `roots`: its
@@ -529,17 +617,10 @@ fn signers_trusted_by(phase: &[(String, View)], roots: &Bundle, now: OffsetDateT
     })
 }
 
-/// 4. The end state.
-fn final_state(
-    plan: &Plan,
-    views: &[Vec<(String, View)>],
-    on: bool,
-    multi: bool,
-    mut out: Vec<PlanFinding>,
-) -> Vec<PlanFinding> {
-    if !on {
-        return out;
-    }
+/// Invariant 7: The end state: the last phase trusts only its signer's root, and the signer changed.
+fn final_state(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+    let (plan, views, multi) = (cx.plan, &cx.views, cx.multi);
+    let mut out = Vec::new();
     let (first, last) = (&views[0], &views[views.len() - 1]);
     let last_phase = &plan.phases[plan.phases.len() - 1];
     for (cluster, v) in last {
