@@ -94,7 +94,7 @@ fn every_sample_verifies_against_its_roots_and_only_those() {
         let bundle = read(root_file);
         let roots = CertPool::from(&bundle);
         for (name, family, chain) in targets() {
-            let ours = chain.verify(&roots, &opts());
+            let ours = verify::verify(chain.target(), chain.intermediates(), &roots, &opts());
             let mut expected = trusted.contains(&family);
             if root_file.ends_with("ca-cert-alt-2.pem") {
                 // Trusting cluster 2's intermediate as an anchor: only itself verifies (a
@@ -179,19 +179,28 @@ fn the_named_cases() {
     let foo_id: SpiffeId = foo.target().spiffe_ids()[0].clone();
     assert_eq!(foo_id.trust_domain(), "trust-domain-foo");
     assert!(
-        foo.verify(&foo_roots, &opts().with_spiffe_id(foo_id))
-            .is_ok()
+        verify::verify(
+            foo.target(),
+            foo.intermediates(),
+            &foo_roots,
+            &opts().with_spiffe_id(foo_id)
+        )
+        .is_ok()
     );
     let bar = read("istio-samples/leaf-workload-bar-cert.pem");
     let bar_id = bar.certificates().next().unwrap().spiffe_ids()[0].clone();
-    let e = foo
-        .verify(&foo_roots, &opts().with_spiffe_id(bar_id))
-        .unwrap_err();
+    let e = verify::verify(
+        foo.target(),
+        foo.intermediates(),
+        &foo_roots,
+        &opts().with_spiffe_id(bar_id),
+    )
+    .unwrap_err();
     assert_eq!(e.failures()[0].error.kind(), "spiffe-id-mismatch");
 
     // Which roots of A+B+B anchor cluster 1's chain: B only, at file position 1.
     let chain = Chain::from_bundle(&read("istio-samples/cert-chain-alt.pem")).unwrap();
-    let found = chain.anchoring_roots(&abb, &opts());
+    let found = verify::anchoring_roots(chain.target(), chain.intermediates(), &abb, &opts());
     assert!(found.is_complete());
     assert_eq!(found.roots().len(), 1);
     assert_eq!(abb.position(&found.roots()[0].fingerprint()), Some(1));

@@ -93,7 +93,7 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
         Eku::ClientAuth => RequiredEku::ClientAuth,
     });
     options.require_spiffe_id = args.spiffe_id;
-    let result = chain.verify(&roots, &options);
+    let result = meshtrust::verify::verify(chain.target(), chain.intermediates(), &roots, &options);
 
     // Where the anchor stands in the roots file, for the text output.
     let anchor_entry = |fp: Fingerprint| {

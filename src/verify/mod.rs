@@ -10,7 +10,7 @@
 //! // A workload cert file: the leaf, then its intermediate.
 //! let chain = Chain::from_bundle(&read("workload-foo-cert.pem"))?;
 //! let roots = CertPool::from(&read("root-cert.pem"));
-//! let path = chain.verify(&roots, &VerifyOptions::at(at))?;
+//! let path = verify::verify(chain.target(), chain.intermediates(), &roots, &VerifyOptions::at(at))?;
 //! assert_eq!(path.certificates().len(), 3);        // leaf -> "Istio CA" -> root A
 //! assert_eq!(path.anchor(), roots.iter().next().unwrap());
 //!
@@ -210,12 +210,14 @@
 //! EKU handling (absent = any; CAs carrying EKU must allow the purpose) is Go's, and
 //! rustls-webpki's.
 
+mod anchoring;
 mod build;
+mod chain;
 mod envoy;
 mod error;
+mod matrix;
 mod policy;
 mod pool;
-mod rotation;
 mod ztunnel;
 
 use std::fmt;
@@ -224,10 +226,12 @@ use time::OffsetDateTime;
 
 use crate::cert::{Certificate, Fingerprint, SpiffeId};
 
+pub use anchoring::{Anchoring, anchoring_roots};
+pub use chain::Chain;
 pub use error::{Named, PathError, PathFailure, VerifyError};
+pub use matrix::{CrossMatrix, cross_matrix};
 pub use policy::Policy;
 pub use pool::CertPool;
-pub use rotation::{Anchoring, Chain, CrossMatrix, anchoring_roots, cross_matrix};
 
 /// The most failed paths a [`VerifyError`] records (the rest are only counted).
 pub const MAX_RECORDED_FAILURES: usize = 256;

@@ -543,7 +543,7 @@ fn every_anchor_of_a_cross_signed_chain() {
         leaf.cert().clone(),
         [i_a.cert().clone(), i_b.cert().clone()],
     );
-    let found = chain.anchoring_roots(&roots, &opts());
+    let found = anchoring_roots(chain.target(), chain.intermediates(), &roots, &opts());
     assert!(found.is_complete());
     assert_eq!(found.roots(), [b.cert().clone(), a.cert().clone()]); // pool order
     assert_eq!(found.paths().len(), 2);
@@ -554,7 +554,12 @@ fn every_anchor_of_a_cross_signed_chain() {
         &p256(0),
     )
     .unwrap();
-    let found = chain.anchoring_roots(&pool(&[&a_old, &b]), &o);
+    let found = anchoring_roots(
+        chain.target(),
+        chain.intermediates(),
+        &pool(&[&a_old, &b]),
+        &o,
+    );
     assert_eq!(found.roots(), [b.cert().clone()]);
     assert!(found.failures().iter().any(|f| f.error.kind() == "expired"));
     // Cross matrix: the chain against {A}, {B}, {C}.
