@@ -162,14 +162,6 @@ impl FsError {
     }
 }
 
-/// Writes one file atomically (see the module docs).
-pub fn write_atomic(file: &OutFile, force: bool) -> Result<Written, FsError> {
-    let mut written = write_all(std::slice::from_ref(file), force)?;
-    written.pop().ok_or_else(|| FsError::NotAFile {
-        path: file.path.clone(),
-    })
-}
-
 /// Writes every file or none (see the module docs). Returns what was written, in input order.
 pub fn write_all(files: &[OutFile], force: bool) -> Result<Vec<Written>, FsError> {
     write_all_with(files, force, &mut |_, _| Ok(()))

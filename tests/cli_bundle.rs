@@ -231,3 +231,49 @@ fn bad_input_is_exit_2_with_file_and_line() {
     let out = run(&["bundle", "frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `inspect --json` gives every SAN kind and the fingerprint as `openssl x509 -fingerprint
+/// -sha256` prints it, on a certificate made by openssl.
+#[test]
+fn inspect_json_has_every_san_and_openssl_fingerprint() {
+    let t = tempfile::tempdir().unwrap();
+    let (key, cert) = (t.path().join("k.pem"), t.path().join("c.pem"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=svc"])
+        .args(["-addext", "subjectAltName=DNS:svc.example,email:ops@example.com,IP:10.0.0.7,IP:2001:db8::1,URI:spiffe://cluster.local/ns/a/sa/b"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let out = run(&["inspect", "--json", cert.to_str().unwrap()]);
+    assert!(out.status.success());
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &rows[0];
+    assert_eq!(row["dns_names"], serde_json::json!(["svc.example"]));
+    assert_eq!(row["emails"], serde_json::json!(["ops@example.com"]));
+    assert_eq!(row["ips"], serde_json::json!(["10.0.0.7", "2001:db8::1"]));
+    assert_eq!(
+        row["spiffe_ids"],
+        serde_json::json!(["spiffe://cluster.local/ns/a/sa/b"])
+    );
+    let fp = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let fp = String::from_utf8(fp.stdout).unwrap();
+    let fp = fp.trim().split('=').nth(1).unwrap();
+    assert_eq!(row["sha256_openssl"], serde_json::json!(fp));
+    assert_eq!(
+        row["sha256"],
+        serde_json::json!(fp.replace(':', "").to_lowercase())
+    );
+}

@@ -34,7 +34,12 @@ struct Row {
     not_before: String,
     not_after: String,
     sha256: Fingerprint,
+    /// The same fingerprint as `openssl x509 -fingerprint -sha256` prints it.
+    sha256_openssl: String,
     spiffe_ids: Vec<String>,
+    dns_names: Vec<String>,
+    emails: Vec<String>,
+    ips: Vec<String>,
     duplicate_of: Option<usize>,
 }
 
@@ -59,8 +64,12 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
                 serial: c.serial_hex(),
                 not_before: common::rfc3339(c.not_before()),
                 not_after: common::rfc3339(c.not_after()),
+                sha256_openssl: fp.to_colon_hex(),
                 sha256: fp,
                 spiffe_ids: c.spiffe_ids().iter().map(ToString::to_string).collect(),
+                dns_names: c.san_dns_names().to_vec(),
+                emails: c.san_emails().to_vec(),
+                ips: c.san_ips().iter().map(ToString::to_string).collect(),
                 duplicate_of,
             });
         }

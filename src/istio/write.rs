@@ -144,28 +144,6 @@ impl CaSecret {
             })
             .collect()
     }
-
-    /// The commands that apply this secret from the files in `dir` without a window where it
-    /// does not exist (`create --dry-run=client -o yaml | kubectl apply -f -` replaces it in
-    /// place; `delete` then `create`, as many guides do, leaves istiod a moment without files).
-    pub fn kubectl_commands(&self, dir: &Path) -> String {
-        let mut from = String::new();
-        for n in self.file_names() {
-            from.push_str(&format!(
-                " \\\n    --from-file={n}={}",
-                shell_quote(&dir.join(n))
-            ));
-        }
-        format!(
-            "kubectl create secret generic {} -n {}{from} \\\n    --dry-run=client -o yaml | kubectl apply -f -\n",
-            self.name, self.namespace
-        )
-    }
-}
-
-/// Quotes a path for a POSIX shell when needed.
-pub(crate) fn shell_quote(p: &Path) -> String {
-    shell_word(&p.display().to_string())
 }
 
 /// Quotes a word for a POSIX shell when needed.
