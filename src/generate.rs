@@ -55,6 +55,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::text::rfc3339;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
@@ -381,12 +382,6 @@ fn path_len_rule(limit: &u32, depth: &u32) -> String {
         ),
         (l, d) => format!("the new intermediate needs a pathlen below {}", l - d),
     }
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// Why generation failed. Never contains key material.

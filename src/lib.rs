@@ -31,6 +31,7 @@ pub mod signature;
 pub mod sim;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod text;
 pub mod verify;
 
 pub use bundle::{Bundle, BundleDiff, TrustSet};

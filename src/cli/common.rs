@@ -98,29 +98,11 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> 
     write_stdout(text.as_bytes())
 }
 
-/// `1,234,567`.
-pub(crate) fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub(crate) use meshtrust::text::{rfc3339, thousands};
 
 /// A path as shown in output.
 pub(crate) fn display_path(p: &Path) -> String {
     p.display().to_string()
-}
-
-/// Formats an instant as RFC 3339 UTC with a `Z` (e.g. `2026-11-22T04:47:52Z`).
-pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// Prints rows as a left-aligned table with a header.

@@ -349,14 +349,8 @@ pub fn format_instant(t: time::OffsetDateTime) -> String {
 pub(crate) mod ser {
     use serde::Serializer;
     use time::OffsetDateTime;
-    use time::format_description::well_known::Rfc3339;
 
-    /// Formats an instant as RFC 3339 UTC.
-    pub(crate) fn format(t: OffsetDateTime) -> String {
-        t.to_offset(time::UtcOffset::UTC)
-            .format(&Rfc3339)
-            .unwrap_or_default()
-    }
+    pub(crate) use crate::text::rfc3339 as format;
 
     /// Serializes an instant.
     pub(crate) mod instant {

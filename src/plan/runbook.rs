@@ -175,10 +175,7 @@ pub(crate) fn rollback(plan: &Plan, k: usize, opts: &RunbookOptions) -> String {
                 s.push_str(&format!(
                     "  It signs with {} again: safe only while that CA is valid (until {}).\n",
                     istio::describe(&signer),
-                    signer
-                        .not_after()
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
+                    crate::text::rfc3339(signer.not_after())
                 ));
             }
         }

@@ -8,12 +8,7 @@ use time::OffsetDateTime;
 use super::{Outcome, PhaseReport, ProxyKind};
 use crate::istio::format_duration;
 
-/// RFC 3339 in UTC (`2026-01-01T00:00:00Z`).
-pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
+pub(crate) use crate::text::rfc3339;
 
 /// `+1d2h3m` from the start of the run.
 fn offset(start: OffsetDateTime, t: OffsetDateTime) -> String {
@@ -31,18 +26,7 @@ fn offset(start: OffsetDateTime, t: OffsetDateTime) -> String {
     }
 }
 
-/// `1,234,567`.
-pub(crate) fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub(crate) use crate::text::thousands;
 
 fn plural_of(word: &str, n: u64) -> String {
     if n == 1 {

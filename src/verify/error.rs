@@ -28,16 +28,7 @@ impl fmt::Display for Named<'_> {
     }
 }
 
-/// RFC 3339 in UTC (`2025-01-01T00:00:00Z`), or the Unix seconds if out of range.
-pub(crate) fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("@{unix}"))
-}
+pub(crate) use crate::text::rfc3339_unix as rfc3339;
 
 fn validity(c: &Certificate) -> String {
     format!(
