@@ -99,18 +99,12 @@ pub const ISTIO_CLOCK_SKEW: Duration = Duration::minutes(2);
 /// istiod's default maximum workload certificate lifetime (`MAX_WORKLOAD_CERT_TTL`, 90 days).
 pub const ISTIO_MAX_LEAF_TTL: Duration = Duration::days(90);
 
-/// File names of Istio's layout.
+/// File names of Istio's layout: the `cacerts` names are [`crate::istio`]'s (one place),
+/// plus the files only Istio's tools/certs and meshtrust's generator write.
 pub mod files {
-    /// Root certificate (also the trust bundle of a `cacerts` directory).
-    pub const ROOT_CERT: &str = "root-cert.pem";
+    pub use crate::istio::{CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT};
     /// Root private key.
     pub const ROOT_KEY: &str = "root-key.pem";
-    /// Signing (intermediate) CA certificate.
-    pub const CA_CERT: &str = "ca-cert.pem";
-    /// Signing CA private key.
-    pub const CA_KEY: &str = "ca-key.pem";
-    /// The chain from the signing CA upward (ca-cert + root, as Istio's Makefile writes it).
-    pub const CERT_CHAIN: &str = "cert-chain.pem";
     /// A workload certificate alone (Makefile.selfsigned.mk's `workload-cert.pem`).
     pub const WORKLOAD_CERT: &str = "workload-cert.pem";
     /// A workload key (Makefile.selfsigned.mk's and istio-agent's `key.pem`).
