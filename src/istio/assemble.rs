@@ -292,7 +292,7 @@ fn describe_changes(
     let unused = chain_input
         .iter()
         .filter(|c| !path.contains(c))
-        .map(|c| format!("{} [{}]", c.subject(), c.fingerprint().short()))
+        .map(|c| crate::verify::Named(c).to_string())
         .collect::<Vec<_>>();
     if !unused.is_empty() {
         notes.push(format!(

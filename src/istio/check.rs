@@ -583,12 +583,8 @@ fn signer_lifetime(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// `"CN=..,O=.." (sha256 1234abcd…)` for messages.
+/// A certificate named in messages: [`crate::verify::Named`] (the one describer: subject,
+/// or the SAN of an empty-subject workload leaf, and the fingerprint's first 8 bytes).
 pub(crate) fn describe(c: &Certificate) -> String {
-    let name = if c.subject().is_empty() {
-        "(empty subject)"
-    } else {
-        c.subject()
-    };
-    format!("\"{name}\" (sha256 {})", c.fingerprint().short())
+    crate::verify::Named(c).to_string()
 }

@@ -329,9 +329,8 @@ impl MeshState {
                             blockers.push(Blocker {
                                 proxy: name.clone(),
                                 reason: format!(
-                                    "its leaf is signed by {} ({}), which {}'s roots as {} holds them do not trust",
-                                    sg.subject(),
-                                    sg.fingerprint().short(),
+                                    "its leaf is signed by {}, which {}'s roots as {} holds them do not trust",
+                                    crate::verify::Named(sg),
                                     nv.name,
                                     if envoy { "Envoy" } else { "ztunnel" }
                                 ),
