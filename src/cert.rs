@@ -1175,19 +1175,7 @@ fn decode_known_extension(oid: &[u8], value: &Tlv<'_>, inner: &mut Inner) -> Res
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/istio-samples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .expect("fixture")
-    }
-
-    fn first_cert(name: &str) -> Certificate {
-        let pem = fixture(name);
-        let blocks = crate::pem::parse(&pem).unwrap();
-        Certificate::from_der_strict(&blocks[0].der).unwrap()
-    }
+    use crate::fixtures::sample_cert as first_cert;
 
     #[test]
     fn istio_sample_root() {

@@ -505,13 +505,7 @@ pub(crate) fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/istio-samples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::fixtures::sample as fixture;
 
     fn cert(name: &str) -> Certificate {
         Certificate::from_der(&pem::parse(&fixture(name)).unwrap()[0].der).unwrap()

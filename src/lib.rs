@@ -20,6 +20,8 @@ mod b64;
 pub mod bundle;
 pub mod cert;
 mod derwalk;
+#[cfg(test)]
+mod fixtures;
 pub mod fsio;
 pub mod generate;
 pub mod istio;

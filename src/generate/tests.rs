@@ -41,23 +41,7 @@ fn ext_summary(c: &Certificate) -> Vec<(&'static str, bool)> {
         .collect()
 }
 
-fn fixture_cert(name: &str) -> Certificate {
-    let bytes = std::fs::read(format!(
-        "{}/tests/fixtures/istio-samples/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    Certificate::from_der(&pem::parse(&bytes).unwrap()[0].der).unwrap()
-}
-
-fn fixture_key(name: &str) -> PrivateKey {
-    let bytes = std::fs::read(format!(
-        "{}/tests/fixtures/istio-samples/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    PrivateKey::from_pem(&bytes).unwrap()
-}
+use crate::fixtures::{sample_cert as fixture_cert, sample_key as fixture_key};
 
 fn sha1(b: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, b)

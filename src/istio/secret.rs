@@ -892,13 +892,7 @@ pub(crate) fn holds_private_key(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn sample(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/istio-samples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::fixtures::sample;
 
     #[test]
     fn kubectl_yaml_and_json() {

@@ -1,7 +1,6 @@
 //! Table-driven tests: each rule walked across its version boundaries.
 
 use super::*;
-use crate::bundle::Bundle;
 use crate::cert::Certificate;
 use crate::istio::{self, CaSecret, IstioVersion};
 
@@ -9,21 +8,7 @@ fn v(s: &str) -> IstioVersion {
     s.parse().unwrap()
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/istio-samples/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-fn certs(name: &str) -> Vec<Certificate> {
-    Bundle::parse(&fixture(name))
-        .unwrap()
-        .certificates()
-        .cloned()
-        .collect()
-}
+use crate::fixtures::{sample as fixture, sample_certs as certs};
 
 fn samples() -> CaSecret {
     CaSecret::cacerts(
