@@ -40,6 +40,7 @@ use crate::pem::{self, Label, PemError};
 
 /// Why bytes are not a bundle.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BundleError {
     /// The PEM framing is broken.
     #[error(transparent)]

@@ -370,6 +370,7 @@ impl Serialize for SpiffeId {
 
 /// Why DER bytes are not a certificate meshtrust can use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CertError {
     /// The DER structure is malformed.
     #[error("malformed certificate: {0}")]

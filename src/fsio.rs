@@ -118,6 +118,7 @@ pub struct Written {
 
 /// Why files were not written. When this is returned, nothing was changed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FsError {
     /// A target exists and `force` is not set.
     #[error("{}: already exists; refusing to overwrite it", path.display())]

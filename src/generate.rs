@@ -115,6 +115,7 @@ pub mod files {
 
 /// The key algorithms meshtrust generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum KeyType {
     /// RSA 2048 (istiod's default workload key).
     Rsa2048,
@@ -380,6 +381,7 @@ fn path_len_rule(limit: &u32, depth: &u32) -> String {
 
 /// Why generation failed. Never contains key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GenerateError {
     /// An RSA key type in a build without the `rsa-keygen` feature.
     #[error(

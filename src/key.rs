@@ -47,6 +47,7 @@ impl fmt::Display for KeyFormat {
 
 /// Why key bytes were refused. Never contains key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// The PEM framing is broken.
     #[error(transparent)]

@@ -128,6 +128,7 @@ impl fmt::Debug for PemBlock<'_> {
 
 /// Why a PEM input was refused, and where (1-based lines and columns, 0-based block index).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PemError {
     /// A BEGIN boundary whose block never ends.
     #[error("line {line}: BEGIN {label} (block {block}) has no matching END line")]

@@ -327,6 +327,7 @@ pub(crate) fn strip_leading_zeros(mut s: &[u8]) -> &[u8] {
 
 /// Why a signature check failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignatureError {
     /// The algorithm, key type or key size is not supported.
     #[error("unsupported algorithm: {0}")]

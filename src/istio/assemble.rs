@@ -98,6 +98,7 @@ pub struct Assembled {
 
 /// Why the pieces do not make a CA. Never contains key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AssembleError {
     /// An input is not PEM holding certificates (or a key).
     #[error("{part}: {reason}")]

@@ -146,6 +146,7 @@ impl fmt::Debug for CaSecret {
 
 /// A file of the secret could not be parsed as what it must hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// The file is absent.
     #[error("{file} is missing")]
@@ -385,6 +386,7 @@ impl CaSecret {
 
 /// Why a secret could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// File system error.
     #[error("{path}: {message}")]

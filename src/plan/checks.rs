@@ -121,6 +121,7 @@ pub(super) fn finding(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub enum Invariant {
     /// Every phase's `cacerts` passes istiod's own load checks for the version (invariant 7).
     LoadChecks,

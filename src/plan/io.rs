@@ -351,6 +351,7 @@ pub fn render_runbook_with(plan: &Plan, opts: &RunbookOptions) -> String {
 
 /// Why a plan directory could not be written or read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanDirError {
     /// The target exists and is not empty.
     #[error("{0}: exists and is not empty (choose a new directory)")]

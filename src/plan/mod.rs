@@ -80,6 +80,7 @@ pub const DEFAULT_CLUSTER: &str = "default";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum RotationKind {
     /// Plugged-in root A -> plugged-in root B.
     RootRotation,
@@ -178,6 +179,7 @@ impl Default for PlanOptions {
 /// A step an operator performs to enter a phase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Action {
     /// Apply the phase's secret (`kubectl apply`, replacing it in place).
     ApplySecret {
@@ -484,6 +486,7 @@ pub fn has_errors(findings: &[PlanFinding]) -> bool {
 
 /// Why no plan was made.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanError {
     /// The inputs cannot be rotated safely; each finding says why.
     #[error("refusing to plan: {}", .0.iter().filter(|f| f.severity == Severity::Error).map(|f| format!("[{}] {}", f.code, f.message)).collect::<Vec<_>>().join("; "))]

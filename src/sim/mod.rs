@@ -263,6 +263,7 @@ pub fn simulate(plan: &Plan, config: &SimConfig) -> Result<Outcome, SimError> {
 
 /// Why a simulation could not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SimError {
     /// The plan has no phase.
     #[error("the plan has no phase")]

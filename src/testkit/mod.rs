@@ -74,6 +74,7 @@ pub use keys::{KeyAllocator, KeyKind, SigAlg, TestKey};
 /// assert!(matches!(TestKey::generate(KeyKind::Rsa2048), Err(TestkitError::Unsupported(_))));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TestkitError {
     /// rcgen refused the parameters.
     #[error("rcgen: {0}")]

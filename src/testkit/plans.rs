@@ -494,6 +494,7 @@ pub fn build_case(
 /// # Ok::<(), meshtrust::plan::PlanError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, arbitrary::Arbitrary)]
+#[non_exhaustive]
 pub enum PlanMutation {
     /// Remove phase `k` (k >= 1).
     DropPhase(usize),

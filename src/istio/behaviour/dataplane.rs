@@ -67,6 +67,7 @@ pub fn agent_rootca(pushed: &[Certificate], csr_roots: &[Certificate]) -> Vec<Ce
 /// Which roots of the root file a proxy ends up trusting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum RootsTaken {
     /// Every root.
     All,

@@ -41,6 +41,7 @@ const ROOTS_SPLIT: [IstioVersion; 2] = [IstioVersion::new(1, 24, 4), IstioVersio
 
 /// What istiod makes of the set of files in a CA secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Completeness {
     /// Every file it needs is there.
     Complete,
@@ -340,6 +341,7 @@ pub fn root_rule(istiod: IstioVersion) -> RootRule {
 /// What istiod does when the mounted root-cert.pem changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "verdict")]
+#[non_exhaustive]
 pub enum RootChange {
     /// The bytes are equal: istiod re-reads the signer (intermediate-only rotation).
     Unchanged,

@@ -64,6 +64,7 @@ pub use istiod::{
 /// Which proxy a rule is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Proxy {
     /// An Envoy sidecar with istio-agent.
     Sidecar,
