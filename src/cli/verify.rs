@@ -88,11 +88,15 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
     }
     let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);
     let mut options = VerifyOptions::at(at);
-    options.require_eku = args.eku.map(|e| match e {
-        Eku::ServerAuth => RequiredEku::ServerAuth,
-        Eku::ClientAuth => RequiredEku::ClientAuth,
-    });
-    options.require_spiffe_id = args.spiffe_id;
+    if let Some(e) = args.eku {
+        options = options.with_eku(match e {
+            Eku::ServerAuth => RequiredEku::ServerAuth,
+            Eku::ClientAuth => RequiredEku::ClientAuth,
+        });
+    }
+    if let Some(id) = args.spiffe_id {
+        options = options.with_spiffe_id(id);
+    }
     let result = meshtrust::verify::verify(chain.target(), chain.intermediates(), &roots, &options);
 
     // Where the anchor stands in the roots file, for the text output.

@@ -129,7 +129,7 @@ pub enum PathError {
     TooDeep {
         /// The last certificate of the path.
         cert: Certificate,
-        /// The limit ([`super::VerifyOptions::max_depth`]).
+        /// The limit ([`super::VerifyOptions::with_max_depth`]).
         max_depth: usize,
     },
     /// The candidate issuer, or a certificate with its name and key, is already on this path
@@ -145,7 +145,7 @@ pub enum PathError {
     EkuNotAllowed {
         /// The certificate (the target, or a CA on the path).
         cert: Certificate,
-        /// The purpose required ([`super::VerifyOptions::require_eku`]).
+        /// The purpose required ([`super::VerifyOptions::with_eku`]).
         required: RequiredEku,
     },
     /// The target does not carry the required SPIFFE ID.

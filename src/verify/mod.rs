@@ -39,7 +39,7 @@
 //!   (Istio's sample roots, re-keyed and cross-signed roots). Every candidate is explored,
 //!   depth first, roots before intermediates; a certificate (or another with the same name and
 //!   key) appears at most once per path;
-//!   a path holds at most [`VerifyOptions::max_depth`] certificates.
+//!   a path holds at most [`VerifyOptions::with_max_depth`] certificates.
 //! - **Every certificate on the path, the trust anchor included**: valid at
 //!   [`VerifyOptions::at`] (notBefore and notAfter inclusive, RFC 5280 4.1.2.5), no critical
 //!   extension meshtrust does not process (RFC 5280 4.2; name constraints and certificate
@@ -54,15 +54,15 @@
 //!   tbsCertificate bytes (ring: RSA PKCS#1 v1.5 and PSS with SHA-256/384/512 and 2048 to
 //!   8192-bit keys, ECDSA P-256/P-384 with SHA-256/384, Ed25519). The trust anchor's own
 //!   signature is not checked (nobody does: it is trusted by presence).
-//! - **Options for the target**: [`VerifyOptions::require_eku`] (serverAuth or clientAuth: a
+//! - **Options for the target**: [`VerifyOptions::with_eku`] (serverAuth or clientAuth: a
 //!   certificate with an extendedKeyUsage extension must list it or anyExtendedKeyUsage; no
 //!   extension means no restriction, as in Go and rustls-webpki; CAs on the path that carry
 //!   the extension must allow the purpose too, as in both) and
-//!   [`VerifyOptions::require_spiffe_id`].
+//!   [`VerifyOptions::with_spiffe_id`].
 //!
-//! The work is bounded like rustls-webpki's: at most [`VerifyOptions::signature_budget`]
+//! The work is bounded like rustls-webpki's: at most [`VerifyOptions::with_signature_budget`]
 //! signature checks (results are cached within one verification) and
-//! [`VerifyOptions::candidate_budget`] issuer candidates considered, so a bundle of 10,000
+//! [`VerifyOptions::with_candidate_budget`] issuer candidates considered, so a bundle of 10,000
 //! roots with one name cannot cost 10,000 signatures; running out is a
 //! [`PathError::BudgetExhausted`] failure, never a silent "invalid". Cheap checks (validity,
 //! CA flag, key usage, path length) run before the signature, so expired or unusable
@@ -105,13 +105,13 @@
 //!   on the presented part only (store certificates are not checked: no cA, critical
 //!   extension or pathLenConstraint check on the anchor), critical extensions, cA on every
 //!   issuer (keyUsage with keyCertSign; version 1 self-signed counts), the required EKU when
-//!   [`VerifyOptions::require_eku`] is set (meshtrust's EKU rule), pathLenConstraint not
+//!   [`VerifyOptions::with_eku`] is set (meshtrust's EKU rule), pathLenConstraint not
 //!   counting self-issued certificates; then from the top down, each signature by the
 //!   certificate above it (never the top's own) and EVERY certificate's validity, the
 //!   anchor's included, with notAfter EXCLUSIVE (BoringSSL `check_cert_time`: at the notAfter
 //!   second a certificate has expired).
 //! - Duplicates are ignored (a [`CertPool`] keeps a certificate once, as
-//!   `X509_STORE_add_cert` does). [`VerifyOptions::max_depth`] and the budgets do not apply:
+//!   `X509_STORE_add_cert` does). [`VerifyOptions::with_max_depth`] and the budgets do not apply:
 //!   BoringSSL's work is linear in the chain.
 //! - Known remaining differences from BoringSSL itself: Names are compared as DER bytes
 //!   (BoringSSL compares canonical forms: case and whitespace folded); the
@@ -125,7 +125,7 @@
 //!   the roots' order, then every intermediate with that Name, in the pool's order, depth
 //!   first. Keys identifiers are ignored. A candidate with the same subject and key as a
 //!   certificate already on the path is skipped (RFC 4158 5.2; webpki's guard). At most six
-//!   intermediates; at most [`VerifyOptions::signature_budget`] signature checks (webpki's
+//!   intermediates; at most [`VerifyOptions::with_signature_budget`] signature checks (webpki's
 //!   100) and 200,000 candidate calls, a budget running out ending the search.
 //! - *Signatures only when an anchor closes a path*, the whole path each time (no cache).
 //! - *Anchors carry only a name and a key*: no validity, cA, keyUsage, pathLenConstraint or
@@ -256,39 +256,40 @@ impl fmt::Display for RequiredEku {
 }
 
 /// How to verify: the instant (a parameter: meshtrust never reads the clock), leaf
-/// requirements and the bounds of the search.
+/// requirements and the bounds of the search. Built with [`VerifyOptions::at`] and the
+/// `with_*` methods (one way to set each option).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyOptions {
     /// The validation time.
-    pub at: OffsetDateTime,
+    pub(crate) at: OffsetDateTime,
     /// A purpose the target (and any CA on the path carrying EKU) must allow. With none,
     /// [`Policy::Strict`] and [`Policy::Envoy`] check no purpose (Envoy sets none on
     /// BoringSSL), and [`Policy::Ztunnel`] requires both serverAuth and clientAuth (ztunnel
     /// verifies peers in both directions of mTLS, with rustls-webpki's `KeyUsage::server_auth`
     /// and `client_auth`).
-    pub require_eku: Option<RequiredEku>,
+    pub(crate) require_eku: Option<RequiredEku>,
     /// A SPIFFE ID the target must carry as a URI SAN.
-    pub require_spiffe_id: Option<SpiffeId>,
+    pub(crate) require_spiffe_id: Option<SpiffeId>,
     /// Most certificates in a path, target and anchor included (default 8: six
     /// intermediates, as rustls-webpki allows).
-    pub max_depth: usize,
+    pub(crate) max_depth: usize,
     /// Most signature checks per verification (default 100, as rustls-webpki).
-    pub signature_budget: usize,
+    pub(crate) signature_budget: usize,
     /// Most issuer candidates considered per verification (default 100,000).
-    pub candidate_budget: usize,
+    pub(crate) candidate_budget: usize,
     /// Whose semantics to follow (default [`Policy::Strict`]). [`Policy::Envoy`] has
     /// BoringSSL's bounds instead of `max_depth` and the budgets (see "Policies" above);
     /// [`Policy::Ztunnel`] has webpki's depth (six intermediates) and honours
     /// `signature_budget`.
-    pub policy: Policy,
+    pub(crate) policy: Policy,
 }
 
 impl VerifyOptions {
-    /// Default [`VerifyOptions::max_depth`].
+    /// Default of [`VerifyOptions::with_max_depth`].
     pub const DEFAULT_MAX_DEPTH: usize = 8;
-    /// Default [`VerifyOptions::signature_budget`].
+    /// Default of [`VerifyOptions::with_signature_budget`].
     pub const DEFAULT_SIGNATURE_BUDGET: usize = 100;
-    /// Default [`VerifyOptions::candidate_budget`].
+    /// Default of [`VerifyOptions::with_candidate_budget`].
     pub const DEFAULT_CANDIDATE_BUDGET: usize = 100_000;
 
     /// Options for validation at `at`, with no leaf requirement and the default bounds.
@@ -332,6 +333,22 @@ impl VerifyOptions {
     pub fn with_signature_budget(mut self, budget: usize) -> VerifyOptions {
         self.signature_budget = budget;
         self
+    }
+
+    /// Sets the issuer-candidate budget.
+    pub fn with_candidate_budget(mut self, budget: usize) -> VerifyOptions {
+        self.candidate_budget = budget;
+        self
+    }
+
+    /// The validation time.
+    pub fn instant(&self) -> OffsetDateTime {
+        self.at
+    }
+
+    /// The semantics followed.
+    pub fn policy(&self) -> Policy {
+        self.policy
     }
 }
 

@@ -142,7 +142,9 @@ fn ztunnel_ok_for(
     let presented: CertPool = presented.iter().cloned().collect();
     let at = time::OffsetDateTime::from_unix_timestamp(at).unwrap();
     let mut opts = VerifyOptions::at(at).with_policy(Policy::Ztunnel);
-    opts.require_eku = eku;
+    if let Some(e) = eku {
+        opts = opts.with_eku(e);
+    }
     verify(target, &presented, &roots, &opts).is_ok()
 }
 
