@@ -99,7 +99,7 @@ proptest! {
                 want.sort_unstable();
                 prop_assert_eq!(got, want);
             }
-            (Err(PlanError::Input(_)), ProfileExpectation::Invalid) => {}
+            (Err(PlanError::Profile(_)), ProfileExpectation::Invalid) => {}
             (r, e) => prop_assert!(false, "{:?} under {:?}: expected {:?}, got {:?}", case.kind, case.profile, e, r.map(|p| p.kind)),
         }
     }

@@ -441,7 +441,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim().bytes().all(|b| b.is_ascii_digit()) {
         return Err(err());
     }
-    let d = meshtrust::istio::parse_duration(s)?;
+    let d = meshtrust::istio::parse_duration(s).map_err(|e| e.to_string())?;
     match Duration::try_from(d) {
         Ok(d) if d > Duration::ZERO => Ok(d),
         _ => Err(err()),

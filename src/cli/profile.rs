@@ -100,7 +100,7 @@ impl ProfileArgs {
         if let Some(r) = self.grace_ratio {
             base.grace_ratio = r;
         }
-        base.validate()?;
+        base.validate().map_err(|e| e.to_string())?;
         Ok(base)
     }
 }

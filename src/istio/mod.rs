@@ -26,7 +26,8 @@ pub use assemble::{AssembleError, Assembled, Part, PkiMaterial, assemble};
 pub(crate) use check::describe;
 pub use check::{Finding, Severity, check, has_errors};
 pub use profile::{
-    DataPlane, IstioProfile, IstioVersion, VersionParseError, format_duration, parse_duration,
+    DataPlane, DurationError, IstioProfile, IstioVersion, ProfileError, VersionParseError,
+    format_duration, parse_duration,
 };
 pub use secret::{
     CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, FileError,

@@ -219,33 +219,81 @@ impl IstioProfile {
     }
 
     /// Checks the profile itself (ratios in range, a TTL Istio accepts).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ProfileError> {
         if self.istio_version < IstioVersion::OLDEST
             || self.ztunnel().major != 1
             || self.ztunnel() < IstioVersion::OLDEST
         {
-            return Err(format!(
-                "Istio {} / ztunnel {}: meshtrust models Istio {} and newer (newer releases than {} are treated as {})",
-                self.istio_version,
-                self.ztunnel(),
-                IstioVersion::OLDEST,
-                IstioVersion::NEWEST,
-                IstioVersion::NEWEST
-            ));
+            return Err(ProfileError::UnmodelledVersion {
+                istio: self.istio_version,
+                ztunnel: self.ztunnel(),
+            });
         }
         if !(0.0..1.0).contains(&self.grace_ratio) || self.grace_ratio.is_nan() {
-            return Err(format!(
-                "grace ratio {} must be in [0, 1)",
-                self.grace_ratio
-            ));
+            return Err(ProfileError::GraceRatio(self.grace_ratio));
         }
         if self.leaf_ttl < Duration::from_secs(1)
             || self.leaf_ttl > Duration::from_secs(90 * 24 * 3600)
         {
-            return Err("leaf TTL must be between 1 s and 90 days (Istio's maximum)".to_owned());
+            return Err(ProfileError::LeafTtl(self.leaf_ttl));
         }
         Ok(())
     }
+}
+
+/// Why a profile cannot be used ([`IstioProfile::validate`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// An istiod or ztunnel release older than the oldest modelled one.
+    #[error(
+        "Istio {istio} / ztunnel {ztunnel}: meshtrust models Istio {} and newer (newer releases than {} are treated as {})",
+        IstioVersion::OLDEST,
+        IstioVersion::NEWEST,
+        IstioVersion::NEWEST
+    )]
+    UnmodelledVersion {
+        /// istiod's release.
+        istio: IstioVersion,
+        /// ztunnel's release.
+        ztunnel: IstioVersion,
+    },
+    /// A grace ratio outside [0, 1).
+    #[error("grace ratio {0} must be in [0, 1)")]
+    GraceRatio(f64),
+    /// A leaf TTL Istio refuses.
+    #[error("leaf TTL must be between 1 s and 90 days (Istio's maximum), not {}", format_duration(*.0))]
+    LeafTtl(Duration),
+}
+
+/// Equal when the same variant holds the same values (a ratio compared by its bits, so that a
+/// NaN ratio equals itself).
+impl PartialEq for ProfileError {
+    fn eq(&self, other: &Self) -> bool {
+        use ProfileError as E;
+        match (self, other) {
+            (
+                E::UnmodelledVersion { istio, ztunnel },
+                E::UnmodelledVersion {
+                    istio: i,
+                    ztunnel: z,
+                },
+            ) => istio == i && ztunnel == z,
+            (E::GraceRatio(a), E::GraceRatio(b)) => a.to_bits() == b.to_bits(),
+            (E::LeafTtl(a), E::LeafTtl(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ProfileError {}
+
+/// A duration [`parse_duration`] cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {input:?}: expected e.g. 24h, 90m, 1h30m, 2d or seconds")]
+pub struct DurationError {
+    /// The text given.
+    pub input: String,
 }
 
 /// Parses durations like `24h`, `90m`, `30s`, `2d`, `1h30m`, or plain seconds.
@@ -256,8 +304,10 @@ impl IstioProfile {
 /// assert_eq!(parse_duration("2d").unwrap().as_secs(), 172_800);
 /// assert!(parse_duration("soon").is_err());
 /// ```
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || format!("invalid duration {s:?}: expected e.g. 24h, 90m, 1h30m, 2d or seconds");
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let err = || DurationError {
+        input: s.to_owned(),
+    };
     let t = s.trim();
     if t.is_empty() {
         return Err(err());
@@ -360,7 +410,7 @@ mod tests {
             istio_version: "1.21.6".parse().unwrap(),
             ..IstioProfile::default()
         };
-        assert!(old.validate().unwrap_err().contains("1.22.0"));
+        assert!(old.validate().unwrap_err().to_string().contains("1.22.0"));
         let newer = IstioProfile {
             istio_version: "1.32.0".parse().unwrap(),
             ..IstioProfile::default()

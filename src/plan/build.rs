@@ -105,7 +105,7 @@ pub fn plan(
     if clusters.is_empty() {
         return Err(PlanError::Input("no cluster given".to_owned()));
     }
-    profile.validate().map_err(PlanError::Input)?;
+    profile.validate()?;
     let mut names = std::collections::HashSet::new();
     for c in clusters {
         if c.name.is_empty()

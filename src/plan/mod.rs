@@ -494,4 +494,7 @@ pub enum PlanError {
     /// Malformed inputs (no cluster, duplicate names...).
     #[error("{0}")]
     Input(String),
+    /// The profile itself is invalid.
+    #[error(transparent)]
+    Profile(#[from] crate::istio::ProfileError),
 }

@@ -273,7 +273,7 @@ pub enum SimError {
     Config(String),
     /// The profile is invalid.
     #[error("invalid profile: {0}")]
-    Profile(String),
+    Profile(#[source] crate::istio::ProfileError),
     /// Phase `00` does not give a cluster a CA istiod can start with.
     #[error("{phase} [{cluster}]: istiod cannot start from this secret: {reason}")]
     InitialState {

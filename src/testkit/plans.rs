@@ -294,7 +294,7 @@ pub enum ProfileExpectation {
     /// The planner refuses with exactly these error codes.
     Refused(Vec<&'static str>),
     /// The profile itself is invalid ([`IstioProfile::validate`]): a
-    /// [`crate::plan::PlanError::Input`].
+    /// [`crate::plan::PlanError::Profile`].
     Invalid,
 }
 
@@ -950,7 +950,7 @@ impl PlanScenario {
                 }
                 return Ok(ScenarioReport::default());
             }
-            (ProfileExpectation::Invalid, Err(PlanError::Input(_))) => {
+            (ProfileExpectation::Invalid, Err(PlanError::Profile(_))) => {
                 return Ok(ScenarioReport::default());
             }
             (_, r) => {
