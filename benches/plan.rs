@@ -4,7 +4,7 @@
 //! containment rule, signer trust, the trigger, the cross matrix and the removal wait.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use meshtrust::plan::{self, ClusterInput, PlanOptions};
+use meshtrust::plan::{self, ClusterInput, PlanOptions, RotationKind};
 use meshtrust::testkit::KeyKind;
 use meshtrust::testkit::plans::build_case;
 
@@ -19,15 +19,7 @@ fn bench(c: &mut Criterion) {
             xds_agent: true,
             ..Default::default()
         };
-        let case = build_case(
-            meshtrust::plan::RotationKind::RootRotation,
-            kinds,
-            1,
-            1,
-            false,
-            profile,
-        )
-        .unwrap();
+        let case = build_case(RotationKind::RootRotation, kinds, 1, 1, false, profile).unwrap();
         let inputs: Vec<ClusterInput> = case.inputs.clone();
         let opts = PlanOptions::default();
         let p = plan::plan(&inputs, &case.profile, &opts, case.now).unwrap();

@@ -414,19 +414,19 @@ pub struct Extension<'a> {
 }
 
 mod ext_oid {
-    pub const SKI: &[u8] = &[0x55, 0x1d, 0x0e];
-    pub const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
-    pub const SAN: &[u8] = &[0x55, 0x1d, 0x11];
-    pub const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
-    pub const NAME_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x1e];
-    pub const CERT_POLICIES: &[u8] = &[0x55, 0x1d, 0x20];
-    pub const AKI: &[u8] = &[0x55, 0x1d, 0x23];
-    pub const EKU: &[u8] = &[0x55, 0x1d, 0x25];
-    pub const SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
-    pub const CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
-    pub const ANY_EKU: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
+    pub(super) const SKI: &[u8] = &[0x55, 0x1d, 0x0e];
+    pub(super) const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
+    pub(super) const SAN: &[u8] = &[0x55, 0x1d, 0x11];
+    pub(super) const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+    pub(super) const NAME_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x1e];
+    pub(super) const CERT_POLICIES: &[u8] = &[0x55, 0x1d, 0x20];
+    pub(super) const AKI: &[u8] = &[0x55, 0x1d, 0x23];
+    pub(super) const EKU: &[u8] = &[0x55, 0x1d, 0x25];
+    pub(super) const SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+    pub(super) const CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+    pub(super) const ANY_EKU: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
 
-    pub fn name(oid: &[u8]) -> Option<&'static str> {
+    pub(super) fn name(oid: &[u8]) -> Option<&'static str> {
         Some(match oid {
             SKI => "subjectKeyIdentifier",
             KEY_USAGE => "keyUsage",
@@ -441,12 +441,12 @@ mod ext_oid {
     }
 
     /// Critical extensions meshtrust's verifier processes.
-    pub fn understood(oid: &[u8]) -> bool {
+    pub(super) fn understood(oid: &[u8]) -> bool {
         matches!(oid, SKI | KEY_USAGE | SAN | BASIC_CONSTRAINTS | AKI | EKU)
     }
 
     /// [`understood`] by the short name [`name`] gives.
-    pub fn understood_name(name: &str) -> bool {
+    pub(super) fn understood_name(name: &str) -> bool {
         matches!(
             name,
             "subjectKeyIdentifier"

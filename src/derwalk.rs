@@ -7,22 +7,22 @@ use std::ops::Range;
 
 /// DER tags used in X.509.
 pub(crate) mod tag {
-    pub const BOOLEAN: u8 = 0x01;
-    pub const INTEGER: u8 = 0x02;
-    pub const BIT_STRING: u8 = 0x03;
-    pub const OCTET_STRING: u8 = 0x04;
-    pub const NULL: u8 = 0x05;
-    pub const OID: u8 = 0x06;
-    pub const UTC_TIME: u8 = 0x17;
-    pub const GENERALIZED_TIME: u8 = 0x18;
-    pub const SEQUENCE: u8 = 0x30;
-    pub const SET: u8 = 0x31;
+    pub(crate) const BOOLEAN: u8 = 0x01;
+    pub(crate) const INTEGER: u8 = 0x02;
+    pub(crate) const BIT_STRING: u8 = 0x03;
+    pub(crate) const OCTET_STRING: u8 = 0x04;
+    pub(crate) const NULL: u8 = 0x05;
+    pub(crate) const OID: u8 = 0x06;
+    pub(crate) const UTC_TIME: u8 = 0x17;
+    pub(crate) const GENERALIZED_TIME: u8 = 0x18;
+    pub(crate) const SEQUENCE: u8 = 0x30;
+    pub(crate) const SET: u8 = 0x31;
     /// `[n]` constructed, context-specific.
-    pub const fn explicit(n: u8) -> u8 {
+    pub(crate) const fn explicit(n: u8) -> u8 {
         0xa0 | n
     }
     /// `[n]` primitive, context-specific.
-    pub const fn implicit(n: u8) -> u8 {
+    pub(crate) const fn implicit(n: u8) -> u8 {
         0x80 | n
     }
 }
@@ -52,14 +52,14 @@ pub(crate) struct Tlv<'a> {
 }
 
 impl<'a> Tlv<'a> {
-    pub fn span(&self) -> Range<usize> {
+    pub(crate) fn span(&self) -> Range<usize> {
         self.start..self.value_start + self.value.len()
     }
-    pub fn value_span(&self) -> Range<usize> {
+    pub(crate) fn value_span(&self) -> Range<usize> {
         self.value_start..self.value_start + self.value.len()
     }
     /// A walker over the value (for constructed types).
-    pub fn walker(&self) -> Walker<'a> {
+    pub(crate) fn walker(&self) -> Walker<'a> {
         Walker {
             data: self.value,
             pos: 0,
@@ -78,7 +78,7 @@ pub(crate) struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    pub fn new(data: &'a [u8]) -> Self {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
         Walker {
             data,
             pos: 0,
@@ -86,7 +86,7 @@ impl<'a> Walker<'a> {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pos >= self.data.len()
     }
 
@@ -97,12 +97,12 @@ impl<'a> Walker<'a> {
         }
     }
 
-    pub fn peek_tag(&self) -> Option<u8> {
+    pub(crate) fn peek_tag(&self) -> Option<u8> {
         self.data.get(self.pos).copied()
     }
 
     /// Reads the next TLV, whatever its tag.
-    pub fn any(&mut self) -> Result<Tlv<'a>, DerError> {
+    pub(crate) fn any(&mut self) -> Result<Tlv<'a>, DerError> {
         let start = self.pos;
         let tag = *self
             .data
@@ -158,7 +158,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Reads the next TLV and requires its tag.
-    pub fn expect(&mut self, tag: u8, what: &'static str) -> Result<Tlv<'a>, DerError> {
+    pub(crate) fn expect(&mut self, tag: u8, what: &'static str) -> Result<Tlv<'a>, DerError> {
         match self.peek_tag() {
             Some(t) if t == tag => self.any(),
             _ => Err(self.err(what)),
@@ -166,7 +166,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Reads the next TLV if it has this tag.
-    pub fn optional(&mut self, tag: u8) -> Result<Option<Tlv<'a>>, DerError> {
+    pub(crate) fn optional(&mut self, tag: u8) -> Result<Option<Tlv<'a>>, DerError> {
         if self.peek_tag() == Some(tag) {
             self.any().map(Some)
         } else {
@@ -175,7 +175,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Fails unless every byte was consumed.
-    pub fn finish(&self, what: &'static str) -> Result<(), DerError> {
+    pub(crate) fn finish(&self, what: &'static str) -> Result<(), DerError> {
         if self.is_empty() {
             Ok(())
         } else {

@@ -12,12 +12,12 @@ use super::GenerateError;
 
 /// OID arcs of the extensions.
 pub(super) mod oid {
-    pub const SKI: &[u64] = &[2, 5, 29, 14];
-    pub const KEY_USAGE: &[u64] = &[2, 5, 29, 15];
-    pub const SAN: &[u64] = &[2, 5, 29, 17];
-    pub const BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
-    pub const AKI: &[u64] = &[2, 5, 29, 35];
-    pub const EKU: &[u64] = &[2, 5, 29, 37];
+    pub(crate) const SKI: &[u64] = &[2, 5, 29, 14];
+    pub(crate) const KEY_USAGE: &[u64] = &[2, 5, 29, 15];
+    pub(crate) const SAN: &[u64] = &[2, 5, 29, 17];
+    pub(crate) const BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
+    pub(crate) const AKI: &[u64] = &[2, 5, 29, 35];
+    pub(crate) const EKU: &[u64] = &[2, 5, 29, 37];
 }
 
 fn extension(oid: &[u64], critical: bool, value: Vec<u8>) -> rcgen::CustomExtension {

@@ -586,5 +586,5 @@ fn signer_lifetime(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
 /// A certificate named in messages: [`crate::verify::Named`] (the one describer: subject,
 /// or the SAN of an empty-subject workload leaf, and the fingerprint's first 8 bytes).
 pub(crate) fn describe(c: &Certificate) -> String {
-    crate::verify::Named(c).to_string()
+    verify::Named(c).to_string()
 }

@@ -17,7 +17,7 @@ use crate::istio::{self, CaSecret, IstioProfile, Severity, format_duration};
 
 /// The machine-readable plan (plan.json). Keys are a contract for scripts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PlanJson {
+pub(super) struct PlanJson {
     /// Format version (1).
     pub format: u32,
     /// Rotation kind.
@@ -39,7 +39,7 @@ pub struct PlanJson {
 
 /// One phase in plan.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PhaseJson {
+pub(super) struct PhaseJson {
     /// Directory name.
     pub name: String,
     /// What it does.
@@ -62,7 +62,7 @@ pub struct PhaseJson {
 
 /// One cluster of a phase in plan.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClusterJson {
+pub(super) struct ClusterJson {
     /// Cluster name.
     pub cluster: String,
     /// Its trust set.
@@ -73,7 +73,7 @@ pub struct ClusterJson {
 
 /// An action with its command line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ActionJson {
+pub(super) struct ActionJson {
     /// The action.
     #[serde(flatten)]
     pub action: Action,

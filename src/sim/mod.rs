@@ -522,7 +522,7 @@ mod rfc3339 {
     use serde::Serializer;
     use time::OffsetDateTime;
 
-    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&super::story::rfc3339(*t))
     }
 }

@@ -132,8 +132,8 @@ fn plans_without_steps_get_the_planners() {
         ..sidecar(false)
     };
     let p = root_plan(&profile);
-    let margin = std::time::Duration::from_secs(600);
-    let propagation = std::time::Duration::from_secs(300);
+    let margin = Duration::from_secs(600);
+    let propagation = Duration::from_secs(300);
     let steps: Vec<_> = (0..p.phases.len())
         .map(|k| default_steps(&p, k, &profile, propagation, margin))
         .collect();

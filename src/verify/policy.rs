@@ -79,7 +79,7 @@ pub(crate) struct Found {
 
 impl Found {
     /// The first path, or the failures as a [`VerifyError`].
-    pub fn into_result(mut self, target: &Certificate) -> Result<VerifiedPath, VerifyError> {
+    pub(super) fn into_result(mut self, target: &Certificate) -> Result<VerifiedPath, VerifyError> {
         if self.paths.is_empty() {
             return Err(VerifyError {
                 target: target.clone(),

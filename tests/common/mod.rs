@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: running `openssl verify` as an oracle and
 //! OpenSSL recipes (the strategies live in `meshtrust::testkit`).
-#![allow(dead_code)]
+// Helpers shared by several test crates: `pub` so each can use them, not every one does.
+#![allow(dead_code, unreachable_pub)]
 
 pub mod recipe;
 

@@ -1,7 +1,8 @@
 //! The CAs of the cross-signed rotation tests (Istio-recipe-shaped: every root
 //! `O=Istio, CN=Root CA`), shared by `tests/cross_signed.rs` and the BoringSSL oracle's
 //! `oracles/boring/tests/cross_signed_boring.rs`.
-#![allow(dead_code)]
+// Helpers shared by several test crates: `pub` so each can use them, not every one does.
+#![allow(dead_code, unreachable_pub)]
 
 use meshtrust::generate::{self, KeyType};
 use meshtrust::istio::{DataPlane, IstioProfile};
