@@ -139,6 +139,11 @@ pub struct ProxyReport {
     pub chain: Vec<CertRef>,
     /// The roots the proxy trusts, in its trust store's order.
     pub roots: Vec<CertRef>,
+    /// The cluster its dump's metadata names (Envoy's bootstrap node metadata `CLUSTER_ID`).
+    pub cluster_id: Option<String>,
+    /// The cluster the caller says it runs in (`status --cluster`, or the context `--collect`
+    /// queried): the strongest evidence, see [`Observation::in_cluster`].
+    pub cluster: Option<String>,
 }
 
 /// One namespace's `istio-ca-root-cert` ConfigMap: the roots istiod publishes there.
@@ -159,6 +164,33 @@ pub enum Observation {
     ConfigMaps(Vec<RootConfigMap>),
     /// A CA secret (`cacerts` or `istio-ca-secret`).
     CaSecret(Box<CaSecret>),
+}
+
+impl Observation {
+    /// Marks every proxy of this input as running in `cluster` (the caller knows: the input
+    /// was given for that cluster, or collected from its context). Against a multi-cluster
+    /// plan this wins over the dump's metadata and the leaf's signer.
+    pub fn in_cluster(&mut self, cluster: &str) {
+        if let Observation::Proxies(ps) = self {
+            for p in ps {
+                p.cluster = Some(cluster.to_owned());
+            }
+        }
+    }
+}
+
+/// What a proxy's cluster was taken from, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterEvidence {
+    /// The caller said so ([`ProxyReport::cluster`]).
+    Explicit,
+    /// The dump's metadata named it ([`ProxyReport::cluster_id`]).
+    Metadata,
+    /// Only that cluster's CA (in some phase of the plan) signed the proxy's leaf.
+    Signer,
+    /// The plan has one cluster.
+    OnlyCluster,
 }
 
 /// Why an input could not be read: which input, where in it, and what is wrong.
