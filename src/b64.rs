@@ -147,7 +147,8 @@ impl Decoder {
             if (a | b | c | d) >= 64 {
                 break;
             }
-            let v = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
+            let v =
+                (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
             dst[0] = (v >> 16) as u8;
             dst[1] = (v >> 8) as u8;
             dst[2] = v as u8;

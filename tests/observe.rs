@@ -350,7 +350,11 @@ fn bootstrap_metadata_spiffe_trust_domains_and_warming_secrets() {
 fn a_warm_reader_answers_as_a_fresh_one() {
     let certs = meshtrust::testkit::bundles::sample_certificates();
     let (root, ca, leaf) = (&certs[0], &certs[2], &certs[5]);
-    let good = dumps::envoy(&[leaf.clone(), ca.clone()], std::slice::from_ref(root), false);
+    let good = dumps::envoy(
+        &[leaf.clone(), ca.clone()],
+        std::slice::from_ref(root),
+        false,
+    );
     // The chain as PEM text (`inline_string`), whole, damaged in the leaf (the CA block after
     // it is cached by then), with CRLF lines, and with text around the blocks.
     let inline = |pem: &str| {
@@ -368,7 +372,10 @@ fn a_warm_reader_answers_as_a_fresh_one() {
         ("d.json", inline(&pem.replacen("MII", "MI!", 1))),
         ("e.json", inline(&pem.replace('\n', "\r\n"))),
         ("f.json", inline(&format!("leaf:\n{pem}trailing text\n"))),
-        ("g.json", inline(&format!("{pem}-----END CERTIFICATE-----\n"))),
+        (
+            "g.json",
+            inline(&format!("{pem}-----END CERTIFICATE-----\n")),
+        ),
         ("h.json", inline(&ca.to_pem())),
     ];
     let mut warm = Reader::new();

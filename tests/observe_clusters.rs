@@ -138,13 +138,19 @@ fn a_proxy_of_cluster2_on_its_old_signer_blocks_with_cluster2_named() {
     for b in &v.blockers {
         assert_eq!(b.proxy, "laggard.default", "{b:?}");
         assert_eq!(b.cluster.as_deref(), Some("cluster2"), "{b:?}");
-        assert!(b.reason.contains("cluster2"), "the old signer of cluster2: {b:?}");
+        assert!(
+            b.reason.contains("cluster2"),
+            "the old signer of cluster2: {b:?}"
+        );
     }
     // The JSON contract gains the keys, for proxies and blockers.
     let j = serde_json::to_value(laggard).unwrap();
     assert_eq!(j["cluster"], "cluster2");
     assert_eq!(j["cluster_from"], "signer");
-    assert_eq!(serde_json::to_value(&v.blockers[0]).unwrap()["cluster"], "cluster2");
+    assert_eq!(
+        serde_json::to_value(&v.blockers[0]).unwrap()["cluster"],
+        "cluster2"
+    );
 
     // Without the laggard, both clusters are in 02 and 03 is safe.
     files.pop();
@@ -221,7 +227,12 @@ fn mixed_evidence_assigns_each_proxy_and_says_when_nothing_decides() {
         assert_eq!(p.cluster_from, None, "{name}");
         let reason = unassigned(p).unwrap_or_else(|| panic!("{name}: {:?}", p.warnings));
         assert!(reason.contains(why), "{name}: {reason}");
-        assert!(!Warning::ClusterUnassigned { reason: reason.to_owned() }.breaks_traffic());
+        assert!(
+            !Warning::ClusterUnassigned {
+                reason: reason.to_owned()
+            }
+            .breaks_traffic()
+        );
     }
     // Each assigned proxy is listed once, with no unassigned warning.
     for name in ["told", "meta.default", "by-signer.default"] {
@@ -230,10 +241,15 @@ fn mixed_evidence_assigns_each_proxy_and_says_when_nothing_decides() {
     // The same told dump without the caller's word: the signer says cluster1, phase 02.
     let (c1_mesh, _) = evaluate(
         &plan,
-        vec![Reader::new()
-            .read("told.json", dumps::envoy(&c1, &roots, false).as_bytes())
-            .unwrap()],
+        vec![
+            Reader::new()
+                .read("told.json", dumps::envoy(&c1, &roots, false).as_bytes())
+                .unwrap(),
+        ],
     );
     assert_eq!(c1_mesh.proxies[0].cluster.as_deref(), Some("cluster1"));
-    assert_eq!(c1_mesh.proxies[0].phase.as_deref(), Some("02-switch-signer"));
+    assert_eq!(
+        c1_mesh.proxies[0].phase.as_deref(),
+        Some("02-switch-signer")
+    );
 }

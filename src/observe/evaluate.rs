@@ -270,7 +270,11 @@ impl Checker {
         };
         let certs = self.chains.get(chain).map(|c| &c[..]).unwrap_or(&[]);
         // A CA target's chain starts with the target itself.
-        let presented = if ca_target { certs.get(1..).unwrap_or(&[]) } else { certs };
+        let presented = if ca_target {
+            certs.get(1..).unwrap_or(&[])
+        } else {
+            certs
+        };
         let intermediates = CertPool::from_certificates(presented);
         let opts = model::verify_options(kind, at, ca_target);
         let r = verify::verify(target, &intermediates, roots, &opts);

@@ -336,7 +336,9 @@ impl MeshState {
                         let clears = after
                             .iter()
                             .filter(|(c, _)| mine(c))
-                            .any(|&(_, st)| self.checker.signer_trusted(*chain, st, kind, at).is_ok())
+                            .any(|&(_, st)| {
+                                self.checker.signer_trusted(*chain, st, kind, at).is_ok()
+                            })
                             .then_some(renewal)
                             .flatten();
                         found.push(blocker(
