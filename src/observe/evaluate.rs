@@ -376,8 +376,9 @@ impl MeshState {
             profile: profile.clone(),
             checker: Checker::default(),
         };
-        for r in reports {
-            let p = mesh.proxy(r, &catalog, &published);
+        let signers = signers(&reports, &catalog);
+        for (r, signer) in reports.into_iter().zip(signers) {
+            let p = mesh.proxy(r, &catalog, &published, signer);
             mesh.proxies.push(p);
         }
         mesh.cross_check();
@@ -398,6 +399,7 @@ impl MeshState {
         r: ProxyReport,
         catalog: &Catalog,
         published: &[Fingerprint],
+        signer: Option<Certificate>,
     ) -> ProxyState {
         let mut warnings = Vec::new();
         let resolve = |what: &str, list: &[CertRef], warnings: &mut Vec<Warning>| {
@@ -455,7 +457,7 @@ impl MeshState {
                 })
             }
             (Some(_), Some(leaf)) => {
-                let state = self.leaf(&r, &leaf, &chain, catalog, &mut inner, &mut warnings);
+                let state = self.leaf(&r, &leaf, &chain, signer, &mut inner, &mut warnings);
                 inner.leaf = Some(leaf);
                 Some(state)
             }
@@ -489,7 +491,7 @@ impl MeshState {
         r: &ProxyReport,
         leaf: &Certificate,
         chain: &[Certificate],
-        catalog: &Catalog,
+        signer: Option<Certificate>,
         inner: &mut Inner,
         warnings: &mut Vec<Warning>,
     ) -> LeafState {
@@ -503,15 +505,6 @@ impl MeshState {
                 not_after: leaf.not_after(),
             });
         }
-        // The signer: a presented or known certificate named as the issuer whose key verifies
-        // the leaf's signature (one signature check per leaf).
-        let known = catalog.by_subject.get(leaf.issuer_der());
-        let signer = chain
-            .iter()
-            .filter(|c| c.subject_der() == leaf.issuer_der())
-            .chain(known.into_iter().flatten())
-            .find(|c| leaf.verify_signed_by(c).is_ok())
-            .cloned();
         let presented = self.checker.chain(chain);
         let mut verifies = None;
         match (&signer, inner.store) {
@@ -592,6 +585,38 @@ impl MeshState {
             }
         }
     }
+}
+
+/// The signer of each report's leaf: a presented or known certificate named as the leaf's
+/// issuer whose key verifies the leaf's signature (one signature check per leaf; none without
+/// a resolved leaf). The checks are independent, so they run on the available cores.
+fn signers(reports: &[ProxyReport], catalog: &Catalog) -> Vec<Option<Certificate>> {
+    let one = |r: &ProxyReport| -> Option<Certificate> {
+        let leaf = catalog.resolve(r.leaf.as_ref()?)?;
+        let chain: Vec<Certificate> = r.chain.iter().filter_map(|c| catalog.resolve(c)).collect();
+        let known = catalog.by_subject.get(leaf.issuer_der());
+        chain
+            .iter()
+            .filter(|c| c.subject_der() == leaf.issuer_der())
+            .chain(known.into_iter().flatten())
+            .find(|c| leaf.verify_signed_by(c).is_ok())
+            .cloned()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads < 2 || reports.len() < 512 {
+        return reports.iter().map(one).collect();
+    }
+    let one = &one;
+    std::thread::scope(|s| {
+        let parts: Vec<_> = reports
+            .chunks(reports.len().div_ceil(threads))
+            .map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// The roots istiod publishes (the CA secret's root file, else the ConfigMaps'), deduplicated.
