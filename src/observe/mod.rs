@@ -248,8 +248,11 @@ pub struct Reader {
 /// compares the whole text anyway.
 #[derive(Debug)]
 struct TextCache<V> {
-    map: HashMap<u64, Vec<(Box<[u8]>, V)>>,
+    map: HashMap<u64, Bucket<V>>,
 }
+
+/// The texts (and values) that share one sampled hash.
+type Bucket<V> = Vec<(Box<[u8]>, V)>;
 
 impl<V> Default for TextCache<V> {
     fn default() -> Self {

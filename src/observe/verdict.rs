@@ -275,12 +275,7 @@ impl MeshState {
         blockers: &mut Vec<Blocker>,
     ) {
         let at = self.at;
-        let kinds: Vec<bool> = {
-            let mut k: Vec<bool> = self.proxies.iter().map(|p| p.kind.is_envoy()).collect();
-            k.sort();
-            k.dedup();
-            k
-        };
+        let kinds = self.data_planes();
         let applied_view = applied.and_then(|a| views.get(a));
         // Signer chains (signer first) of the next and the applied phase, per cluster.
         let next_signers: Vec<(String, Certificate, usize)> = nv
@@ -392,6 +387,14 @@ impl MeshState {
             }
             blockers.extend(found);
         }
+    }
+
+    /// The data planes the proxies use (true for Envoy), each once.
+    fn data_planes(&self) -> Vec<bool> {
+        let mut k: Vec<bool> = self.proxies.iter().map(|p| p.kind.is_envoy()).collect();
+        k.sort();
+        k.dedup();
+        k
     }
 
     /// The checker's id of a signer's chain (the signer, then the certificates above it).

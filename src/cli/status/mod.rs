@@ -105,10 +105,13 @@ struct Report<'a> {
     failed: &'a [collect::Failure],
 }
 
+/// An input file: (name, bytes, the directory it was under, or the cluster it belongs to).
+type Tagged = (String, Vec<u8>, Option<String>);
+
 /// Every file of the inputs (directories walked, sorted), as (name, bytes), each with the
 /// first directory under its input directory (the cluster or context `--collect --save`
 /// files it under), if any.
-fn read_tagged(inputs: &[PathBuf]) -> Result<Vec<(String, Vec<u8>, Option<String>)>, CliError> {
+fn read_tagged(inputs: &[PathBuf]) -> Result<Vec<Tagged>, CliError> {
     let mut out = Vec::new();
     for p in inputs {
         if p.is_dir() {
