@@ -121,6 +121,43 @@ impl Decoder {
         Ok(())
     }
 
+    /// Decodes the leading whole quanta of alphabet characters of `chars` (when the decoder is
+    /// between quanta and has seen no padding); returns how many characters it consumed. The
+    /// caller feeds whatever stops it (padding, a partial quantum, a bad byte) to
+    /// [`Decoder::push`], which reports it.
+    #[inline]
+    fn push_quanta(&mut self, chars: &[u8]) -> usize {
+        if self.n != 0 || self.pad != 0 {
+            return 0;
+        }
+        let quanta = chars.len() / 4;
+        let start = self.out.len();
+        self.out.resize(start + quanta * 3, 0);
+        let mut done = 0;
+        for (src, dst) in chars[..quanta * 4]
+            .chunks_exact(4)
+            .zip(self.out[start..].chunks_exact_mut(3))
+        {
+            let (a, b, c, d) = (
+                DECODE[src[0] as usize],
+                DECODE[src[1] as usize],
+                DECODE[src[2] as usize],
+                DECODE[src[3] as usize],
+            );
+            if (a | b | c | d) >= 64 {
+                break;
+            }
+            let v =
+                (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
+            dst[0] = (v >> 16) as u8;
+            dst[1] = (v >> 8) as u8;
+            dst[2] = v as u8;
+            done += 1;
+        }
+        self.out.truncate(start + done * 3);
+        done * 4
+    }
+
     /// Feeds one line of a PEM body (columns counted from `offset`). Spaces, tabs and carriage
     /// returns are skipped, as Go's `encoding/pem` does. A fast path decodes whole quanta of
     /// alphabet characters; anything else goes through [`Decoder::push`]. Returns the number of
@@ -130,37 +167,9 @@ impl Decoder {
         let mut i = 0;
         let mut consumed = 0;
         while i < line.len() {
-            if self.n == 0 && self.pad == 0 {
-                let quanta = (line.len() - i) / 4;
-                let start = self.out.len();
-                self.out.resize(start + quanta * 3, 0);
-                let mut done = 0;
-                for (src, dst) in line[i..i + quanta * 4]
-                    .chunks_exact(4)
-                    .zip(self.out[start..].chunks_exact_mut(3))
-                {
-                    let (a, b, c, d) = (
-                        DECODE[src[0] as usize],
-                        DECODE[src[1] as usize],
-                        DECODE[src[2] as usize],
-                        DECODE[src[3] as usize],
-                    );
-                    if (a | b | c | d) >= 64 {
-                        break;
-                    }
-                    let v = (u32::from(a) << 18)
-                        | (u32::from(b) << 12)
-                        | (u32::from(c) << 6)
-                        | u32::from(d);
-                    dst[0] = (v >> 16) as u8;
-                    dst[1] = (v >> 8) as u8;
-                    dst[2] = v as u8;
-                    done += 1;
-                }
-                self.out.truncate(start + done * 3);
-                i += done * 4;
-                consumed += done * 4;
-            }
+            let done = self.push_quanta(&line[i..]);
+            i += done;
+            consumed += done;
             // One character the slow way (blank, padding, error, or a partial quantum).
             let Some(&byte) = line.get(i) else { break };
             if !matches!(byte, b' ' | b'\t' | b'\r') {
@@ -185,8 +194,15 @@ impl Decoder {
 #[cfg_attr(not(test), allow(dead_code))] // used by the Istio secret reader
 pub(crate) fn decode(text: &[u8]) -> Result<Vec<u8>, B64Error> {
     let mut d = Decoder::with_capacity(text.len());
-    for (i, &b) in text.iter().enumerate() {
-        d.push(b, i)?;
+    let mut i = 0;
+    while i < text.len() {
+        // Whole quanta at once; the character that stops the fast path goes through `push`
+        // (padding, or the error with its offset).
+        i += d.push_quanta(&text[i..]);
+        if let Some(&b) = text.get(i) {
+            d.push(b, i)?;
+            i += 1;
+        }
     }
     d.finish()
 }

@@ -295,6 +295,8 @@ fn collect_with_standin_tools_and_save_reproduces_offline() {
         "{calls}"
     );
     assert!(!calls.contains("plain.default"));
+    // Saved per context, so that several clusters' collections share one directory.
+    assert!(save.join("prod").join("configmaps.json").is_file());
     // Offline from the saved outputs: the same verdict, exit 0 (every saved pod answered).
     let o = run(&[
         "status",
@@ -390,4 +392,131 @@ fn runbook_gates_name_the_status_verdict_the_command_prints() {
         assert!(out.contains(&want), "{}: {out}", p.phases[k].name);
         assert_eq!(o.status.code(), Some(0));
     }
+}
+
+/// A two-cluster plan (shared roots, one intermediate per cluster) written to `dir/plan`.
+fn two_cluster_plan_dir(dir: &Path) -> plan::Plan {
+    let root = || {
+        let spec = generate::RootSpec {
+            key_type: KeyType::EcP256,
+            ..generate::RootSpec::istio()
+        };
+        generate::root(&spec, now()).unwrap()
+    };
+    let int = |root: &generate::Generated, cluster: &str| {
+        let spec = generate::IntermediateSpec {
+            key_type: KeyType::EcP256,
+            ..generate::IntermediateSpec::istio(cluster)
+        };
+        generate::intermediate(&spec, &root.issuer().unwrap(), now())
+            .unwrap()
+            .cacerts()
+    };
+    let (a, b) = (root(), root());
+    let inputs = ["cluster1", "cluster2"].map(|c| ClusterInput {
+        name: c.to_owned(),
+        current: int(&a, c),
+        new: int(&b, c),
+    });
+    let profile = IstioProfile {
+        multiroot: true,
+        xds_agent: true,
+        data_plane: DataPlane::Both,
+        ..IstioProfile::default()
+    };
+    let p = plan::plan(&inputs, &profile, &PlanOptions::default(), now()).unwrap();
+    plan::write_plan_dir(&p, &dir.join("plan")).unwrap();
+    p
+}
+
+#[test]
+fn multi_cluster_inputs_by_flag_and_by_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = two_cluster_plan_dir(tmp.path());
+    let plan = tmp.path().join("plan");
+    // cluster1's dumps where `--collect --save` files them (DIR/cluster1/), cluster2's given
+    // with --cluster; a cluster2 laggard on its old signer among them.
+    let saved = tmp.path().join("saved");
+    write_files(
+        &saved.join("cluster1"),
+        &dumps::phase_mesh_in(&p, 2, "cluster1", 2, 0, now()).unwrap(),
+    );
+    let c2 = tmp.path().join("c2");
+    let mut files = dumps::phase_mesh_in(&p, 2, "cluster2", 1, 0, now()).unwrap();
+    let old = dumps::phase_mesh_in(&p, 1, "cluster2", 1, 0, now()).unwrap();
+    files.push(("laggard.default.json".to_owned(), old[0].1.clone()));
+    write_files(&c2, &files);
+    let c2_flag = format!("cluster2={}", c2.display());
+    let o = run(&[
+        "status",
+        "--json",
+        "--at",
+        AT,
+        "--plan",
+        plan.to_str().unwrap(),
+        "--cluster",
+        &c2_flag,
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json(&o);
+    let clusters: Vec<(String, String, String)> = v["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
+            (s("name"), s("cluster"), s("cluster_from"))
+        })
+        .collect();
+    let want = |n: &str, c: &str| (n.to_owned(), c.to_owned(), "explicit".to_owned());
+    assert_eq!(
+        clusters,
+        [
+            want("cluster1-app-0.default", "cluster1"),
+            want("cluster1-app-1.default", "cluster1"),
+            want("cluster2-app-0.default", "cluster2"),
+            want("laggard.default", "cluster2"),
+        ]
+    );
+    assert_eq!(v["next_phase"], "03-drop-old-root");
+    let blockers = v["blockers"].as_array().unwrap();
+    assert!(!blockers.is_empty());
+    for b in blockers {
+        assert_eq!(b["proxy"], "laggard.default", "{b}");
+        assert_eq!(b["cluster"], "cluster2", "{b}");
+    }
+    // The human form names the cluster too.
+    let o = run(&[
+        "status",
+        "--at",
+        AT,
+        "--plan",
+        plan.to_str().unwrap(),
+        "--cluster",
+        &c2_flag,
+        saved.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("blocker: laggard.default (cluster cluster2):"),
+        "{text}"
+    );
+    // A cluster the plan does not have is refused (exit 2), naming the plan's clusters.
+    let o = run(&[
+        "status",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--cluster",
+        "cluster3",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cluster1, cluster2"), "{err}");
 }

@@ -343,3 +343,58 @@ fn bootstrap_metadata_spiffe_trust_domains_and_warming_secrets() {
         .collect();
     assert_eq!(roots, certs[1..3].to_vec());
 }
+
+/// One reader keeps the CA certificates and root files every proxy repeats; what it returns,
+/// and every error, is what a fresh reader returns for the same input.
+#[test]
+fn a_warm_reader_answers_as_a_fresh_one() {
+    let certs = meshtrust::testkit::bundles::sample_certificates();
+    let (root, ca, leaf) = (&certs[0], &certs[2], &certs[5]);
+    let good = dumps::envoy(
+        &[leaf.clone(), ca.clone()],
+        std::slice::from_ref(root),
+        false,
+    );
+    // The chain as PEM text (`inline_string`), whole, damaged in the leaf (the CA block after
+    // it is cached by then), with CRLF lines, and with text around the blocks.
+    let inline = |pem: &str| {
+        serde_json::json!({"configs": [{"dynamic_active_secrets": [
+            {"name": "default", "secret": {"tls_certificate": {"certificate_chain": {"inline_string": pem}}}},
+            {"name": "ROOTCA", "secret": {"validation_context": {"trusted_ca": {"inline_string": root.to_pem()}}}}
+        ]}]})
+        .to_string()
+    };
+    let pem = format!("{}{}", leaf.to_pem(), ca.to_pem());
+    let inputs = [
+        ("a.json", good.clone()),
+        ("b.json", good),
+        ("c.json", inline(&pem)),
+        ("d.json", inline(&pem.replacen("MII", "MI!", 1))),
+        ("e.json", inline(&pem.replace('\n', "\r\n"))),
+        ("f.json", inline(&format!("leaf:\n{pem}trailing text\n"))),
+        (
+            "g.json",
+            inline(&format!("{pem}-----END CERTIFICATE-----\n")),
+        ),
+        ("h.json", inline(&ca.to_pem())),
+    ];
+    let mut warm = Reader::new();
+    for _ in 0..2 {
+        for (name, text) in &inputs {
+            let w = warm.read(name, text.as_bytes());
+            let f = Reader::new().read(name, text.as_bytes());
+            match (w, f) {
+                (Ok(Observation::Proxies(w)), Ok(Observation::Proxies(f))) => {
+                    assert_eq!(w, f, "{name}")
+                }
+                (Err(w), Err(f)) => assert_eq!(w, f, "{name}"),
+                (w, f) => panic!("{name}: warm {w:?}, fresh {f:?}"),
+            }
+        }
+    }
+    for bad in ["d.json", "g.json"] {
+        let text = &inputs.iter().find(|(n, _)| *n == bad).unwrap().1;
+        let err = warm.read(bad, text.as_bytes()).unwrap_err();
+        assert!(err.message.contains("PEM"), "{err}");
+    }
+}

@@ -3,8 +3,8 @@
 //!
 //! Shapes read: `{configs: [{@type: ...SecretsConfigDump, dynamic_active_secrets: [...],
 //! dynamic_warming_secrets: [...]}, ...]}` (a full `config_dump` also holds a
-//! BootstrapConfigDump, whose `node.id` and `node.metadata` name the pod and its kind) or the
-//! SecretsConfigDump object alone. Secret `default` holds the workload chain (leaf, chain,
+//! BootstrapConfigDump, whose `node.id` names the pod and its kind and
+//! `node.metadata.CLUSTER_ID` its cluster) or the SecretsConfigDump object alone. Secret `default` holds the workload chain (leaf, chain,
 //! then the roots istiod sent); `ROOTCA` the trust bundle, as `trusted_ca` or as SPIFFE trust
 //! domains (`custom_validator_config.typed_config.trust_domains[].trust_bundle`).
 
@@ -22,6 +22,7 @@ struct Found {
     roots: Option<Vec<Certificate>>,
     name: Option<String>,
     kind: Option<ProxyKind>,
+    cluster_id: Option<String>,
     seen_secrets: bool,
 }
 
@@ -73,6 +74,8 @@ pub(super) fn read(r: &mut Reader, file: &str, at: At<'_>) -> Result<ProxyReport
         leaf: leaf.map(CertRef::Cert),
         chain: chain.into_iter().map(CertRef::Cert).collect(),
         roots: roots.into_iter().map(CertRef::Cert).collect(),
+        cluster_id: found.cluster_id,
+        cluster: None,
     })
 }
 
@@ -100,8 +103,17 @@ fn dump(r: &mut Reader, cfg: At<'_>, found: &mut Found) -> Result<(), ObserveErr
     Ok(())
 }
 
-/// The bootstrap's node: `id` is `TYPE~IP~POD.NAMESPACE~DOMAIN` (`sidecar` or `router`).
+/// The bootstrap's node: `id` is `TYPE~IP~POD.NAMESPACE~DOMAIN` (`sidecar` or `router`);
+/// `metadata.CLUSTER_ID` names the Kubernetes cluster (Istio's `--clusterID`).
 fn node(n: At<'_>, found: &mut Found) -> Result<(), ObserveError> {
+    // Evidence only: metadata of another shape is ignored, as it was before it was read.
+    found.cluster_id = n
+        .value
+        .get("metadata")
+        .and_then(|m| m.get("CLUSTER_ID"))
+        .and_then(|c| c.as_str())
+        .filter(|c| !c.trim().is_empty())
+        .map(str::to_owned);
     if let Some(id) = n.opt_str(&["id"])? {
         let parts: Vec<&str> = id.split('~').collect();
         if parts.len() == 4 {

@@ -9,7 +9,10 @@ use crate::cert::{Certificate, Fingerprint};
 use crate::istio::{CaSecret, IstioProfile};
 use crate::verify::{self, CertPool};
 
-use super::{CertRef, IdentityStatus, Observation, ProxyKind, ProxyReport, RootConfigMap, model};
+use super::{
+    CertRef, ClusterEvidence, IdentityStatus, Observation, ProxyKind, ProxyReport, RootConfigMap,
+    model,
+};
 
 /// A proxy's workload certificate as observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -74,6 +77,12 @@ pub enum Warning {
         /// The state the tool showed.
         state: String,
     },
+    /// Against a multi-cluster plan, nothing decides which cluster the proxy runs in: it is
+    /// listed unassigned and judged against every cluster's phase contents.
+    ClusterUnassigned {
+        /// What was looked at.
+        reason: String,
+    },
 }
 
 impl Warning {
@@ -105,6 +114,11 @@ pub struct ProxyState {
     pub leaf: Option<LeafState>,
     /// The plan phase whose state it is in (with a plan).
     pub phase: Option<String>,
+    /// The cluster it runs in (with a plan: one of the plan's clusters, or none when nothing
+    /// decides; without: what the caller or the dump's metadata said).
+    pub cluster: Option<String>,
+    /// What [`ProxyState::cluster`] was taken from.
+    pub cluster_from: Option<ClusterEvidence>,
     /// What is wrong.
     pub warnings: Vec<Warning>,
     #[serde(skip)]
@@ -116,10 +130,14 @@ pub struct ProxyState {
 pub(super) struct Inner {
     pub(super) leaf: Option<Certificate>,
     pub(super) signer: Option<Certificate>,
-    /// What the proxy presents after its leaf, in order.
-    pub(super) presented: Vec<Certificate>,
+    /// What the proxy presents after its leaf, in order (a chain id in the checker).
+    pub(super) presented: Option<usize>,
     /// Trust-store id in the checker.
     pub(super) store: Option<usize>,
+    /// The cluster the caller named.
+    pub(super) explicit: Option<String>,
+    /// The cluster the dump's metadata named.
+    pub(super) cluster_id: Option<String>,
 }
 
 /// How many proxies hold one trust set and one signer.
@@ -153,15 +171,18 @@ pub struct MeshState {
     pub(super) checker: Checker,
 }
 
-/// (presented chain, or the CA and its chain; trust store; Envoy's verifier; CA target).
-type CheckKey = (Vec<Fingerprint>, usize, bool, bool);
+/// (chain id: presented chain, or the CA and its chain; trust store; Envoy's verifier; CA
+/// target).
+type CheckKey = (usize, usize, bool, bool);
 
-/// Trust stores interned by content; path results cached per (presented chain, store,
-/// verifier), so 10,000 proxies sharing a signer cost one path search per trust store.
+/// Trust stores and chains interned by content; path results cached per (presented chain,
+/// store, verifier), so 10,000 proxies sharing a signer cost one path search per trust store.
 #[derive(Debug, Default)]
 pub(super) struct Checker {
     stores: Vec<(Vec<Fingerprint>, CertPool)>,
     ids: HashMap<Vec<Fingerprint>, usize>,
+    chains: Vec<Vec<Certificate>>,
+    chain_ids: HashMap<Vec<Fingerprint>, usize>,
     results: HashMap<CheckKey, Result<Fingerprint, String>>,
 }
 
@@ -182,20 +203,32 @@ impl Checker {
         id
     }
 
+    /// The id of the chain `certs` (in this order).
+    pub(super) fn chain(&mut self, certs: &[Certificate]) -> usize {
+        let fps: Vec<Fingerprint> = certs.iter().map(Certificate::fingerprint).collect();
+        if let Some(&id) = self.chain_ids.get(&fps) {
+            return id;
+        }
+        let id = self.chains.len();
+        self.chains.push(certs.to_vec());
+        self.chain_ids.insert(fps, id);
+        id
+    }
+
     /// The fingerprints of a store, in order.
     pub(super) fn fingerprints(&self, store: usize) -> &[Fingerprint] {
         self.stores.get(store).map(|s| &s.0[..]).unwrap_or(&[])
     }
 
-    /// Does `leaf`, presenting `presented` (in order), verify against store `store` with the
-    /// verifier of `kind`? The anchor, or why not. The path above the leaf is the same for
-    /// every leaf of one signer presenting one chain, so the result is cached per (presented
-    /// chain, store, verifier), except a failure that is about the leaf itself (its own
-    /// signature and validity are checked per leaf by the caller).
+    /// Does `leaf`, presenting chain `presented` (an id from [`Checker::chain`]), verify
+    /// against store `store` with the verifier of `kind`? The anchor, or why not. The path
+    /// above the leaf is the same for every leaf of one signer presenting one chain, so the
+    /// result is cached per (presented chain, store, verifier), except a failure that is about
+    /// the leaf itself (its own signature and validity are checked per leaf by the caller).
     pub(super) fn leaf_trusted(
         &mut self,
         leaf: &Certificate,
-        presented: &[Certificate],
+        presented: usize,
         store: usize,
         kind: ProxyKind,
         at: OffsetDateTime,
@@ -203,42 +236,44 @@ impl Checker {
         self.check(leaf, presented, store, kind, at, false)
     }
 
-    /// Does the signing CA `signer` (with the certificates above it) chain to store `store`,
-    /// as the data plane `kind` would build the path? Cached per (chain, store, verifier).
+    /// Does the signing CA at the head of chain `chain` (an id from [`Checker::chain`]: the
+    /// signer, then the certificates above it) chain to store `store`, as the data plane
+    /// `kind` would build the path? Cached per (chain, store, verifier).
     pub(super) fn signer_trusted(
         &mut self,
-        signer: &Certificate,
-        above: &[Certificate],
+        chain: usize,
         store: usize,
         kind: ProxyKind,
         at: OffsetDateTime,
     ) -> Result<Fingerprint, String> {
-        let mut chain = Vec::with_capacity(above.len() + 1);
-        chain.push(signer.clone());
-        chain.extend(above.iter().cloned());
-        self.check(signer, &chain[1..], store, kind, at, true)
+        let Some(signer) = self.chains.get(chain).and_then(|c| c.first()).cloned() else {
+            return Err("no signer".to_owned());
+        };
+        self.check(&signer, chain, store, kind, at, true)
     }
 
     fn check(
         &mut self,
         target: &Certificate,
-        presented: &[Certificate],
+        chain: usize,
         store: usize,
         kind: ProxyKind,
         at: OffsetDateTime,
         ca_target: bool,
     ) -> Result<Fingerprint, String> {
-        let mut key_chain: Vec<Fingerprint> = Vec::with_capacity(presented.len() + 1);
-        if ca_target {
-            key_chain.push(target.fingerprint());
-        }
-        key_chain.extend(presented.iter().map(Certificate::fingerprint));
-        let key = (key_chain, store, kind.is_envoy(), ca_target);
+        let key = (chain, store, kind.is_envoy(), ca_target);
         if let Some(r) = self.results.get(&key) {
             return r.clone();
         }
         let Some((_, roots)) = self.stores.get(store) else {
             return Err("no trust store".to_owned());
+        };
+        let certs = self.chains.get(chain).map(|c| &c[..]).unwrap_or(&[]);
+        // A CA target's chain starts with the target itself.
+        let presented = if ca_target {
+            certs.get(1..).unwrap_or(&[])
+        } else {
+            certs
         };
         let intermediates = CertPool::from_certificates(presented);
         let opts = model::verify_options(kind, at, ca_target);
@@ -268,10 +303,12 @@ struct Catalog {
 
 impl Catalog {
     fn add(&mut self, c: &Certificate) {
-        let s = self.by_subject.entry(c.subject_der().to_vec()).or_default();
-        if s.iter().any(|x| x == c) {
-            return;
+        if let Some(s) = self.by_subject.get(c.subject_der()) {
+            if s.iter().any(|x| x == c) {
+                return;
+            }
         }
+        let s = self.by_subject.entry(c.subject_der().to_vec()).or_default();
         s.push(c.clone());
         self.by_serial
             .entry(super::normalize_serial(&c.serial_hex()))
@@ -339,8 +376,9 @@ impl MeshState {
             profile: profile.clone(),
             checker: Checker::default(),
         };
-        for r in reports {
-            let p = mesh.proxy(r, &catalog, &published);
+        let signers = signers(&reports, &catalog);
+        for (r, signer) in reports.into_iter().zip(signers) {
+            let p = mesh.proxy(r, &catalog, &published, signer);
             mesh.proxies.push(p);
         }
         mesh.cross_check();
@@ -361,6 +399,7 @@ impl MeshState {
         r: ProxyReport,
         catalog: &Catalog,
         published: &[Fingerprint],
+        signer: Option<Certificate>,
     ) -> ProxyState {
         let mut warnings = Vec::new();
         let resolve = |what: &str, list: &[CertRef], warnings: &mut Vec<Warning>| {
@@ -382,6 +421,8 @@ impl MeshState {
         let store = (!roots.is_empty()).then(|| self.checker.store(&roots));
         let mut inner = Inner {
             store,
+            explicit: r.cluster.clone(),
+            cluster_id: r.cluster_id.clone(),
             ..Inner::default()
         };
         if !matches!(r.status, IdentityStatus::Active) && r.leaf.is_none() {
@@ -416,7 +457,7 @@ impl MeshState {
                 })
             }
             (Some(_), Some(leaf)) => {
-                let state = self.leaf(&r, &leaf, &chain, catalog, &mut inner, &mut warnings);
+                let state = self.leaf(&r, &leaf, &chain, signer, &mut inner, &mut warnings);
                 inner.leaf = Some(leaf);
                 Some(state)
             }
@@ -434,6 +475,12 @@ impl MeshState {
             status: r.status,
             leaf,
             phase: None,
+            cluster: r.cluster.clone().or_else(|| r.cluster_id.clone()),
+            cluster_from: if r.cluster.is_some() {
+                Some(ClusterEvidence::Explicit)
+            } else {
+                r.cluster_id.as_ref().map(|_| ClusterEvidence::Metadata)
+            },
             warnings,
             inner,
         }
@@ -444,7 +491,7 @@ impl MeshState {
         r: &ProxyReport,
         leaf: &Certificate,
         chain: &[Certificate],
-        catalog: &Catalog,
+        signer: Option<Certificate>,
         inner: &mut Inner,
         warnings: &mut Vec<Warning>,
     ) -> LeafState {
@@ -458,15 +505,7 @@ impl MeshState {
                 not_after: leaf.not_after(),
             });
         }
-        // The signer: a presented or known certificate named as the issuer whose key verifies
-        // the leaf's signature (one signature check per leaf).
-        let known = catalog.by_subject.get(leaf.issuer_der());
-        let signer = chain
-            .iter()
-            .filter(|c| c.subject_der() == leaf.issuer_der())
-            .chain(known.into_iter().flatten())
-            .find(|c| leaf.verify_signed_by(c).is_ok())
-            .cloned();
+        let presented = self.checker.chain(chain);
         let mut verifies = None;
         match (&signer, inner.store) {
             (None, _) => {
@@ -481,7 +520,7 @@ impl MeshState {
             (Some(_), Some(store)) => {
                 let ok = self
                     .checker
-                    .leaf_trusted(leaf, chain, store, r.kind, self.at);
+                    .leaf_trusted(leaf, presented, store, r.kind, self.at);
                 verifies = Some(ok.is_ok());
                 if let Err(reason) = ok {
                     warnings.push(Warning::ChainDoesNotVerify { reason });
@@ -490,7 +529,7 @@ impl MeshState {
             (Some(_), None) => {}
         }
         inner.signer = signer.clone();
-        inner.presented = chain.to_vec();
+        inner.presented = Some(presented);
         LeafState {
             sha256: Some(leaf.fingerprint()),
             serial: super::normalize_serial(&leaf.serial_hex()),
@@ -511,9 +550,9 @@ impl MeshState {
         }
         let at = self.at;
         for i in 0..self.proxies.len() {
-            let (Some(leaf), presented) = (
+            let (Some(leaf), Some(presented)) = (
                 self.proxies[i].inner.leaf.clone(),
-                self.proxies[i].inner.presented.clone(),
+                self.proxies[i].inner.presented,
             ) else {
                 continue;
             };
@@ -529,7 +568,7 @@ impl MeshState {
                 };
                 if self
                     .checker
-                    .leaf_trusted(&leaf, &presented, store, kind, at)
+                    .leaf_trusted(&leaf, presented, store, kind, at)
                     .is_err()
                 {
                     peers += n;
@@ -546,6 +585,38 @@ impl MeshState {
             }
         }
     }
+}
+
+/// The signer of each report's leaf: a presented or known certificate named as the leaf's
+/// issuer whose key verifies the leaf's signature (one signature check per leaf; none without
+/// a resolved leaf). The checks are independent, so they run on the available cores.
+fn signers(reports: &[ProxyReport], catalog: &Catalog) -> Vec<Option<Certificate>> {
+    let one = |r: &ProxyReport| -> Option<Certificate> {
+        let leaf = catalog.resolve(r.leaf.as_ref()?)?;
+        let chain: Vec<Certificate> = r.chain.iter().filter_map(|c| catalog.resolve(c)).collect();
+        let known = catalog.by_subject.get(leaf.issuer_der());
+        chain
+            .iter()
+            .filter(|c| c.subject_der() == leaf.issuer_der())
+            .chain(known.into_iter().flatten())
+            .find(|c| leaf.verify_signed_by(c).is_ok())
+            .cloned()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads < 2 || reports.len() < 512 {
+        return reports.iter().map(one).collect();
+    }
+    let one = &one;
+    std::thread::scope(|s| {
+        let parts: Vec<_> = reports
+            .chunks(reports.len().div_ceil(threads))
+            .map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// The roots istiod publishes (the CA secret's root file, else the ConfigMaps'), deduplicated.

@@ -139,6 +139,11 @@ pub struct ProxyReport {
     pub chain: Vec<CertRef>,
     /// The roots the proxy trusts, in its trust store's order.
     pub roots: Vec<CertRef>,
+    /// The cluster its dump's metadata names (Envoy's bootstrap node metadata `CLUSTER_ID`).
+    pub cluster_id: Option<String>,
+    /// The cluster the caller says it runs in (`status --cluster`, or the context `--collect`
+    /// queried): the strongest evidence, see [`Observation::in_cluster`].
+    pub cluster: Option<String>,
 }
 
 /// One namespace's `istio-ca-root-cert` ConfigMap: the roots istiod publishes there.
@@ -159,6 +164,33 @@ pub enum Observation {
     ConfigMaps(Vec<RootConfigMap>),
     /// A CA secret (`cacerts` or `istio-ca-secret`).
     CaSecret(Box<CaSecret>),
+}
+
+impl Observation {
+    /// Marks every proxy of this input as running in `cluster` (the caller knows: the input
+    /// was given for that cluster, or collected from its context). Against a multi-cluster
+    /// plan this wins over the dump's metadata and the leaf's signer.
+    pub fn in_cluster(&mut self, cluster: &str) {
+        if let Observation::Proxies(ps) = self {
+            for p in ps {
+                p.cluster = Some(cluster.to_owned());
+            }
+        }
+    }
+}
+
+/// What a proxy's cluster was taken from, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterEvidence {
+    /// The caller said so ([`ProxyReport::cluster`]).
+    Explicit,
+    /// The dump's metadata named it ([`ProxyReport::cluster_id`]).
+    Metadata,
+    /// Only that cluster's CA (in some phase of the plan) signed the proxy's leaf.
+    Signer,
+    /// The plan has one cluster.
+    OnlyCluster,
 }
 
 /// Why an input could not be read: which input, where in it, and what is wrong.
@@ -192,9 +224,77 @@ pub const MAX_INPUT_BYTES: usize = 64 << 20;
 
 /// Reads operators' tool outputs; parses each distinct certificate once across every input it
 /// reads.
+///
+/// 10,000 proxies repeat the same roots and signers: the reader keeps every CA certificate by
+/// the exact text of its PEM block, and every text (PEM, or base64 of PEM) that holds only CA
+/// certificates, so a repeated root file or chain costs one hash lookup. Only what the full
+/// parse accepted is kept, and a text the shortcut does not fully resolve is parsed whole, so
+/// results and errors are those of the full parse.
 #[derive(Debug, Default)]
 pub struct Reader {
+    /// Certificates by DER.
     cache: HashMap<Vec<u8>, Certificate>,
+    /// CA certificates by the exact text of a PEM block that parsed alone as that one
+    /// certificate (its BEGIN line through its END line's newline).
+    by_block: TextCache<Certificate>,
+    /// PEM texts that hold only CA certificates.
+    by_pem: TextCache<Vec<Certificate>>,
+    /// Base64 texts (of PEM) that hold only CA certificates.
+    by_b64: TextCache<Vec<Certificate>>,
+}
+
+/// Values by exact text. The hash samples the text (its length and a few dozen bytes spread
+/// over it) instead of reading all of it: certificate texts differ everywhere, and a lookup
+/// compares the whole text anyway.
+#[derive(Debug)]
+struct TextCache<V> {
+    map: HashMap<u64, Bucket<V>>,
+}
+
+/// The texts (and values) that share one sampled hash.
+type Bucket<V> = Vec<(Box<[u8]>, V)>;
+
+impl<V> Default for TextCache<V> {
+    fn default() -> Self {
+        TextCache {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<V> TextCache<V> {
+    fn key(text: &[u8]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.len().hash(&mut h);
+        const WINDOW: usize = 16;
+        if text.len() <= 8 * WINDOW {
+            text.hash(&mut h);
+        } else {
+            // Eight windows, the last one ending at the end.
+            let step = (text.len() - WINDOW) / 7;
+            for i in 0..8 {
+                let at = (i * step).min(text.len() - WINDOW);
+                h.write(&text[at..at + WINDOW]);
+            }
+        }
+        h.finish()
+    }
+
+    fn get(&self, text: &[u8]) -> Option<&V> {
+        let bucket = self.map.get(&Self::key(text))?;
+        bucket.iter().find(|(t, _)| **t == *text).map(|(_, v)| v)
+    }
+
+    /// Keeps `value` for `text`; a full bucket (texts made to share the sampled bytes) keeps
+    /// nothing more, so a lookup never compares more than a few texts.
+    fn insert(&mut self, text: &[u8], value: V) {
+        const BUCKET: usize = 4;
+        let bucket = self.map.entry(Self::key(text)).or_default();
+        if bucket.len() < BUCKET && !bucket.iter().any(|(t, _)| **t == *text) {
+            bucket.push((text.into(), value));
+        }
+    }
 }
 
 impl Reader {
@@ -214,14 +314,29 @@ impl Reader {
                 format!("larger than {MAX_INPUT_BYTES} bytes"),
             ));
         }
-        let text = std::str::from_utf8(bytes).map_err(|e| {
+        let not_utf8 = |e: std::str::Utf8Error| {
             ObserveError::new(name, format!("byte {}", e.valid_up_to()), "not UTF-8 text")
-        })?;
-        let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-        if trimmed.starts_with('{') || trimmed.starts_with('[') {
-            let value = json::parse(name, bytes)?;
+        };
+        // JSON first: the JSON parser checks UTF-8 itself, so the whole input is checked
+        // again only when it does not parse (and is then refused as not UTF-8 first, as
+        // before).
+        let is_json = match looks_like_json(bytes) {
+            Some(j) => j,
+            None => {
+                let text = std::str::from_utf8(bytes).map_err(not_utf8)?;
+                let t = text.trim_start_matches('\u{feff}').trim_start();
+                t.starts_with('{') || t.starts_with('[')
+            }
+        };
+        if is_json {
+            let value = json::parse(name, bytes).map_err(|e| match std::str::from_utf8(bytes) {
+                Err(u) => not_utf8(u),
+                Ok(_) => e,
+            })?;
             return self.read_json(name, bytes, &value);
         }
+        let text = std::str::from_utf8(bytes).map_err(not_utf8)?;
+        let trimmed = text.trim_start_matches('\u{feff}').trim_start();
         if trimmed.starts_with("RESOURCE NAME") {
             return table::proxy_secret(name, text).map(|p| Observation::Proxies(vec![p]));
         }
@@ -261,6 +376,64 @@ impl Reader {
         pem_text: &[u8],
         at: &json::At<'_>,
     ) -> Result<Vec<Certificate>, ObserveError> {
+        if let Some(v) = self.by_pem.get(pem_text) {
+            return Ok(v.clone());
+        }
+        let out = match self.certs_by_block(pem_text) {
+            Some(out) => out,
+            None => self.certs_whole(pem_text, at)?,
+        };
+        if out.iter().all(Certificate::is_ca) {
+            self.by_pem.insert(pem_text, out.clone());
+        }
+        Ok(out)
+    }
+
+    /// The shortcut: the text cut after each END line, each piece a known CA block or parsed
+    /// alone. PEM framing is line by line and a piece starts on a line, so the pieces parse as
+    /// the whole does; anything unusual (an error, a piece of several blocks, no certificate)
+    /// returns `None` and the whole text is parsed instead, for its exact error.
+    fn certs_by_block(&mut self, text: &[u8]) -> Option<Vec<Certificate>> {
+        static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"-----END"));
+        let mut out = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let Some(end) = END.find(rest) else {
+                // Trailing blank lines only.
+                if rest.iter().all(u8::is_ascii_whitespace) {
+                    break;
+                }
+                return None;
+            };
+            let cut = memchr::memchr(b'\n', &rest[end..]).map_or(rest.len(), |i| end + i + 1);
+            let piece = &rest[..cut];
+            rest = &rest[cut..];
+            if let Some(c) = self.by_block.get(piece) {
+                out.push(c.clone());
+                continue;
+            }
+            let blocks = crate::pem::parse(piece).ok()?;
+            let [b] = blocks.as_slice() else { return None };
+            if b.label.as_str() != "CERTIFICATE" {
+                return None;
+            }
+            // Parsed directly: a new piece is mostly a leaf, which no other proxy repeats.
+            let cert = Certificate::from_der_vec(b.der.clone()).ok()?;
+            if cert.is_ca() && b.text == piece {
+                self.by_block.insert(piece, cert.clone());
+            }
+            out.push(cert);
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// The full parse of a PEM text, with positioned errors.
+    fn certs_whole(
+        &mut self,
+        pem_text: &[u8],
+        at: &json::At<'_>,
+    ) -> Result<Vec<Certificate>, ObserveError> {
         let blocks = crate::pem::parse(pem_text).map_err(|e| at.error(format!("PEM: {e}")))?;
         let mut out = Vec::with_capacity(blocks.len());
         for b in blocks {
@@ -292,10 +465,30 @@ impl Reader {
         b64_text: &str,
         at: &json::At<'_>,
     ) -> Result<Vec<Certificate>, ObserveError> {
+        if let Some(v) = self.by_b64.get(b64_text.as_bytes()) {
+            return Ok(v.clone());
+        }
         let pem = crate::b64::decode(b64_text.as_bytes())
             .map_err(|e| at.error(format!("not valid base64 ({e:?})")))?;
-        self.certs(&pem, at)
+        let out = self.certs(&pem, at)?;
+        if out.iter().all(Certificate::is_ca) {
+            self.by_b64.insert(b64_text.as_bytes(), out.clone());
+        }
+        Ok(out)
     }
+}
+
+/// Whether the input's first significant character (after BOMs and whitespace, as the text
+/// path trims them) opens a JSON object or array, from a valid UTF-8 prefix; `None` when that
+/// prefix holds no significant character (the caller then checks the whole text).
+fn looks_like_json(bytes: &[u8]) -> Option<bool> {
+    let head = &bytes[..bytes.len().min(4096)];
+    let head = match std::str::from_utf8(head) {
+        Ok(h) => h,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    let trimmed = head.trim_start_matches('\u{feff}').trim_start();
+    (!trimmed.is_empty()).then(|| trimmed.starts_with('{') || trimmed.starts_with('['))
 }
 
 /// Reads one input with a fresh [`Reader`].

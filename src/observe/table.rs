@@ -90,6 +90,8 @@ pub(super) fn proxy_secret(input: &str, text: &str) -> Result<ProxyReport, Obser
         leaf: None,
         chain: Vec::new(),
         roots: Vec::new(),
+        cluster_id: None,
+        cluster: None,
     };
     for (n, line) in it {
         let c = cells(line, &cols);
@@ -155,6 +157,8 @@ pub(super) fn ztunnel_certificates(
                 leaf: None,
                 chain: Vec::new(),
                 roots: Vec::new(),
+                cluster_id: None,
+                cluster: None,
             });
         }
         let serial = serial_cell(input, n, c[4])?;

@@ -57,6 +57,8 @@ fn entry(r: &mut Reader, pod: &str, e: At<'_>) -> Result<ProxyReport, ObserveErr
         leaf: leaf.map(CertRef::Cert),
         chain: chain.into_iter().map(CertRef::Cert).collect(),
         roots: roots.into_iter().map(CertRef::Cert).collect(),
+        cluster_id: None,
+        cluster: None,
     })
 }
 

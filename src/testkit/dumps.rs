@@ -61,6 +61,31 @@ pub fn envoy(chain: &[Certificate], roots: &[Certificate], camel: bool) -> Strin
     v.to_string()
 }
 
+/// An Envoy `config_dump` as [`envoy`] writes it, preceded by a BootstrapConfigDump whose node
+/// has `id` (`sidecar~IP~POD.NAMESPACE~DOMAIN`) and, when given, `metadata.CLUSTER_ID`.
+pub fn envoy_on_node(
+    chain: &[Certificate],
+    roots: &[Certificate],
+    camel: bool,
+    node_id: &str,
+    cluster_id: Option<&str>,
+) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&envoy(chain, roots, camel)).unwrap_or_default();
+    let mut node = serde_json::json!({ "id": node_id, "cluster": "app.default" });
+    if let Some(c) = cluster_id {
+        node["metadata"] = serde_json::json!({ "CLUSTER_ID": c });
+    }
+    let bootstrap = serde_json::json!({
+        "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+        "bootstrap": { "node": node }
+    });
+    if let Some(configs) = v["configs"].as_array_mut() {
+        configs.insert(0, bootstrap);
+    }
+    v.to_string()
+}
+
 /// One ztunnel identity: its chain (leaf first) and the roots it holds.
 #[derive(Debug, Clone)]
 pub struct ZtunnelIdentity {
@@ -142,10 +167,12 @@ pub fn hex_to_decimal(hex: &str) -> String {
     digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
 }
 
-/// Certificates of one phase's cluster secret: (signer issuer, root-file certificates).
+/// Certificates of one phase's cluster secret (the first cluster's, or `cluster`'s):
+/// (signer issuer, root-file certificates, root-file bytes).
 fn phase_issuer(
     plan: &crate::plan::Plan,
     phase: usize,
+    cluster: Option<&str>,
 ) -> Result<(crate::generate::Issuer, Vec<Certificate>, Vec<u8>), crate::generate::GenerateError> {
     use crate::generate::{GenerateError, Issuer};
     let bad = |what: &str| GenerateError::InvalidSpec {
@@ -155,7 +182,10 @@ fn phase_issuer(
     let secret = plan
         .phases
         .get(phase)
-        .and_then(|p| p.clusters.first())
+        .and_then(|p| match cluster {
+            Some(name) => p.clusters.iter().find(|c| c.cluster == name),
+            None => p.clusters.first(),
+        })
         .map(|c| &c.secret)
         .ok_or_else(|| bad("no such phase"))?;
     let cert = secret.ca_cert().map_err(|e| bad(&e.to_string()))?;
@@ -182,9 +212,37 @@ pub fn phase_mesh(
     ztunnels: usize,
     now: time::OffsetDateTime,
 ) -> Result<Vec<(String, String)>, crate::generate::GenerateError> {
+    mesh_of(plan, phase, None, sidecars, ztunnels, now)
+}
+
+/// [`phase_mesh`] for cluster `cluster` of a multi-cluster plan: its phase secret's signer
+/// and root file; file names start with `CLUSTER-` (`cluster2-app-0.default.json`).
+pub fn phase_mesh_in(
+    plan: &crate::plan::Plan,
+    phase: usize,
+    cluster: &str,
+    sidecars: usize,
+    ztunnels: usize,
+    now: time::OffsetDateTime,
+) -> Result<Vec<(String, String)>, crate::generate::GenerateError> {
+    let mut files = mesh_of(plan, phase, Some(cluster), sidecars, ztunnels, now)?;
+    for (name, _) in &mut files {
+        *name = format!("{cluster}-{name}");
+    }
+    Ok(files)
+}
+
+fn mesh_of(
+    plan: &crate::plan::Plan,
+    phase: usize,
+    cluster: Option<&str>,
+    sidecars: usize,
+    ztunnels: usize,
+    now: time::OffsetDateTime,
+) -> Result<Vec<(String, String)>, crate::generate::GenerateError> {
     use crate::cert::SpiffeId;
     use crate::generate::{self, KeyType, LeafSpec};
-    let (issuer, root_file, root_bytes) = phase_issuer(plan, phase)?;
+    let (issuer, root_file, root_bytes) = phase_issuer(plan, phase, cluster)?;
     let mut roots = root_file.clone();
     let mut seen = std::collections::HashSet::new();
     roots.retain(|c| seen.insert(c.fingerprint()));

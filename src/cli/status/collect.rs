@@ -36,7 +36,9 @@ pub(crate) struct CollectArgs {
     /// Pods of every namespace (the default).
     #[arg(short = 'A', long, requires = "collect")]
     all_namespaces: bool,
-    /// Keep the raw outputs in DIR (one file per pod, plus configmaps.json).
+    /// Keep the raw outputs in DIR (one file per pod, plus configmaps.json), under
+    /// DIR/CLUSTER/ with `--cluster CLUSTER`, else DIR/CONTEXT/ with `--context`, so that
+    /// several clusters' collections share DIR.
     #[arg(long, value_name = "DIR", requires = "collect")]
     save: Option<PathBuf>,
     /// The kubectl to run (default: kubectl on PATH).
@@ -125,6 +127,11 @@ fn run(mut cmd: Command, timeout: Duration) -> Result<Vec<u8>, String> {
 }
 
 impl CollectArgs {
+    /// The context given with `--context`.
+    pub(crate) fn context(&self) -> Option<&str> {
+        self.context.as_deref()
+    }
+
     fn tool(&self, program: &PathBuf) -> Command {
         let mut c = Command::new(program);
         if let Some(ctx) = &self.context {
@@ -191,7 +198,11 @@ pub(crate) type Files = Vec<(String, Vec<u8>)>;
 type Answer = (usize, Result<Vec<u8>, String>);
 
 /// Gathers every input: (name, bytes) per pod and the ConfigMaps, plus the pods that failed.
-pub(crate) fn collect(a: &CollectArgs) -> Result<(Files, Vec<Failure>), CliError> {
+/// `cluster` (the `--cluster` given) names the directory `--save` writes under.
+pub(crate) fn collect(
+    a: &CollectArgs,
+    cluster: Option<&str>,
+) -> Result<(Files, Vec<Failure>), CliError> {
     let pods = pods(a)?;
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
@@ -247,6 +258,12 @@ pub(crate) fn collect(a: &CollectArgs) -> Result<(Files, Vec<Failure>), CliError
         }),
     }
     if let Some(dir) = &a.save {
+        let dir = match cluster.or(a.context.as_deref()) {
+            Some(sub) if !sub.is_empty() && !sub.contains(['/', '\\']) && sub != ".." => {
+                dir.join(sub)
+            }
+            _ => dir.clone(),
+        };
         let out: Vec<OutFile> = files
             .iter()
             .map(|(name, bytes)| OutFile::public(dir.join(name), bytes.clone()))

@@ -30,10 +30,59 @@ pub(crate) struct Args {
     profile: ProfileArgs,
     #[command(flatten)]
     collect: collect::CollectArgs,
+    /// The cluster of some inputs, for a multi-cluster plan: `NAME=PATH` reads PATH (a file
+    /// or directory) as cluster NAME's; a bare `NAME` marks every other input (and what
+    /// `--collect` gathers). Repeatable. Without it a proxy's cluster comes from its dump's
+    /// CLUSTER_ID, a directory named after a plan cluster (as `--collect --save` writes
+    /// them), or the signer of its leaf.
+    #[arg(long = "cluster", value_name = "NAME[=PATH]")]
+    clusters: Vec<String>,
     /// Envoy / istioctl secret dumps, ztunnel dumps, istioctl tables, kubectl Secret or
     /// ConfigMap output: files, directories of them, or `-` for standard input.
-    #[arg(value_name = "INPUT", required_unless_present = "collect")]
+    #[arg(value_name = "INPUT", required_unless_present_any = ["collect", "clusters"])]
     inputs: Vec<PathBuf>,
+}
+
+/// The `--cluster` flags: (cluster, path) pairs and the cluster of every other input.
+struct ClusterFlags {
+    paths: Vec<(String, PathBuf)>,
+    rest: Option<String>,
+}
+
+impl ClusterFlags {
+    fn parse(flags: &[String], plan: Option<&plan::Plan>) -> Result<ClusterFlags, CliError> {
+        let mut out = ClusterFlags {
+            paths: Vec::new(),
+            rest: None,
+        };
+        for f in flags {
+            let (name, path) = match f.split_once('=') {
+                Some((n, p)) => (n, Some(p)),
+                None => (f.as_str(), None),
+            };
+            if name.is_empty() || path.is_some_and(str::is_empty) {
+                return Err(CliError(format!(
+                    "--cluster {f:?}: expected NAME or NAME=PATH"
+                )));
+            }
+            if let Some(p) = plan.filter(|p| !p.clusters.iter().any(|c| c == name)) {
+                return Err(CliError(format!(
+                    "--cluster {name}: the plan has no such cluster (it has {})",
+                    p.clusters.join(", ")
+                )));
+            }
+            match path {
+                Some(p) => out.paths.push((name.to_owned(), PathBuf::from(p))),
+                None if out.rest.is_some() => {
+                    return Err(CliError(
+                        "--cluster NAME (without =PATH) may be given once".to_owned(),
+                    ));
+                }
+                None => out.rest = Some(name.to_owned()),
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn parse_at(s: &str) -> Result<OffsetDateTime, String> {
@@ -56,8 +105,13 @@ struct Report<'a> {
     failed: &'a [collect::Failure],
 }
 
-/// Every file of the inputs (directories walked, sorted), as (name, bytes).
-pub(crate) fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>, CliError> {
+/// An input file: (name, bytes, the directory it was under, or the cluster it belongs to).
+type Tagged = (String, Vec<u8>, Option<String>);
+
+/// Every file of the inputs (directories walked, sorted), as (name, bytes), each with the
+/// first directory under its input directory (the cluster or context `--collect --save`
+/// files it under), if any.
+fn read_tagged(inputs: &[PathBuf]) -> Result<Vec<Tagged>, CliError> {
     let mut out = Vec::new();
     for p in inputs {
         if p.is_dir() {
@@ -65,10 +119,14 @@ pub(crate) fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>, 
             walk(p, &mut files, 0)?;
             files.sort();
             for f in files {
-                out.push((common::display_path(&f), common::read_input(&f)?));
+                let rel = f.strip_prefix(p).unwrap_or(&f);
+                let mut parts = rel.components();
+                let dir = parts.next().filter(|_| parts.next().is_some());
+                let tag = dir.and_then(|d| d.as_os_str().to_str()).map(str::to_owned);
+                out.push((common::display_path(&f), common::read_input(&f)?, tag));
             }
         } else {
-            out.push((common::display_path(p), common::read_input(p)?));
+            out.push((common::display_path(p), common::read_input(p)?, None));
         }
     }
     Ok(out)
@@ -126,12 +184,54 @@ pub(crate) fn run(a: Args) -> Result<Outcome, CliError> {
         .and_then(|(p, has_json)| has_json.then(|| p.profile.clone()));
     let plan = plan.map(|(p, _)| p);
     let profile = a.profile.over_recorded(recorded).map_err(CliError)?;
-    let (files, failed) = if a.collect.collect {
-        collect::collect(&a.collect)?
-    } else {
-        (read_inputs(&a.inputs)?, Vec::new())
+    let flags = ClusterFlags::parse(&a.clusters, plan.as_ref())?;
+    let is_cluster = |c: &str| {
+        plan.as_ref()
+            .is_none_or(|p| p.clusters.iter().any(|k| k == c))
     };
-    let observations = observe_all(&files)?;
+    // (name, bytes, cluster) of every input: the --cluster flags first, then a directory
+    // named after a plan cluster, then the context collected from.
+    let (mut files, failed) = if a.collect.collect {
+        let (files, failed) = collect::collect(&a.collect, flags.rest.as_deref())?;
+        let ctx = flags.rest.clone().or_else(|| {
+            a.collect
+                .context()
+                .filter(|c| is_cluster(c))
+                .map(str::to_owned)
+        });
+        let files = files
+            .into_iter()
+            .map(|(n, b)| (n, b, ctx.clone()))
+            .collect::<Vec<_>>();
+        (files, failed)
+    } else {
+        let files = read_tagged(&a.inputs)?
+            .into_iter()
+            .map(|(n, b, tag)| {
+                let c = flags
+                    .rest
+                    .clone()
+                    .or(tag.filter(|t| plan.is_some() && is_cluster(t)));
+                (n, b, c)
+            })
+            .collect();
+        (files, Vec::new())
+    };
+    for (name, path) in &flags.paths {
+        for (n, b, _) in read_tagged(std::slice::from_ref(path))? {
+            files.push((n, b, Some(name.clone())));
+        }
+    }
+    let named: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(n, b, _)| (n.clone(), b.clone()))
+        .collect();
+    let mut observations = observe_all(&named)?;
+    for (o, (_, _, cluster)) in observations.iter_mut().zip(&files) {
+        if let Some(c) = cluster {
+            o.in_cluster(c);
+        }
+    }
     let extra = plan
         .as_ref()
         .map(observe::plan_certificates)
@@ -183,12 +283,21 @@ fn print_human(
     v: Option<&Verdict>,
     failed: &[collect::Failure],
 ) -> Result<(), CliError> {
+    // The cluster column only when clusters were told apart (a multi-cluster plan, or a
+    // cluster given or named by the dumps).
+    let clusters = mesh.proxies.iter().any(|p| {
+        p.cluster_from
+            .is_some_and(|f| f != observe::ClusterEvidence::OnlyCluster)
+            || p.warnings
+                .iter()
+                .any(|w| matches!(w, observe::Warning::ClusterUnassigned { .. }))
+    });
     let rows: Vec<Vec<String>> = mesh
         .proxies
         .iter()
         .map(|p| {
             let leaf = p.leaf.as_ref();
-            vec![
+            let mut row = vec![
                 p.name.clone(),
                 p.kind.to_string(),
                 p.trusts.iter().map(short).collect::<Vec<_>>().join(","),
@@ -209,21 +318,26 @@ fn print_human(
                     })
                     .collect::<Vec<_>>()
                     .join(","),
-            ]
+            ];
+            if clusters {
+                row.insert(2, p.cluster.clone().unwrap_or_else(|| "?".to_owned()));
+            }
+            row
         })
         .collect();
-    common::print_table(
-        &[
-            "PROXY",
-            "KIND",
-            "TRUSTS",
-            "SIGNER",
-            "LEAF NOT AFTER",
-            "PHASE",
-            "WARNINGS",
-        ],
-        &rows,
-    )?;
+    let mut header = vec![
+        "PROXY",
+        "KIND",
+        "TRUSTS",
+        "SIGNER",
+        "LEAF NOT AFTER",
+        "PHASE",
+        "WARNINGS",
+    ];
+    if clusters {
+        header.insert(2, "CLUSTER");
+    }
+    common::print_table(&header, &rows)?;
     let mut s = String::from("\nGroups:\n");
     for g in &mesh.groups {
         s.push_str(&format!(
@@ -255,8 +369,12 @@ fn print_human(
                 .unwrap_or("none (rotation complete)")
         ));
         for b in &v.blockers {
+            let at = match (&b.cluster, clusters) {
+                (Some(c), true) => format!(" (cluster {c})"),
+                _ => String::new(),
+            };
             s.push_str(&format!(
-                "blocker: {}: {}{}\n",
+                "blocker: {}{at}: {}{}\n",
                 b.proxy,
                 b.reason,
                 b.clears_at
