@@ -341,8 +341,9 @@ fn print_human(
     let mut s = String::from("\nGroups:\n");
     for g in &mesh.groups {
         s.push_str(&format!(
-            "  {} proxies trust [{}], signer {}\n",
+            "  {} {} trust [{}], signer {}\n",
             g.count,
+            if g.count == 1 { "proxy" } else { "proxies" },
             g.trusts.iter().map(short).collect::<Vec<_>>().join(", "),
             g.signer_sha256
                 .as_ref()
