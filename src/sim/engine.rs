@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use time::OffsetDateTime;
 
+use super::present::{Presented, PresentedId};
 use super::rng::SplitMix64;
 use super::traffic::{ClassKey, ClassRec, Reasons, Subject, VerdictCache};
 use super::{
@@ -54,6 +55,8 @@ pub(super) struct LeafRec {
     pub issued: i64,
     pub not_before: i64,
     pub not_after: i64,
+    /// What its holder presents after it (the CSR response's chain and roots, by the model).
+    pub presented: PresentedId,
     pub cert: Option<Certificate>,
 }
 
@@ -205,6 +208,7 @@ pub struct Mesh {
     pub(super) proxies: Vec<Proxy>,
     pub(super) leaves: Vec<LeafRec>,
     pub(super) signers: Vec<SignerRec>,
+    pub(super) presented: Presented,
     signer_index: HashMap<(Fingerprint, Vec<Fingerprint>), SignerId>,
     pub(super) root_sets: Vec<RootSetRec>,
     root_set_index: HashMap<Vec<Fingerprint>, RootSetId>,
@@ -219,7 +223,7 @@ pub struct Mesh {
     rng: SplitMix64,
     pub(super) now: i64,
     jitter: f64,
-    ttl_secs: i64,
+    pub(super) ttl_secs: i64,
     pub(super) classes: BTreeMap<ClassKey, ClassRec>,
     pub(super) class_version: u64,
     pub(super) verdicts: VerdictCache,
@@ -334,6 +338,7 @@ impl Mesh {
             proxies: Vec::new(),
             leaves: Vec::new(),
             signers: Vec::new(),
+            presented: Presented::default(),
             signer_index: HashMap::new(),
             root_sets: Vec::new(),
             root_set_index: HashMap::new(),
@@ -1480,6 +1485,7 @@ impl Mesh {
             return Ok(());
         }
         let (not_before, not_after) = istiod::leaf_validity(version, t, self.ttl_secs, limit);
+        let presented = self.presented_for(kind, sid, bytes, &roots_file)?;
         if not_after > limit {
             self.stats.leaves_outliving_ca += 1;
             if !logged {
@@ -1507,6 +1513,7 @@ impl Mesh {
             issued: t,
             not_before,
             not_after,
+            presented,
             cert: None,
         });
         let lid = self.leaves.len() - 1;
@@ -1613,63 +1620,6 @@ impl Mesh {
         ok
     }
 
-    /// The real certificate of a leaf: issued with generate::leaf by its signer's key, at its
-    /// issuance instant.
-    pub(super) fn materialize(&mut self, lid: LeafId) -> Result<Certificate, SimError> {
-        let Some(leaf) = self.leaves.get(lid) else {
-            return Err(SimError::Internal(format!("no leaf {lid}")));
-        };
-        if let Some(c) = &leaf.cert {
-            return Ok(c.clone());
-        }
-        let (signer, owner, issued, nb, na) = (
-            leaf.signer,
-            leaf.owner,
-            leaf.issued,
-            leaf.not_before,
-            leaf.not_after,
-        );
-        let identity = self
-            .proxies
-            .get(owner)
-            .map(|p| p.identity.clone())
-            .ok_or_else(|| SimError::Internal(format!("no proxy {owner}")))?;
-        let s = self
-            .signers
-            .get(signer)
-            .ok_or_else(|| SimError::Internal(format!("no signer {signer}")))?;
-        let spec = crate::generate::LeafSpec {
-            key_type: crate::generate::KeyType::EcP256,
-            ttl: time::Duration::seconds(self.ttl_secs),
-            ..crate::generate::LeafSpec::istio(identity)
-        };
-        // A leaf istiod (before 1.28.7, 1.29.3, 1.30.0) signs past its CA chain's notAfter,
-        // or with an expired chain, stands in as one clamped to the chain (issued just before
-        // it expires): every verification gives the same verdict, as the chain's own validity
-        // is checked.
-        let issued_real = issued.min(s.limit - 1);
-        let (nb, na) = if issued_real == issued {
-            (nb, na.min(s.limit))
-        } else {
-            (issued_real - istiod::BACKDATE_SECS, s.limit)
-        };
-        let g = crate::generate::leaf(&spec, &s.issuer, self.instant_unix(issued_real))
-            .map_err(|e| SimError::Internal(format!("issuing a leaf with {}: {e}", s.label)))?;
-        let cert = g.certificate;
-        if cert.not_before_unix() != nb || cert.not_after_unix() != na {
-            return Err(SimError::Internal(format!(
-                "the issued leaf is valid {}..{}, the model expected {nb}..{na}",
-                cert.not_before_unix(),
-                cert.not_after_unix()
-            )));
-        }
-        self.stats.certificates_issued += 1;
-        if let Some(l) = self.leaves.get_mut(lid) {
-            l.cert = Some(cert.clone());
-        }
-        Ok(cert)
-    }
-
     pub(super) fn signer_label(&self, s: SignerId) -> String {
         self.signers
             .get(s)
@@ -1725,6 +1675,7 @@ impl Mesh {
             } else {
                 Subject::Chain(leaf.signer)
             },
+            presented: leaf.presented,
             roots: x.roots,
             valid: x.valid,
             kind: x.kind,

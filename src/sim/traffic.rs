@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::engine::{LeafId, Mesh, ProxyId, RootSetId, SignerId};
+use super::present::PresentedId;
 use super::{Direction, Failure, ProxyKind, SimError};
 use crate::cert::Certificate;
 use crate::istio::behaviour;
@@ -21,6 +22,8 @@ pub(super) enum Subject {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct ClassKey {
     pub subject: Subject,
+    /// What the proxies present after their leaves, in order ([`super::present`]).
+    pub presented: PresentedId,
     pub roots: RootSetId,
     /// The proxy's leaf is within its validity now.
     pub valid: bool,
@@ -49,9 +52,13 @@ struct Verdict {
     until: i64,
 }
 
-/// Verification results by (subject, trust set, purpose).
+/// What a verification depends on: the leaf (or its signer's class), what its holder
+/// presents after it, in order, the verifier's trust set, the purpose and the verifier.
+type VerdictKey = (Subject, PresentedId, RootSetId, RequiredEku, Policy);
+
+/// Verification results by [`VerdictKey`].
 #[derive(Default)]
-pub(super) struct VerdictCache(HashMap<(Subject, RootSetId, RequiredEku, Policy), Verdict>);
+pub(super) struct VerdictCache(HashMap<VerdictKey, Verdict>);
 
 /// The verifier's reason for refusing a leaf, by (leaf, trust set, purpose), with the span
 /// over which it holds.
@@ -178,13 +185,17 @@ impl Mesh {
         };
         let (leaf, roots, pol) = (h.leaf, v.roots, policy(v.kind));
         let cert = self.materialize(leaf)?;
-        let signer = self.leaves.get(leaf).map(|l| l.signer).unwrap_or_default();
-        let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
-            return Err(SimError::Internal("unknown signer or trust set".to_owned()));
+        let presented = self
+            .leaves
+            .get(leaf)
+            .map(|l| l.presented)
+            .unwrap_or_default();
+        let (Some(p), Some(r)) = (self.presented.get(presented), self.root_sets.get(roots)) else {
+            return Err(SimError::Internal("unknown chain or trust set".to_owned()));
         };
         self.stats.verifications += 1;
         let opts = VerifyOptions::at(at).with_eku(purpose).with_policy(pol);
-        Ok(verify::verify(&cert, &s.chain_pool, &r.pool, &opts).is_ok())
+        Ok(verify::verify(&cert, &p.pool, &r.pool, &opts).is_ok())
     }
 
     /// Whether the proxies of `class` have a leaf chain that `roots` accepts for `purpose` now.
@@ -199,7 +210,7 @@ impl Mesh {
             return Ok(false);
         }
         let t = self.unix(self.now);
-        let key = (class.subject, roots, purpose, pol);
+        let key = (class.subject, class.presented, roots, purpose, pol);
         if let Some(v) = self.verdicts.0.get(&key) {
             if v.from <= t && t <= v.until {
                 self.stats.cache_hits += 1;
@@ -223,18 +234,25 @@ impl Mesh {
             }
         };
         let cert = self.materialize(leaf)?;
-        let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
-            return Err(SimError::Internal("unknown signer or trust set".to_owned()));
+        let (Some(s), Some(p), Some(r)) = (
+            self.signers.get(signer),
+            self.presented.get(class.presented),
+            self.root_sets.get(roots),
+        ) else {
+            return Err(SimError::Internal(
+                "unknown signer, chain or trust set".to_owned(),
+            ));
         };
         let opts = VerifyOptions::at(self.instant(self.now))
             .with_eku(purpose)
             .with_policy(pol);
-        let ok = verify::verify(&cert, &s.chain_pool, &r.pool, &opts).is_ok();
+        let ok = verify::verify(&cert, &p.pool, &r.pool, &opts).is_ok();
         self.stats.verifications += 1;
         let exact = matches!(class.subject, Subject::Leaf(_));
         let (from, until) = stable_span(
             s.chain
                 .iter()
+                .chain(p.certs.iter())
                 .chain(r.certs.iter())
                 .chain(exact.then_some(&cert)),
             t,
@@ -339,6 +357,7 @@ impl Mesh {
             reason_kind,
             signer,
             trusts,
+            verifier: pol,
         };
         self.failures.push(failure);
         Ok(())
@@ -360,15 +379,19 @@ impl Mesh {
             }
         }
         let cert = self.materialize(leaf)?;
-        let signer = self.leaves.get(leaf).map(|l| l.signer).unwrap_or_default();
-        let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
-            return Err(SimError::Internal("unknown signer or trust set".to_owned()));
+        let presented = self
+            .leaves
+            .get(leaf)
+            .map(|l| l.presented)
+            .unwrap_or_default();
+        let (Some(p), Some(r)) = (self.presented.get(presented), self.root_sets.get(roots)) else {
+            return Err(SimError::Internal("unknown chain or trust set".to_owned()));
         };
         let opts = VerifyOptions::at(self.instant(self.now))
             .with_eku(purpose)
             .with_policy(pol);
         self.stats.verifications += 1;
-        let out = match verify::verify(&cert, &s.chain_pool, &r.pool, &opts) {
+        let out = match verify::verify(&cert, &p.pool, &r.pool, &opts) {
             Ok(_) => {
                 return Err(SimError::Internal(format!(
                     "the leaf of {} verifies against {} although its class was refused",
@@ -381,7 +404,7 @@ impl Mesh {
                 e.primary().map_or("no-path", |f| f.error.kind()),
             ),
         };
-        let (from, until) = stable_span(s.chain.iter().chain(r.certs.iter()).chain([&cert]), t);
+        let (from, until) = stable_span(p.certs.iter().chain(r.certs.iter()).chain([&cert]), t);
         self.reasons
             .insert((leaf, roots, purpose, pol), (from, until, out.clone()));
         Ok(out)
