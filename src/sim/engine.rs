@@ -25,7 +25,7 @@ pub(super) type SignerId = usize;
 pub(super) type RootSetId = usize;
 
 /// The trust domain of every simulated workload.
-const TRUST_DOMAIN: &str = "cluster.local";
+pub(super) const TRUST_DOMAIN: &str = "cluster.local";
 
 /// A signing CA istiod has loaded (one per distinct ca-cert + cert-chain.pem).
 pub(super) struct SignerRec {
@@ -188,7 +188,7 @@ fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).map_or(MAX_SPAN_MS, |v| v.min(MAX_SPAN_MS))
 }
 
-fn letters(i: usize) -> String {
+pub(super) fn letters(i: usize) -> String {
     const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     match ABC.get(i) {
         Some(c) => char::from(*c).to_string(),
@@ -216,8 +216,10 @@ pub struct Mesh {
     trust_cache: HashMap<(ProxyKind, Vec<Fingerprint>), RootSetId>,
     /// Whether a ztunnel CA client with a trust set verifies istiod's serving certificate.
     reach_cache: HashMap<(SignerId, RootSetId), bool>,
-    root_labels: HashMap<Fingerprint, String>,
-    signer_labels: HashMap<Fingerprint, String>,
+    pub(super) root_labels: HashMap<Fingerprint, String>,
+    pub(super) signer_labels: HashMap<Fingerprint, String>,
+    /// Per cluster: istiod's self-signed `istio-ca-secret`, when the cluster has one.
+    pub(super) istio_ca_secrets: HashMap<usize, CaSecret>,
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     rng: SplitMix64,
@@ -238,8 +240,8 @@ pub struct Mesh {
     pub(super) failures_truncated: bool,
     reports: Vec<PhaseReport>,
     log: Vec<LogEntry>,
-    roots_legend: Vec<Label>,
-    signers_legend: Vec<Label>,
+    pub(super) roots_legend: Vec<Label>,
+    pub(super) signers_legend: Vec<Label>,
     pub(super) stats: Stats,
     finished: bool,
     awaiting: Option<Awaiting>,
@@ -346,6 +348,7 @@ impl Mesh {
             reach_cache: HashMap::new(),
             root_labels: HashMap::new(),
             signer_labels: HashMap::new(),
+            istio_ca_secrets: HashMap::new(),
             queue: BinaryHeap::new(),
             seq: 0,
             now: 0,
@@ -403,7 +406,12 @@ impl Mesh {
             let self_signed = secret.kind == SecretKind::SelfSigned;
             let istiod = mesh.adopt(loaded);
             let sync_offset = mesh.rng.ms_below(ms(mesh.cfg.timing.secret_sync));
-            let cacerts = if self_signed { None } else { Some(secret) };
+            let cacerts = if self_signed {
+                mesh.istio_ca_secrets.insert(ci, secret);
+                None
+            } else {
+                Some(secret)
+            };
             mesh.clusters.push(ClusterState {
                 name: name.clone(),
                 self_signed,
@@ -688,7 +696,7 @@ impl Mesh {
         }));
     }
 
-    fn log(&mut self, cluster: Option<usize>, message: String) {
+    pub(super) fn log(&mut self, cluster: Option<usize>, message: String) {
         let phase = self.phase_name();
         let cluster = cluster
             .and_then(|c| self.clusters.get(c))
@@ -703,7 +711,7 @@ impl Mesh {
     }
 
     /// Something that did not go as the plan says: logged, and listed in the outcome.
-    fn deviate(&mut self, cluster: Option<usize>, message: String) {
+    pub(super) fn deviate(&mut self, cluster: Option<usize>, message: String) {
         self.log(cluster, message);
         if let Some(entry) = self.log.last() {
             self.deviations.push(entry.clone());
@@ -1352,7 +1360,8 @@ impl Mesh {
         }
     }
 
-    /// A restarted istiod loads whatever the secret holds.
+    /// A restarted istiod loads whatever the secret holds; when it cannot, it runs its
+    /// self-signed CA or the rollout stalls ([`Mesh::without_cacerts`]).
     fn istiod_ready(&mut self, c: usize) {
         let version = self.profile.istio_version;
         let Some(cl) = self.clusters.get_mut(c) else {
@@ -1367,34 +1376,39 @@ impl Mesh {
             self.push_all(c);
             return;
         };
-        match istiod::load(&secret, version, self.instant(self.now)) {
-            Ok(l) => {
-                let state = self.adopt(l);
-                let (signer, trust) = (state.signer, state.trust);
-                let was_self_signed = self.clusters.get(c).is_some_and(|c| c.self_signed);
-                if let Some(cl) = self.clusters.get_mut(c) {
-                    cl.istiod = state;
-                    cl.self_signed = false;
-                    // The new pod mounts the current secret.
-                    cl.mounted = cl.applied.clone();
-                    cl.mounted_version = cl.applied_version;
-                }
-                let (sl, tl) = (self.signer_label(signer), self.trust_label(trust));
-                self.log(
-                    Some(c),
-                    format!(
-                        "istiod restarted{}: loaded cacerts, trusts {tl}, signs with {sl}",
-                        if was_self_signed { " in plugged-in mode" } else { "" }
-                    ),
-                );
-                self.push_all(c);
-                self.check_await(c);
-            }
-            Err(e) => self.deviate(
+        let (loaded, fallback) = match istiod::load(&secret, version, self.instant(self.now)) {
+            Ok(l) => (l, None),
+            Err(e) => match self.without_cacerts(c, &secret, &e) {
+                Some((l, why)) => (l, Some(why)),
+                None => return,
+            },
+        };
+        let state = self.adopt(loaded);
+        let (signer, trust) = (state.signer, state.trust);
+        let was_self_signed = self.clusters.get(c).is_some_and(|c| c.self_signed);
+        if let Some(cl) = self.clusters.get_mut(c) {
+            cl.istiod = state;
+            cl.self_signed = fallback.is_some();
+            // The new pod mounts the current secret.
+            cl.mounted = cl.applied.clone();
+            cl.mounted_version = cl.applied_version;
+        }
+        let (sl, tl) = (self.signer_label(signer), self.trust_label(trust));
+        match fallback {
+            None => self.log(
                 Some(c),
-                format!("the new istiod cannot load cacerts ({e}): the rollout stalls and the old istiod keeps serving"),
+                format!(
+                    "istiod restarted{}: loaded cacerts, trusts {tl}, signs with {sl}",
+                    if was_self_signed { " in plugged-in mode" } else { "" }
+                ),
+            ),
+            Some(why) => self.deviate(
+                Some(c),
+                format!("{why}: signs new leaves with {sl} and publishes {tl} in the istio-ca-root-cert ConfigMap, a different root: its leaves fail at peers that do not trust {sl}"),
             ),
         }
+        self.push_all(c);
+        self.check_await(c);
     }
 
     /// istiod pushes its trust bundle to every agent of its cluster (PROXY_CONFIG_XDS_AGENT).

@@ -26,7 +26,14 @@
 //!
 //!   An istiod restart (an action; it takes [`Timing::istiod_rollout`]) loads whatever the
 //!   secret holds, without the containment rule, and enters plugged-in mode when a usable
-//!   `cacerts` exists; a secret it cannot load stalls the rollout and the old pod keeps
+//!   `cacerts` exists. A secret it cannot load: before 1.26.1, without `ca-key.pem`
+//!   ([`behaviour::completeness`](crate::istio::behaviour::completeness) says
+//!   `SelfSignedFallback`), the new istiod runs its self-signed CA (the root of the cluster's
+//!   `istio-ca-secret`, else a new root,
+//!   [`behaviour::self_signed_root_spec`](crate::istio::behaviour::self_signed_root_spec)),
+//!   serves that root followed by the mounted root-cert.pem
+//!   ([`behaviour::self_signed_root_file`](crate::istio::behaviour::self_signed_root_file))
+//!   and signs new leaves with it; otherwise the rollout stalls and the old pod keeps
 //!   serving. The trust set istiod serves is the deduplicated set of root-cert.pem's
 //!   certificates; its raw bytes are what agents compare.
 //! - **Sidecars and waypoints** (istio-agent + Envoy): a leaf from istiod's current signer,
@@ -130,6 +137,7 @@
 //! ```
 
 mod engine;
+mod fallback;
 mod leaf;
 mod present;
 mod rng;
