@@ -405,16 +405,45 @@ fn swapped_presented_order_breaks_envoy_peers_in_the_simulation() {
 /// breaks an ambient mesh of istiod 1.24.3 with ztunnel 1.24.3 in its first phase, and not
 /// with ztunnel 1.24.6 (which parses every block) under the same istiod. Before the simulator
 /// asked the model, every proxy presented cert-chain.pem whole and phase 01 ran clean for
-/// both. (Both ztunnels are older than 1.28.6 and lose istiod after the plan, issue 1679,
-/// which this plan does not guard against: only phase 01 is compared here.)
+/// both. `plan check` agrees (`ztunnel-chain`), so the planner refuses to plan it: the plan
+/// made for ztunnel 1.24.6 is run on ztunnel 1.24.3. (Both ztunnels are older than 1.28.6 and
+/// lose istiod after the plan, issue 1679, which this plan does not guard against: only
+/// phase 01 is compared here.)
 #[test]
 fn old_ztunnel_presents_only_the_first_chain_certificate() {
     let c = cas();
+    let mut p = profile(DataPlane::Ambient);
+    p.istio_version = "1.24.3".parse().unwrap();
+    p.ztunnel_version = Some("1.24.6".parse().unwrap());
+    let fixed = plan_for(&c, &p);
+    p.ztunnel_version = Some("1.24.3".parse().unwrap());
+    match plan::plan(
+        &[ClusterInput::single(c.ia.cacerts(), c.ib.cacerts())],
+        &p,
+        &opts(&c),
+        now(),
+    ) {
+        Err(PlanError::Refused(f)) => {
+            assert!(f.iter().any(|f| f.code == "ztunnel-chain"), "{f:?}")
+        }
+        other => panic!("{other:?}"),
+    }
     for (z, breaks) in [("1.24.3", true), ("1.24.6", false)] {
-        let mut p = profile(DataPlane::Ambient);
-        p.istio_version = "1.24.3".parse().unwrap();
-        p.ztunnel_version = Some(z.parse().unwrap());
-        let plan = plan_for(&c, &p);
+        let mut plan = fixed.clone();
+        plan.profile.ztunnel_version = Some(z.parse().unwrap());
+        let findings = plan::check_plan(
+            &plan,
+            &plan::CheckOptions {
+                now: now(),
+                margin: PlanOptions::default().margin,
+                waits_known: true,
+            },
+        );
+        assert_eq!(
+            findings.iter().any(|f| f.code == "ztunnel-chain"),
+            breaks,
+            "{z}: {findings:?}"
+        );
         let out = sim::simulate(&plan, &sim::SimConfig::new(now(), 1, 40)).unwrap();
         let first: Vec<&sim::Failure> = out
             .failures

@@ -14,6 +14,7 @@
 //! | `waits-unknown` | (info) no recorded waits: the minimum wait before the removal is stated instead |
 //! | `final-trust` | the last phase trusts more (or other) than the root of its signer |
 //! | `presented-order` | (cross-signed plans) a leaf as a sidecar presents it (cert-chain.pem, then root-cert.pem) is refused by an Envoy peer trusting the roots of the same, the previous or the next phase: B' must precede the self-signed B |
+//! | `ztunnel-chain` | (meshes with ztunnel) ztunnel drops certificates of cert-chain.pem from what it presents (before 1.24.6, 1.25.3, 1.26.0, under an istiod that sends the chain as one element) and a ztunnel peer trusting the same phase's roots refuses the leaf |
 //! | `no-rotation` | the last phase signs with the same CA as the first |
 //! | `rollback-unsafe` | ([`check_rollback`]) going back from a phase to the previous one, as the runbook prints it, breaks one of the rules above |
 
@@ -403,6 +404,9 @@ pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -
     if plan.kind == super::RotationKind::CrossSigned && on(Invariant::CrossMatrix) {
         out.extend(presented_order(plan, &views, now, multi));
     }
+    if on(Invariant::CrossMatrix) {
+        out.extend(ztunnel_chain(plan, &views, now, multi));
+    }
 
     // 3. Early removal of a root that still anchors live leaves.
     if !on(Invariant::NoEarlyRemoval) {
@@ -547,6 +551,62 @@ fn presented_order(
                         ));
                     }
                 }
+            }
+        }
+    }
+    out
+}
+
+/// `ztunnel-chain` (meshes with ztunnel): what ztunnel presents with a leaf of each phase
+/// ([`behaviour::presented_chain`]) lacks a certificate of cert-chain.pem, and ztunnel's own
+/// verifier refuses it against the same phase's roots: the whole phase is broken.
+fn ztunnel_chain(
+    plan: &Plan,
+    views: &[Vec<(String, View)>],
+    now: OffsetDateTime,
+    multi: bool,
+) -> Vec<PlanFinding> {
+    let mut out = Vec::new();
+    if !plan.profile.data_plane.has_ztunnel() {
+        return out;
+    }
+    let (istiod, z) = (plan.profile.istio_version, plan.profile.ztunnel());
+    let policy = behaviour::verifier_policy(behaviour::Proxy::Ztunnel);
+    for (k, phase_views) in views.iter().enumerate() {
+        for (cluster, v) in phase_views {
+            let (Some(leaf), Some(roots)) = (&v.leaf, &v.roots) else {
+                continue;
+            };
+            let file: Vec<Certificate> = roots.certificates().cloned().collect();
+            let presented = behaviour::presented_chain(
+                behaviour::Proxy::Ztunnel,
+                istiod,
+                z,
+                leaf,
+                &v.chain,
+                &file,
+            );
+            if v.chain.iter().all(|c| presented.contains(c)) {
+                continue;
+            }
+            let r = verify::verify(
+                leaf,
+                &CertPool::from_certificates(presented.iter().skip(1)),
+                &CertPool::from_certificates(roots.certificates()),
+                &VerifyOptions::at(now).with_policy(policy),
+            );
+            if let Err(e) = r {
+                out.push(finding(
+                    "ztunnel-chain",
+                    Severity::Error,
+                    &plan.phases[k],
+                    cluster,
+                    multi,
+                    format!(
+                        "ztunnel {z} under istiod {istiod} presents its leaf with only the first certificate of cert-chain.pem, and its peers refuse it: {e}; use ztunnel {} (or an istiod that sends the chain one certificate per element)",
+                        behaviour::ztunnel_multi_root_fixed_in()
+                    ),
+                ));
             }
         }
     }
