@@ -313,16 +313,7 @@ fn swapped_presented_order_is_refused() {
         )
     };
     assert!(!check(&plan).iter().any(|f| f.code == "presented-order"));
-    let mut swapped = plan.clone();
-    let s = &mut swapped.phases[2].clusters[0].secret;
-    let chain = common::pem_of([&c.ib.certificate, &c.b.certificate, &c.b_prime.certificate]);
-    *s = meshtrust::istio::CaSecret::cacerts(
-        s.file("ca-cert.pem").unwrap(),
-        s.file("ca-key.pem").unwrap(),
-        chain.as_bytes(),
-        s.file("root-cert.pem").unwrap(),
-    );
-    let findings = check(&swapped);
+    let findings = check(&swapped(&c, &plan));
     let bad: Vec<_> = findings
         .iter()
         .filter(|f| f.code == "presented-order")
@@ -337,4 +328,220 @@ fn swapped_presented_order_is_refused() {
         "the peer still trusting only A: {}",
         bad[0].message
     );
+}
+
+/// The plan with phase 02's cert-chain.pem hand-edited to IB + B + B' (B before B'): the
+/// mutation `plan check` refuses above.
+fn swapped(c: &Cas, plan: &plan::Plan) -> plan::Plan {
+    let mut swapped = plan.clone();
+    let s = &mut swapped.phases[2].clusters[0].secret;
+    let chain = common::pem_of([&c.ib.certificate, &c.b.certificate, &c.b_prime.certificate]);
+    *s = meshtrust::istio::CaSecret::cacerts(
+        s.file("ca-cert.pem").unwrap(),
+        s.file("ca-key.pem").unwrap(),
+        chain.as_bytes(),
+        s.file("root-cert.pem").unwrap(),
+    );
+    swapped
+}
+
+/// Who refused a failed connection, and whose leaf it refused.
+fn refusing_and_refused(f: &sim::Failure) -> (&str, &str) {
+    match f.direction {
+        sim::Direction::ClientRejected => (&f.to, &f.from),
+        sim::Direction::ServerRejected => (&f.from, &f.to),
+    }
+}
+
+/// The simulator agrees with `plan check` on the swapped plan: every proxy presents its leaf
+/// with what `behaviour::presented_chain` says (sidecars and waypoints cert-chain.pem then the
+/// root file, ztunnel the intermediates), and an Envoy peer (sidecar, waypoint) that still
+/// trusts only A picks the self-signed B first and refuses; ztunnel (webpki, backtracking)
+/// finds B' and accepts. The planner's own order runs clean on the same meshes and seeds.
+#[test]
+fn swapped_presented_order_breaks_envoy_peers_in_the_simulation() {
+    use meshtrust::verify::Policy;
+    let c = cas();
+    for dp in [DataPlane::Sidecar, DataPlane::Ambient] {
+        let plan = plan_for(&c, &profile(dp));
+        let bad = swapped(&c, &plan);
+        for seed in [1, 2] {
+            let cfg = sim::SimConfig::new(now(), seed, 40);
+            let good = sim::simulate(&plan, &cfg).unwrap();
+            assert!(good.ran_as_planned(), "{dp:?} {seed}:\n{}", good.story());
+            let out = sim::simulate(&bad, &cfg).unwrap();
+            assert!(!out.ok(), "{dp:?} {seed}:\n{}", out.story());
+            assert!(!out.failures.is_empty());
+            for f in &out.failures {
+                let (refusing, _) = refusing_and_refused(f);
+                assert_eq!(f.verifier, Policy::Envoy, "{f:?}");
+                assert!(
+                    refusing.starts_with("app-") || refusing.starts_with("waypoint-"),
+                    "{f:?}"
+                );
+                assert_eq!(f.phase, "02-trust-new-root", "{f:?}");
+                assert_eq!(f.trusts, ["A"], "the peer still trusting only A: {f:?}");
+                assert_eq!(f.reason_kind, "self-signed-in-chain", "{f:?}");
+            }
+            if dp == DataPlane::Ambient {
+                // ztunnel presents the same order: its workloads' leaves are refused by
+                // waypoints too.
+                assert!(
+                    out.failures
+                        .iter()
+                        .any(|f| refusing_and_refused(f).1.starts_with("amb-")),
+                    "{}",
+                    out.story()
+                );
+            }
+        }
+    }
+}
+
+/// ztunnel before 1.24.6, 1.25.3, 1.26.0 takes only the FIRST block of each CSR-response
+/// element, and istiod before 1.24.4 sends cert-chain.pem as ONE element
+/// (`behaviour::presented_chain`): such a ztunnel presents its leaf with IB alone, without B'.
+/// A peer that still trusts only A then cannot build IB -> B' -> A: the cross-signed plan
+/// breaks an ambient mesh of istiod 1.24.3 with ztunnel 1.24.3 in its first phase, and not
+/// with ztunnel 1.24.6 (which parses every block) under the same istiod. Before the simulator
+/// asked the model, every proxy presented cert-chain.pem whole and phase 01 ran clean for
+/// both. `plan check` agrees (`ztunnel-chain-truncated`), so the planner refuses to plan it: the plan
+/// made for ztunnel 1.24.6 is run on ztunnel 1.24.3. (Both ztunnels are older than 1.28.6 and
+/// lose istiod after the plan, issue 1679, which this plan does not guard against: only
+/// phase 01 is compared here.)
+#[test]
+fn old_ztunnel_presents_only_the_first_chain_certificate() {
+    let c = cas();
+    let mut p = profile(DataPlane::Ambient);
+    p.istio_version = "1.24.3".parse().unwrap();
+    p.ztunnel_version = Some("1.24.6".parse().unwrap());
+    let fixed = plan_for(&c, &p);
+    p.ztunnel_version = Some("1.24.3".parse().unwrap());
+    match plan::plan(
+        &[ClusterInput::single(c.ia.cacerts(), c.ib.cacerts())],
+        &p,
+        &opts(&c),
+        now(),
+    ) {
+        Err(PlanError::Refused(f)) => {
+            assert!(
+                f.iter().any(|f| f.code == "ztunnel-chain-truncated"),
+                "{f:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    for (z, breaks) in [("1.24.3", true), ("1.24.6", false)] {
+        let mut plan = fixed.clone();
+        plan.profile.ztunnel_version = Some(z.parse().unwrap());
+        let findings = plan::check_plan(
+            &plan,
+            &plan::CheckOptions {
+                now: now(),
+                margin: PlanOptions::default().margin,
+                waits_known: true,
+            },
+        );
+        assert_eq!(
+            findings.iter().any(|f| f.code == "ztunnel-chain-truncated"),
+            breaks,
+            "{z}: {findings:?}"
+        );
+        let out = sim::simulate(&plan, &sim::SimConfig::new(now(), 1, 40)).unwrap();
+        let first: Vec<&sim::Failure> = out
+            .failures
+            .iter()
+            .filter(|f| f.phase == "01-sign-cross-signed")
+            .collect();
+        assert_eq!(!first.is_empty(), breaks, "ztunnel {z}:\n{}", out.story());
+        // Only ztunnel workloads' leaves (IB alone) are refused, by every kind of peer: all
+        // trust only A in phase 01.
+        for f in &first {
+            assert!(refusing_and_refused(f).1.starts_with("amb-"), "{f:?}");
+            assert_eq!(f.trusts, ["A"], "{f:?}");
+        }
+        if breaks {
+            assert!(
+                first
+                    .iter()
+                    .any(|f| f.verifier == meshtrust::verify::Policy::Envoy)
+            );
+            assert!(
+                first
+                    .iter()
+                    .any(|f| f.verifier == meshtrust::verify::Policy::Ztunnel)
+            );
+        }
+    }
+}
+
+/// `meshtrust simulate` on the swapped plan (written as the library writes a plan, so that
+/// its files are sealed): exit 1, the simulation itself FAILED (not only plan check), and the
+/// failures it names are sidecars refusing with Envoy's verifier ("self signed certificate in
+/// certificate chain"); the planner's own plan, written the same way, simulates clean.
+#[cfg(feature = "cli")]
+#[test]
+fn cli_simulate_fails_the_swapped_plan_on_envoy_peers() {
+    use std::process::Command;
+    let t0 = time::OffsetDateTime::now_utc();
+    let c = cas_made(t0 - time::Duration::days(1));
+    let plan = plan::plan(
+        &[ClusterInput::single(c.ia.cacerts(), c.ib.cacerts())],
+        &profile(DataPlane::Sidecar),
+        &opts(&c),
+        t0,
+    )
+    .unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let simulate = |p: &plan::Plan, name: &str, json: bool| {
+        let dir = t.path().join(name);
+        plan::write_plan_dir(p, &dir).unwrap();
+        let mut args = vec!["simulate", "--workloads", "30", "--seed", "2"];
+        if json {
+            args.push("--json");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+            .args(&args)
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text, out.stdout)
+    };
+    let (code, text, _) = simulate(&plan, "good", false);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Result: OK"), "{text}");
+    let bad = swapped(&c, &plan);
+    let (code, text, _) = simulate(&bad, "swapped", false);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("Result: FAILED"), "{text}");
+    assert!(
+        text.contains("presented-order"),
+        "plan check agrees: {text}"
+    );
+    let first = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("first:"))
+        .unwrap_or_default();
+    assert!(
+        first.contains("app-")
+            && first.contains("verifies as envoy")
+            && first.contains("self signed certificate in certificate chain"),
+        "{text}"
+    );
+    let (code, _, stdout) = simulate(&bad, "swapped-json", true);
+    assert_eq!(code, Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    let failures = v["failures"].as_array().unwrap();
+    assert!(!failures.is_empty(), "{v}");
+    for f in failures {
+        assert_eq!(f["verifier"], "envoy", "{f}");
+        assert_eq!(f["phase"], "02-trust-new-root", "{f}");
+        assert_eq!(f["reason_kind"], "self-signed-in-chain", "{f}");
+    }
 }

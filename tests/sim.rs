@@ -299,8 +299,13 @@ fn switching_without_the_trigger_then_dropping_the_old_root_early_breaks_traffic
     assert_eq!(phases, set(["03-drop-old-root"]));
     assert_eq!(signers, set(["A1"]));
     assert_eq!(trust, trusts([&["B"]]));
+    // A sidecar presents its leaf with cert-chain.pem (the sample's: the intermediate alone)
+    // and then its root file (behaviour::presented_chain): the old root A comes along, and
+    // BoringSSL refuses a self-signed certificate in the chain that its store lacks.
     assert!(
-        o.failures.iter().all(|f| f.reason_kind == "unknown-issuer"),
+        o.failures
+            .iter()
+            .all(|f| f.reason_kind == "self-signed-in-chain"),
         "{:?}",
         o.failures[0]
     );
@@ -327,11 +332,16 @@ fn dropping_the_old_root_early_breaks_traffic() {
     assert_eq!(phases, set(["02-switch-signer"]));
     assert_eq!(signers, set(["A1"]));
     assert_eq!(trust, trusts([&["B"]]));
-    let a1 = o.signers.iter().find(|s| s.label == "A1").unwrap();
+    // The refused sidecars present their leaf from A1 with their root file, old root A
+    // first (behaviour::presented_chain): Envoy's "self signed certificate in certificate
+    // chain" for a peer trusting only B.
+    let a = o.roots.iter().find(|r| r.label == "A").unwrap();
     assert!(
         o.failures
             .iter()
-            .all(|f| f.reason_kind == "unknown-issuer" && f.reason.contains(&a1.subject)),
+            .all(|f| f.reason_kind == "self-signed-in-chain"
+                && f.reason.contains(&a.subject)
+                && f.verifier == meshtrust::verify::Policy::Envoy),
         "{:?}",
         o.failures[0]
     );
@@ -923,5 +933,106 @@ fn leaves_outlive_an_expiring_ca_on_1_28_6_only() {
             "{v}:\n{}",
             o.story()
         );
+    }
+}
+
+/// istiod restarted with a `cacerts` that lacks `ca-key.pem`, as `behaviour::completeness`
+/// decides per version: 1.26.0 (before 1.26.1) silently runs its self-signed CA, a new root
+/// (the cluster has no istio-ca-secret), signs new leaves with it and publishes it with the
+/// mounted root file, so peers that still trust only A refuse those leaves; 1.26.1 refuses
+/// the incomplete secret ("incomplete signing CA bundle detected"), the rollout stalls, the
+/// old istiod keeps signing with A1 and no connection fails. The running istiod refuses the
+/// keyless secret in both (it keeps its CA).
+#[test]
+fn istiod_restarted_without_ca_key_falls_back_before_1_26_1_and_stalls_from_it() {
+    use meshtrust::istio::SecretForm;
+    let without_key = |s: &CaSecret| {
+        let files: Vec<(String, Vec<u8>)> = s
+            .file_names()
+            .filter(|n| *n != "ca-key.pem")
+            .map(|n| (n.to_owned(), s.file(n).unwrap().to_vec()))
+            .collect();
+        CaSecret::from_files(&s.name, &s.namespace, SecretForm::Memory, files)
+    };
+    // version, fails, what istiod logs at the restart
+    let table = [
+        (
+            "1.26.0",
+            true,
+            "istiod 1.26.0 started without ca-key.pem: runs its self-signed CA (before 1.26.1) with a new self-signed root written to istio-ca-secret: signs new leaves with B and publishes {A, B} in the istio-ca-root-cert ConfigMap",
+        ),
+        (
+            "1.26.1",
+            false,
+            "the new istiod cannot load cacerts (missing ca-key.pem: istiod 1.26.1 refuses it (\"incomplete signing CA bundle detected\", from 1.26.1)): the rollout stalls and the old istiod keeps serving",
+        ),
+    ];
+    for (v, fails, logged) in table {
+        let mut pr = profile(DataPlane::Sidecar, false);
+        pr.istio_version = v.parse().unwrap();
+        let mut p = sample_plan(&pr);
+        p.phases.truncate(2);
+        let c = p.clusters[0].clone();
+        let keyless = without_key(&p.phases[0].clusters[0].secret);
+        let ph = &mut p.phases[1];
+        ph.name = "01-restart-without-key".to_owned();
+        ph.trigger = false;
+        ph.clusters[0].secret = keyless;
+        ph.actions = vec![
+            Action::ApplySecret {
+                cluster: c.clone(),
+                secret: "cacerts".to_owned(),
+            },
+            Action::RestartIstiod {
+                cluster: c,
+                reason: "a restart with the keyless secret".to_owned(),
+            },
+        ];
+        let o = run(&p, 9, 10);
+        let story = o.story();
+        assert!(story.contains(logged), "{v}:\n{story}");
+        assert!(
+            o.deviations.iter().any(|d| d.message.contains(logged)),
+            "{v}: the restart is a deviation from the plan:\n{story}"
+        );
+        // The running istiod keeps its CA in both versions.
+        assert!(
+            o.log.iter().any(|l| l
+                .message
+                .starts_with("istiod refused the new cacerts and keeps the old one")),
+            "{v}:\n{story}"
+        );
+        assert_eq!(!o.ok(), fails, "{v}:\n{story}");
+        if fails {
+            // The new root B is not in the plan: the simulation labels it after A.
+            let b = o.roots.iter().find(|r| r.label == "B").unwrap();
+            assert_eq!(b.subject, "O=cluster.local", "istiod's self-signed root");
+            let (_, signers, trust) = failure_facts(&o);
+            let fell_back = o.log.iter().find(|l| l.message.contains(logged)).unwrap();
+            assert!(
+                o.failures.iter().all(|f| f.time > fell_back.time),
+                "every failure follows the fallback:\n{story}"
+            );
+            assert_eq!(
+                signers,
+                set(["B"]),
+                "only leaves from the self-signed CA fail"
+            );
+            assert_eq!(trust, trusts([&["A"]]), "at peers that trust only A");
+            // Proxies that renewed trust {A, B}: the file the fallback serves.
+            let last = o.phases.last().unwrap();
+            assert!(
+                last.census
+                    .iter()
+                    .all(|r| r.trusts == ["A", "B"] && r.signer == "B"),
+                "{story}"
+            );
+        } else {
+            assert!(o.phases.iter().all(|ph| {
+                ph.census
+                    .iter()
+                    .all(|r| r.trusts == ["A"] && r.signer == "A1")
+            }));
+        }
     }
 }

@@ -45,6 +45,7 @@ struct JsonFailure<'a> {
     reason_kind: &'a str,
     signer: &'a str,
     trusts: &'a [String],
+    verifier: meshtrust::verify::Policy,
 }
 
 #[derive(Serialize)]
@@ -107,6 +108,7 @@ fn report<'a>(o: &'a Outcome, check_errors: &'a [PlanFinding]) -> Report<'a> {
                 reason_kind: f.reason_kind,
                 signer: &f.signer,
                 trusts: &f.trusts,
+                verifier: f.verifier,
             })
             .collect(),
         failed_connections: o.failed_connections,

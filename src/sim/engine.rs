@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use time::OffsetDateTime;
 
+use super::present::{Presented, PresentedId};
 use super::rng::SplitMix64;
 use super::traffic::{ClassKey, ClassRec, Reasons, Subject, VerdictCache};
 use super::{
@@ -24,7 +25,7 @@ pub(super) type SignerId = usize;
 pub(super) type RootSetId = usize;
 
 /// The trust domain of every simulated workload.
-const TRUST_DOMAIN: &str = "cluster.local";
+pub(super) const TRUST_DOMAIN: &str = "cluster.local";
 
 /// A signing CA istiod has loaded (one per distinct ca-cert + cert-chain.pem).
 pub(super) struct SignerRec {
@@ -54,6 +55,8 @@ pub(super) struct LeafRec {
     pub issued: i64,
     pub not_before: i64,
     pub not_after: i64,
+    /// What its holder presents after it (the CSR response's chain and roots, by the model).
+    pub presented: PresentedId,
     pub cert: Option<Certificate>,
 }
 
@@ -188,7 +191,7 @@ fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).map_or(MAX_SPAN_MS, |v| v.min(MAX_SPAN_MS))
 }
 
-fn letters(i: usize) -> String {
+pub(super) fn letters(i: usize) -> String {
     const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     match ABC.get(i) {
         Some(c) => char::from(*c).to_string(),
@@ -208,6 +211,7 @@ pub struct Mesh {
     pub(super) proxies: Vec<Proxy>,
     pub(super) leaves: Vec<LeafRec>,
     pub(super) signers: Vec<SignerRec>,
+    pub(super) presented: Presented,
     signer_index: HashMap<(Fingerprint, Vec<Fingerprint>), SignerId>,
     pub(super) root_sets: Vec<RootSetRec>,
     root_set_index: HashMap<Vec<Fingerprint>, RootSetId>,
@@ -215,14 +219,16 @@ pub struct Mesh {
     trust_cache: HashMap<(ProxyKind, Vec<Fingerprint>), RootSetId>,
     /// Whether a ztunnel CA client with a trust set verifies istiod's serving certificate.
     reach_cache: HashMap<(SignerId, RootSetId), bool>,
-    root_labels: HashMap<Fingerprint, String>,
-    signer_labels: HashMap<Fingerprint, String>,
+    pub(super) root_labels: HashMap<Fingerprint, String>,
+    pub(super) signer_labels: HashMap<Fingerprint, String>,
+    /// Per cluster: istiod's self-signed `istio-ca-secret`, when the cluster has one.
+    pub(super) istio_ca_secrets: HashMap<usize, CaSecret>,
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     rng: SplitMix64,
     pub(super) now: i64,
     jitter: f64,
-    ttl_secs: i64,
+    pub(super) ttl_secs: i64,
     pub(super) classes: BTreeMap<ClassKey, ClassRec>,
     pub(super) class_version: u64,
     pub(super) verdicts: VerdictCache,
@@ -237,8 +243,8 @@ pub struct Mesh {
     pub(super) failures_truncated: bool,
     reports: Vec<PhaseReport>,
     log: Vec<LogEntry>,
-    roots_legend: Vec<Label>,
-    signers_legend: Vec<Label>,
+    pub(super) roots_legend: Vec<Label>,
+    pub(super) signers_legend: Vec<Label>,
     pub(super) stats: Stats,
     finished: bool,
     awaiting: Option<Awaiting>,
@@ -337,6 +343,7 @@ impl Mesh {
             proxies: Vec::new(),
             leaves: Vec::new(),
             signers: Vec::new(),
+            presented: Presented::default(),
             signer_index: HashMap::new(),
             root_sets: Vec::new(),
             root_set_index: HashMap::new(),
@@ -344,6 +351,7 @@ impl Mesh {
             reach_cache: HashMap::new(),
             root_labels: HashMap::new(),
             signer_labels: HashMap::new(),
+            istio_ca_secrets: HashMap::new(),
             queue: BinaryHeap::new(),
             seq: 0,
             now: 0,
@@ -401,7 +409,12 @@ impl Mesh {
             let self_signed = secret.kind == SecretKind::SelfSigned;
             let istiod = mesh.adopt(loaded);
             let sync_offset = mesh.rng.ms_below(ms(mesh.cfg.timing.secret_sync));
-            let cacerts = if self_signed { None } else { Some(secret) };
+            let cacerts = if self_signed {
+                mesh.istio_ca_secrets.insert(ci, secret);
+                None
+            } else {
+                Some(secret)
+            };
             mesh.clusters.push(ClusterState {
                 name: name.clone(),
                 self_signed,
@@ -687,7 +700,7 @@ impl Mesh {
         }));
     }
 
-    fn log(&mut self, cluster: Option<usize>, message: String) {
+    pub(super) fn log(&mut self, cluster: Option<usize>, message: String) {
         let phase = self.phase_name();
         let cluster = cluster
             .and_then(|c| self.clusters.get(c))
@@ -702,7 +715,7 @@ impl Mesh {
     }
 
     /// Something that did not go as the plan says: logged, and listed in the outcome.
-    fn deviate(&mut self, cluster: Option<usize>, message: String) {
+    pub(super) fn deviate(&mut self, cluster: Option<usize>, message: String) {
         self.log(cluster, message);
         if let Some(entry) = self.log.last() {
             self.deviations.push(entry.clone());
@@ -1356,7 +1369,8 @@ impl Mesh {
         }
     }
 
-    /// A restarted istiod loads whatever the secret holds.
+    /// A restarted istiod loads whatever the secret holds; when it cannot, it runs its
+    /// self-signed CA or the rollout stalls ([`Mesh::without_cacerts`]).
     fn istiod_ready(&mut self, c: usize) {
         let version = self.profile.istio_version;
         let Some(cl) = self.clusters.get_mut(c) else {
@@ -1371,34 +1385,39 @@ impl Mesh {
             self.push_all(c);
             return;
         };
-        match istiod::load(&secret, version, self.instant(self.now)) {
-            Ok(l) => {
-                let state = self.adopt(l);
-                let (signer, trust) = (state.signer, state.trust);
-                let was_self_signed = self.clusters.get(c).is_some_and(|c| c.self_signed);
-                if let Some(cl) = self.clusters.get_mut(c) {
-                    cl.istiod = state;
-                    cl.self_signed = false;
-                    // The new pod mounts the current secret.
-                    cl.mounted = cl.applied.clone();
-                    cl.mounted_version = cl.applied_version;
-                }
-                let (sl, tl) = (self.signer_label(signer), self.trust_label(trust));
-                self.log(
-                    Some(c),
-                    format!(
-                        "istiod restarted{}: loaded cacerts, trusts {tl}, signs with {sl}",
-                        if was_self_signed { " in plugged-in mode" } else { "" }
-                    ),
-                );
-                self.push_all(c);
-                self.check_await(c);
-            }
-            Err(e) => self.deviate(
+        let (loaded, fallback) = match istiod::load(&secret, version, self.instant(self.now)) {
+            Ok(l) => (l, None),
+            Err(e) => match self.without_cacerts(c, &secret, &e) {
+                Some((l, why)) => (l, Some(why)),
+                None => return,
+            },
+        };
+        let state = self.adopt(loaded);
+        let (signer, trust) = (state.signer, state.trust);
+        let was_self_signed = self.clusters.get(c).is_some_and(|c| c.self_signed);
+        if let Some(cl) = self.clusters.get_mut(c) {
+            cl.istiod = state;
+            cl.self_signed = fallback.is_some();
+            // The new pod mounts the current secret.
+            cl.mounted = cl.applied.clone();
+            cl.mounted_version = cl.applied_version;
+        }
+        let (sl, tl) = (self.signer_label(signer), self.trust_label(trust));
+        match fallback {
+            None => self.log(
                 Some(c),
-                format!("the new istiod cannot load cacerts ({e}): the rollout stalls and the old istiod keeps serving"),
+                format!(
+                    "istiod restarted{}: loaded cacerts, trusts {tl}, signs with {sl}",
+                    if was_self_signed { " in plugged-in mode" } else { "" }
+                ),
+            ),
+            Some(why) => self.deviate(
+                Some(c),
+                format!("{why}: signs new leaves with {sl} and publishes {tl} in the istio-ca-root-cert ConfigMap, a different root: its leaves fail at peers that do not trust {sl}"),
             ),
         }
+        self.push_all(c);
+        self.check_await(c);
     }
 
     /// istiod pushes its trust bundle to every agent of its cluster (PROXY_CONFIG_XDS_AGENT).
@@ -1489,6 +1508,7 @@ impl Mesh {
             return Ok(());
         }
         let (not_before, not_after) = istiod::leaf_validity(version, t, self.ttl_secs, limit);
+        let presented = self.presented_for(kind, sid, bytes, &roots_file)?;
         if not_after > limit {
             self.stats.leaves_outliving_ca += 1;
             if !logged {
@@ -1516,6 +1536,7 @@ impl Mesh {
             issued: t,
             not_before,
             not_after,
+            presented,
             cert: None,
         });
         let lid = self.leaves.len() - 1;
@@ -1622,63 +1643,6 @@ impl Mesh {
         ok
     }
 
-    /// The real certificate of a leaf: issued with generate::leaf by its signer's key, at its
-    /// issuance instant.
-    pub(super) fn materialize(&mut self, lid: LeafId) -> Result<Certificate, SimError> {
-        let Some(leaf) = self.leaves.get(lid) else {
-            return Err(SimError::Internal(format!("no leaf {lid}")));
-        };
-        if let Some(c) = &leaf.cert {
-            return Ok(c.clone());
-        }
-        let (signer, owner, issued, nb, na) = (
-            leaf.signer,
-            leaf.owner,
-            leaf.issued,
-            leaf.not_before,
-            leaf.not_after,
-        );
-        let identity = self
-            .proxies
-            .get(owner)
-            .map(|p| p.identity.clone())
-            .ok_or_else(|| SimError::Internal(format!("no proxy {owner}")))?;
-        let s = self
-            .signers
-            .get(signer)
-            .ok_or_else(|| SimError::Internal(format!("no signer {signer}")))?;
-        let spec = crate::generate::LeafSpec {
-            key_type: crate::generate::KeyType::EcP256,
-            ttl: time::Duration::seconds(self.ttl_secs),
-            ..crate::generate::LeafSpec::istio(identity)
-        };
-        // A leaf istiod (before 1.28.7, 1.29.3, 1.30.0) signs past its CA chain's notAfter,
-        // or with an expired chain, stands in as one clamped to the chain (issued just before
-        // it expires): every verification gives the same verdict, as the chain's own validity
-        // is checked.
-        let issued_real = issued.min(s.limit - 1);
-        let (nb, na) = if issued_real == issued {
-            (nb, na.min(s.limit))
-        } else {
-            (issued_real - istiod::BACKDATE_SECS, s.limit)
-        };
-        let g = crate::generate::leaf(&spec, &s.issuer, self.instant_unix(issued_real))
-            .map_err(|e| SimError::Internal(format!("issuing a leaf with {}: {e}", s.label)))?;
-        let cert = g.certificate;
-        if cert.not_before_unix() != nb || cert.not_after_unix() != na {
-            return Err(SimError::Internal(format!(
-                "the issued leaf is valid {}..{}, the model expected {nb}..{na}",
-                cert.not_before_unix(),
-                cert.not_after_unix()
-            )));
-        }
-        self.stats.certificates_issued += 1;
-        if let Some(l) = self.leaves.get_mut(lid) {
-            l.cert = Some(cert.clone());
-        }
-        Ok(cert)
-    }
-
     pub(super) fn signer_label(&self, s: SignerId) -> String {
         self.signers
             .get(s)
@@ -1734,6 +1698,7 @@ impl Mesh {
             } else {
                 Subject::Chain(leaf.signer)
             },
+            presented: leaf.presented,
             roots: x.roots,
             valid: x.valid,
             kind: x.kind,

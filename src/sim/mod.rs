@@ -26,7 +26,14 @@
 //!
 //!   An istiod restart (an action; it takes [`Timing::istiod_rollout`]) loads whatever the
 //!   secret holds, without the containment rule, and enters plugged-in mode when a usable
-//!   `cacerts` exists; a secret it cannot load stalls the rollout and the old pod keeps
+//!   `cacerts` exists. A secret it cannot load: before 1.26.1, without `ca-key.pem`
+//!   ([`behaviour::completeness`](crate::istio::behaviour::completeness) says
+//!   `SelfSignedFallback`), the new istiod runs its self-signed CA (the root of the cluster's
+//!   `istio-ca-secret`, else a new root,
+//!   [`behaviour::self_signed_root_spec`](crate::istio::behaviour::self_signed_root_spec)),
+//!   serves that root followed by the mounted root-cert.pem
+//!   ([`behaviour::self_signed_root_file`](crate::istio::behaviour::self_signed_root_file))
+//!   and signs new leaves with it; otherwise the rollout stalls and the old pod keeps
 //!   serving. The trust set istiod serves is the deduplicated set of root-cert.pem's
 //!   certificates; its raw bytes are what agents compare.
 //! - **Sidecars and waypoints** (istio-agent + Envoy): a leaf from istiod's current signer,
@@ -56,9 +63,14 @@
 //!   notBefore 2 min in the past, the profile's TTL, capped by the issuer chain only from
 //!   1.28.7, 1.29.3, 1.30.0 ([`behaviour::leaf_validity`](crate::istio::behaviour::leaf_validity);
 //!   before, leaves outlive the CA and istiod keeps signing with an expired one, counted in
-//!   [`Stats::leaves_outliving_ca`]), and the chain a
-//!   peer receives is the leaf plus cert-chain.pem. They are issued with
-//!   [`generate::leaf`] by the phase's real CA key.
+//!   [`Stats::leaves_outliving_ca`]). They are issued with [`generate::leaf`] by the phase's
+//!   real CA key.
+//! - **What a proxy presents** with its leaf is
+//!   [`behaviour::presented_chain`](crate::istio::behaviour::presented_chain) of its kind, the
+//!   signer's cert-chain.pem and the root file of the CSR response the leaf came with:
+//!   sidecars and waypoints cert-chain.pem then the whole root file, in that order; ztunnel the
+//!   intermediates it parsed (only the first certificate of cert-chain.pem before ztunnel
+//!   1.24.6, 1.25.3, 1.26.0 with an istiod that sends it as one element).
 //! - **Plans**: phases in directory order; phase `00` is the starting state; each later
 //!   phase's actions run in order ([`Timing::action_gap`] apart, each taking its rollout time)
 //!   and the next phase starts when its gate's minimum wait has passed since this one started
@@ -72,25 +84,26 @@
 //! # Traffic
 //!
 //! At every event, every ordered pair of proxies (client, server) connects: the server
-//! verifies the client's leaf chain against its roots (clientAuth), the client verifies the
-//! server's (serverAuth), both with [`verify::verify`](crate::verify::verify) at the simulated
-//! instant (expiry included), each with the RECEIVING proxy's own policy
+//! verifies the client's leaf and presented chain, in the order the client presents it,
+//! against its roots (clientAuth), the client verifies the server's (serverAuth), both with
+//! [`verify::verify`](crate::verify::verify) at the simulated instant (expiry included),
+//! each with the RECEIVING proxy's own policy
 //! ([`behaviour::verifier_policy`](crate::istio::behaviour::verifier_policy): Envoy's for
 //! sidecars and waypoints, whose trust store is in the agent's ROOTCA order, ztunnel's for
-//! ztunnel). A class of proxies is therefore also keyed by its kind. No pair is sampled. The count is exact because a verification
-//! depends only on the chain istiod sent with the leaf (its signer and cert-chain.pem), the
-//! verifying side's trust set, and whether the leaf itself is valid at that instant (every
-//! leaf is issued by the same code from the same spec; only its identity, key, serial and
-//! validity differ, and only validity plays a part): proxies fall into a few classes, and
-//! each pair of classes is decided once. Verification results are cached by (chain, trust
-//! set, purpose) with the span of time during which no certificate involved changes validity;
-//! each is computed on a real leaf of that chain issued by [`generate::leaf`] with the signer's
-//! real key. So 1,000 proxies through a four-phase rotation (10,561 events, 10.5 billion
-//! connections) cost 3 real leaves and 8 verifications. [`SimConfig::exact_leaves`] instead
-//! issues every leaf a proxy holds and verifies each one itself, and
-//! [`SimConfig::brute_force`] verifies every pair on its own at every event (the tests check
-//! all three give the same outcome). Every recorded failure's reason comes from verifying the
-//! refused proxy's own leaf.
+//! ztunnel). A class of proxies is therefore also keyed by its kind. No pair is sampled. The
+//! count is exact because a verification depends only on the leaf's signer, what its holder
+//! presents after it (in order), the verifying side's trust set and policy, and whether the
+//! leaf itself is valid at that instant (every leaf is issued by the same code from the same
+//! spec; only its identity, key, serial and validity differ, and only validity plays a part):
+//! proxies fall into a few classes, and each pair of classes is decided once. Verification
+//! results are cached by (signer, presented chain, trust set, purpose, policy) with the span
+//! of time during which no certificate involved changes validity; each is computed on a real
+//! leaf of that chain issued by [`generate::leaf`] with the signer's real key. So 1,000
+//! proxies through a four-phase rotation (10,561 events, 10.5 billion connections) cost 3
+//! real leaves and 8 verifications. [`SimConfig::exact_leaves`] instead issues every leaf a
+//! proxy holds and verifies each one itself, and [`SimConfig::brute_force`] verifies every
+//! pair on its own at every event (the tests check all three give the same outcome). Every
+//! recorded failure's reason comes from verifying the refused proxy's own leaf.
 //!
 //! # Verdict
 //!
@@ -124,6 +137,9 @@
 //! ```
 
 mod engine;
+mod fallback;
+mod leaf;
+mod present;
 mod rng;
 mod steps;
 mod story;
@@ -368,6 +384,10 @@ pub struct Failure {
     pub signer: String,
     /// The roots the refusing side trusts (labels, see [`Outcome::roots`]).
     pub trusts: Vec<String>,
+    /// The refusing side's chain verifier
+    /// ([`behaviour::verifier_policy`](crate::istio::behaviour::verifier_policy)): Envoy's for
+    /// sidecars and waypoints, ztunnel's for ztunnel workloads.
+    pub verifier: crate::verify::Policy,
 }
 
 /// How many proxies of one kind in one cluster trust one set of roots and hold a leaf from

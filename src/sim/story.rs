@@ -154,13 +154,14 @@ pub(super) fn render(o: &Outcome) -> String {
             if let Some(f) = o.failures.iter().find(|f| f.phase == r.name) {
                 let _ = writeln!(
                     s,
-                    "    first: {} {} -> {}: {} (a leaf from {}; it trusts {{{}}}): {}",
+                    "    first: {} {} -> {}: {} (a leaf from {}; it trusts {{{}}}, verifies as {}): {}",
                     offset(o.start, f.time),
                     f.from,
                     f.to,
                     f.direction,
                     f.signer,
                     f.trusts.join(", "),
+                    f.verifier,
                     f.reason
                 );
             }

@@ -205,3 +205,52 @@ fn the_json_outcome_has_rfc3339_times() {
     assert_eq!(v["phases"][0]["name"], "00-current");
     assert_eq!(v["failed_connections"], 0);
 }
+
+/// Every proxy's leaf carries the presented chain the one model gives for its kind (the
+/// signer's cert-chain.pem, then for Envoy proxies the whole root file of its CSR response),
+/// and the traffic classes split by it: a sidecar and a ztunnel workload of one signer
+/// present different chains.
+#[test]
+fn each_leaf_presents_what_the_model_says() {
+    use crate::istio::behaviour;
+    let profile = IstioProfile {
+        data_plane: DataPlane::Both,
+        ..sidecar(true)
+    };
+    let p = root_plan(&profile);
+    let mesh = Mesh::new(&p, &SimConfig::new(now(), 3, 9)).unwrap();
+    let file: Vec<crate::cert::Certificate> = p.phases[0].clusters[0]
+        .secret
+        .root_bundle()
+        .unwrap()
+        .certificates()
+        .cloned()
+        .collect();
+    let mut kinds = std::collections::BTreeMap::new();
+    for x in &mesh.proxies {
+        let leaf = &mesh.leaves[x.leaf];
+        let signer = &mesh.signers[leaf.signer];
+        let want = behaviour::presented_chain(
+            x.kind.model(),
+            profile.istio_version,
+            profile.ztunnel(),
+            signer.issuer.certificate(),
+            &signer.chain,
+            &file,
+        );
+        let got = &mesh.presented.get(leaf.presented).unwrap().certs;
+        assert_eq!(got[..], want[1..], "{}", x.name);
+        let envoy_len = signer.chain.len() + file.len();
+        assert_eq!(
+            got.len() == envoy_len,
+            x.kind != ProxyKind::Ztunnel,
+            "{}",
+            x.name
+        );
+        assert_eq!(x.class.map(|k| k.presented), Some(leaf.presented));
+        kinds.insert(x.kind, leaf.presented);
+    }
+    assert_eq!(kinds.len(), 3);
+    assert_ne!(kinds[&ProxyKind::Sidecar], kinds[&ProxyKind::Ztunnel]);
+    assert_eq!(kinds[&ProxyKind::Sidecar], kinds[&ProxyKind::Waypoint]);
+}

@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::engine::{LeafId, Mesh, ProxyId, RootSetId, SignerId};
+use super::present::PresentedId;
 use super::{Direction, Failure, ProxyKind, SimError};
 use crate::cert::Certificate;
 use crate::istio::behaviour;
@@ -21,6 +22,8 @@ pub(super) enum Subject {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) struct ClassKey {
     pub subject: Subject,
+    /// What the proxies present after their leaves, in order ([`super::present`]).
+    pub presented: PresentedId,
     pub roots: RootSetId,
     /// The proxy's leaf is within its validity now.
     pub valid: bool,
@@ -49,9 +52,28 @@ struct Verdict {
     until: i64,
 }
 
-/// Verification results by (subject, trust set, purpose).
+/// What a verification depends on: the leaf (or its signer's class), what its holder
+/// presents after it, in order, the verifier's trust set, the purpose and the verifier.
+type VerdictKey = (Subject, PresentedId, RootSetId, RequiredEku, Policy);
+
+/// Verification results by [`VerdictKey`], and the last evaluation's result.
 #[derive(Default)]
-pub(super) struct VerdictCache(HashMap<(Subject, RootSetId, RequiredEku, Policy), Verdict>);
+pub(super) struct VerdictCache {
+    verdicts: HashMap<VerdictKey, Verdict>,
+    last: Option<Evaluation>,
+}
+
+/// One evaluation of every class pair: it holds as long as the classes are the same
+/// (`class_version`: a class appears, disappears, or its membership or key changes) and the
+/// instant stays within every verdict's span.
+#[derive(Debug, Clone, Copy)]
+struct Evaluation {
+    class_version: u64,
+    from: i64,
+    until: i64,
+    checked: u64,
+    failed: u64,
+}
 
 /// The verifier's reason for refusing a leaf, by (leaf, trust set, purpose), with the span
 /// over which it holds.
@@ -84,6 +106,18 @@ impl Mesh {
         }
         let n = self.proxies.len() as u64;
         let checked = n.saturating_mul(n.saturating_sub(1));
+        let t = self.unix(self.now);
+        if let Some(e) = self.verdicts.last {
+            // Same classes, every verdict still in its span: the same outcome, and its
+            // failures are already recorded (record() dedups by class versions).
+            if e.class_version == self.class_version && e.from <= t && t <= e.until {
+                self.stats.cache_hits += 1;
+                self.connections = self.connections.saturating_add(e.checked);
+                self.failed_connections = self.failed_connections.saturating_add(e.failed);
+                return Ok((e.checked, e.failed));
+            }
+        }
+        let (mut from, mut until) = (i64::MIN, i64::MAX);
         let keys: Vec<(ClassKey, u64, u64)> = self
             .classes
             .iter()
@@ -99,18 +133,20 @@ impl Mesh {
                 }
                 // Each side verifies with its own policy: the server the client's chain, the
                 // client the server's.
-                let client_ok = self.accepts(
+                let (client_ok, f1, u1) = self.accepts(
                     client,
                     server.roots,
                     policy(server.kind),
                     RequiredEku::ClientAuth,
                 )?;
-                let server_ok = self.accepts(
+                let (server_ok, f2, u2) = self.accepts(
                     server,
                     client.roots,
                     policy(client.kind),
                     RequiredEku::ServerAuth,
                 )?;
+                from = from.max(f1).max(f2);
+                until = until.min(u1).min(u2);
                 if !(client_ok && server_ok) {
                     failed += pairs;
                     failing.push((client, v1, server, v2, client_ok, server_ok));
@@ -119,6 +155,13 @@ impl Mesh {
         }
         self.connections = self.connections.saturating_add(checked);
         self.failed_connections = self.failed_connections.saturating_add(failed);
+        self.verdicts.last = Some(Evaluation {
+            class_version: self.class_version,
+            from,
+            until,
+            checked,
+            failed,
+        });
         for (client, v1, server, v2, client_ok, server_ok) in failing {
             self.record(client, v1, server, v2, client_ok, server_ok)?;
         }
@@ -178,32 +221,38 @@ impl Mesh {
         };
         let (leaf, roots, pol) = (h.leaf, v.roots, policy(v.kind));
         let cert = self.materialize(leaf)?;
-        let signer = self.leaves.get(leaf).map(|l| l.signer).unwrap_or_default();
-        let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
-            return Err(SimError::Internal("unknown signer or trust set".to_owned()));
+        let presented = self
+            .leaves
+            .get(leaf)
+            .map(|l| l.presented)
+            .unwrap_or_default();
+        let (Some(p), Some(r)) = (self.presented.get(presented), self.root_sets.get(roots)) else {
+            return Err(SimError::Internal("unknown chain or trust set".to_owned()));
         };
         self.stats.verifications += 1;
         let opts = VerifyOptions::at(at).with_eku(purpose).with_policy(pol);
-        Ok(verify::verify(&cert, &s.chain_pool, &r.pool, &opts).is_ok())
+        Ok(verify::verify(&cert, &p.pool, &r.pool, &opts).is_ok())
     }
 
-    /// Whether the proxies of `class` have a leaf chain that `roots` accepts for `purpose` now.
+    /// Whether the proxies of `class` have a leaf chain that `roots` accepts for `purpose` now,
+    /// and the span of Unix seconds over which that holds (a leaf's own validity is the
+    /// class's: a change of it changes the class).
     fn accepts(
         &mut self,
         class: ClassKey,
         roots: RootSetId,
         pol: Policy,
         purpose: RequiredEku,
-    ) -> Result<bool, SimError> {
+    ) -> Result<(bool, i64, i64), SimError> {
         if !class.valid {
-            return Ok(false);
+            return Ok((false, i64::MIN, i64::MAX));
         }
         let t = self.unix(self.now);
-        let key = (class.subject, roots, purpose, pol);
-        if let Some(v) = self.verdicts.0.get(&key) {
+        let key = (class.subject, class.presented, roots, purpose, pol);
+        if let Some(v) = self.verdicts.verdicts.get(&key) {
             if v.from <= t && t <= v.until {
                 self.stats.cache_hits += 1;
-                return Ok(v.ok);
+                return Ok((v.ok, v.from, v.until));
             }
         }
         let (leaf, signer) = match class.subject {
@@ -223,24 +272,33 @@ impl Mesh {
             }
         };
         let cert = self.materialize(leaf)?;
-        let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
-            return Err(SimError::Internal("unknown signer or trust set".to_owned()));
+        let (Some(s), Some(p), Some(r)) = (
+            self.signers.get(signer),
+            self.presented.get(class.presented),
+            self.root_sets.get(roots),
+        ) else {
+            return Err(SimError::Internal(
+                "unknown signer, chain or trust set".to_owned(),
+            ));
         };
         let opts = VerifyOptions::at(self.instant(self.now))
             .with_eku(purpose)
             .with_policy(pol);
-        let ok = verify::verify(&cert, &s.chain_pool, &r.pool, &opts).is_ok();
+        let ok = verify::verify(&cert, &p.pool, &r.pool, &opts).is_ok();
         self.stats.verifications += 1;
         let exact = matches!(class.subject, Subject::Leaf(_));
         let (from, until) = stable_span(
             s.chain
                 .iter()
+                .chain(p.certs.iter())
                 .chain(r.certs.iter())
                 .chain(exact.then_some(&cert)),
             t,
         );
-        self.verdicts.0.insert(key, Verdict { ok, from, until });
-        Ok(ok)
+        self.verdicts
+            .verdicts
+            .insert(key, Verdict { ok, from, until });
+        Ok((ok, from, until))
     }
 
     /// Records the distinct failures between the members of two classes.
@@ -339,6 +397,7 @@ impl Mesh {
             reason_kind,
             signer,
             trusts,
+            verifier: pol,
         };
         self.failures.push(failure);
         Ok(())
@@ -360,15 +419,19 @@ impl Mesh {
             }
         }
         let cert = self.materialize(leaf)?;
-        let signer = self.leaves.get(leaf).map(|l| l.signer).unwrap_or_default();
-        let (Some(s), Some(r)) = (self.signers.get(signer), self.root_sets.get(roots)) else {
-            return Err(SimError::Internal("unknown signer or trust set".to_owned()));
+        let presented = self
+            .leaves
+            .get(leaf)
+            .map(|l| l.presented)
+            .unwrap_or_default();
+        let (Some(p), Some(r)) = (self.presented.get(presented), self.root_sets.get(roots)) else {
+            return Err(SimError::Internal("unknown chain or trust set".to_owned()));
         };
         let opts = VerifyOptions::at(self.instant(self.now))
             .with_eku(purpose)
             .with_policy(pol);
         self.stats.verifications += 1;
-        let out = match verify::verify(&cert, &s.chain_pool, &r.pool, &opts) {
+        let out = match verify::verify(&cert, &p.pool, &r.pool, &opts) {
             Ok(_) => {
                 return Err(SimError::Internal(format!(
                     "the leaf of {} verifies against {} although its class was refused",
@@ -381,7 +444,7 @@ impl Mesh {
                 e.primary().map_or("no-path", |f| f.error.kind()),
             ),
         };
-        let (from, until) = stable_span(s.chain.iter().chain(r.certs.iter()).chain([&cert]), t);
+        let (from, until) = stable_span(p.certs.iter().chain(r.certs.iter()).chain([&cert]), t);
         self.reasons
             .insert((leaf, roots, purpose, pol), (from, until, out.clone()));
         Ok(out)

@@ -21,7 +21,11 @@ pub struct Cas {
 }
 
 pub fn cas() -> Cas {
-    let made = now() - time::Duration::days(30);
+    cas_made(now() - time::Duration::days(30))
+}
+
+/// The CAs, made at `made` (the CLI simulates from the real clock).
+pub fn cas_made(made: time::OffsetDateTime) -> Cas {
     let (a, ia) = generate::istio_ca("cluster1", KeyType::EcP256, made).unwrap();
     let (b, ib) = generate::istio_ca("cluster1", KeyType::EcP256, made).unwrap();
     let b_prime = generate::cross_sign(&b.certificate, &a.issuer().unwrap(), made).unwrap();

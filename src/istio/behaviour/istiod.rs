@@ -97,6 +97,69 @@ pub fn completeness(secret: &CaSecret, istiod: IstioVersion) -> Completeness {
     }
 }
 
+/// The first release that refuses a partial cacerts set instead of falling back to the
+/// self-signed CA ([`completeness`]), for messages.
+pub fn completeness_checked_from() -> IstioVersion {
+    COMPLETENESS_FROM
+}
+
+/// The root istiod's self-signed CA generates when `istio-ca-secret` does not exist yet (and
+/// then writes to it, reusing it at every later start): subject `O=<trust domain>` without
+/// CN, CA, keyUsage certSign, valid 10 years (SELF_SIGNED_CA_CERT_TTL), RSA 2048
+/// (CITADEL_SELF_SIGNED_CA_RSA_KEY_SIZE). A different root from any plugged-in one.
+///
+/// Models istio/istio security/pkg/pki/ca/ca.go `NewSelfSignedIstioCAOptions` with
+/// security/pkg/pki/util/generate_cert.go `GenCertKeyFromOptions` (`IsCA`, `IsSelfSigned`,
+/// `Org` = the trust domain), 1.22.0 to 1.31.0-rc.0; ISTIO.md "istio-ca-secret".
+///
+/// ```
+/// use meshtrust::istio::behaviour::self_signed_root_spec;
+/// let spec = self_signed_root_spec("cluster.local");
+/// assert_eq!(spec.subject.to_string(), "O=cluster.local");
+/// assert_eq!(spec.days, 3650);
+/// ```
+pub fn self_signed_root_spec(trust_domain: &str) -> crate::generate::RootSpec {
+    use crate::cert::KeyUsage;
+    use crate::generate::{Attribute, KeyType, Name, RootSpec};
+    RootSpec {
+        subject: Name::new().with(Attribute::Organization, trust_domain),
+        key_type: KeyType::Rsa2048,
+        days: 3650,
+        key_usage: KeyUsage(KeyUsage::KEY_CERT_SIGN),
+        path_len: None,
+    }
+}
+
+/// The root file istiod's self-signed CA serves (its trust anchor, what it writes to the
+/// `istio-ca-root-cert` ConfigMap and what it sends in CSR responses): its own CA
+/// certificate `ca_cert` (istio-ca-secret's ca-cert.pem, or the root it generated), then,
+/// byte for byte, `/etc/cacerts/root-cert.pem` when that file exists (`cacerts_root`): a
+/// self-signed istiod started with a cacerts secret it does not use still trusts that
+/// secret's roots.
+///
+/// Models istio/istio pilot/pkg/bootstrap/istio_ca.go (`createSelfSignedCACertificateOptions`
+/// passes the mounted root-cert.pem) and security/pkg/pki/ca/ca.go
+/// `NewSelfSignedIstioCAOptions` with security/pkg/pki/util/crypto.go `AppendRootCerts` /
+/// `AppendCertByte` (the certificate with one trailing newline, then the file's bytes),
+/// 1.22.0 to 1.31.0-rc.0.
+///
+/// ```
+/// use meshtrust::istio::behaviour::self_signed_root_file;
+/// assert_eq!(self_signed_root_file(b"S\n", Some(b"A\n")), b"S\nA\n");
+/// assert_eq!(self_signed_root_file(b"S\n\n", Some(b"A")), b"S\n\nA");
+/// assert_eq!(self_signed_root_file(b"S", None), b"S\n");
+/// ```
+pub fn self_signed_root_file(ca_cert: &[u8], cacerts_root: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if !ca_cert.is_empty() {
+        // strings.TrimSuffix(cert, "\n") + "\n": one trailing newline removed, one added.
+        out.extend_from_slice(ca_cert.strip_suffix(b"\n").unwrap_or(ca_cert));
+        out.push(b'\n');
+    }
+    out.extend_from_slice(cacerts_root.unwrap_or_default());
+    out
+}
+
 impl Completeness {
     /// The refusal as istiod of `istiod` words it, naming the version the rule applies from;
     /// None when complete.

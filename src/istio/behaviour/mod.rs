@@ -10,6 +10,7 @@
 //! | rule | function | from |
 //! |---|---|---|
 //! | which files istiod needs | [`completeness`] | 1.26.1: "incomplete signing CA bundle detected" |
+//! | the self-signed CA's root and root file | [`self_signed_root_spec`], [`self_signed_root_file`] | all |
 //! | istiod's load check | [`load`] (with [`go_server_auth_ok`], [`crl_required`]) | `ca-crl.pem` from 1.27.0 |
 //! | a changed root-cert.pem | [`root_change`] | sets over CERTIFICATE blocks from 1.30.0 |
 //! | leaf notAfter | [`leaf_validity`] | clamped to the signer from 1.28.7, 1.29.3, 1.30.0 |
@@ -57,8 +58,9 @@ pub use dataplane::{
 };
 pub use istiod::{
     BACKDATE_SECS, Completeness, CsrResponse, LoadedCa, RootChange, RootRule, chain_split_fixed_in,
-    clamp_fixed_in, clamps_leaf_to_signer, completeness, crl_problem, crl_required, csr_response,
-    go_server_auth_ok, leaf_validity, load, root_change, root_rule,
+    clamp_fixed_in, clamps_leaf_to_signer, completeness, completeness_checked_from, crl_problem,
+    crl_required, csr_response, go_server_auth_ok, leaf_validity, load, root_change, root_rule,
+    self_signed_root_file, self_signed_root_spec,
 };
 
 /// Which proxy a rule is about.

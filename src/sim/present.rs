@@ -1,0 +1,93 @@
+//! What a proxy presents in a handshake: the one model's answer
+//! ([`behaviour::presented_chain`](crate::istio::behaviour::presented_chain)) for the proxy's
+//! kind, istiod's and ztunnel's versions, the signer's cert-chain.pem and the root file of the
+//! CSR response the leaf came with. Interned: the traffic check keys its verdicts on it, in
+//! order (Envoy's first-match issuer choice depends on the order).
+
+use std::collections::HashMap;
+
+use super::engine::{Mesh, SignerId};
+use super::{ProxyKind, SimError};
+use crate::cert::{Certificate, Fingerprint};
+use crate::istio::behaviour::{self, Proxy};
+use crate::verify::CertPool;
+
+/// An interned presented chain (what follows the leaf).
+pub(super) type PresentedId = usize;
+
+/// The certificates a proxy sends after its leaf, in its order.
+pub(super) struct PresentedRec {
+    /// In the order the proxy sends them, duplicates included.
+    pub certs: Vec<Certificate>,
+    /// The same as the verifier's pool of presented certificates (insertion order kept, a
+    /// repeated certificate counted once, as BoringSSL and webpki ignore duplicates).
+    pub pool: CertPool,
+}
+
+/// The presented chains of a run, interned by content (fingerprints in order) and by what
+/// determines them (the proxy, the signer and the CSR response's root file).
+#[derive(Default)]
+pub(super) struct Presented {
+    recs: Vec<PresentedRec>,
+    by_content: HashMap<Vec<Fingerprint>, PresentedId>,
+    by_input: HashMap<(Proxy, SignerId, Fingerprint), PresentedId>,
+}
+
+impl Presented {
+    /// The chain of `id`.
+    pub(super) fn get(&self, id: PresentedId) -> Option<&PresentedRec> {
+        self.recs.get(id)
+    }
+
+    /// Interns `certs` (what follows the leaf, in order).
+    fn intern(&mut self, certs: Vec<Certificate>) -> PresentedId {
+        let key: Vec<Fingerprint> = certs.iter().map(Certificate::fingerprint).collect();
+        if let Some(&id) = self.by_content.get(&key) {
+            return id;
+        }
+        self.recs.push(PresentedRec {
+            pool: CertPool::from_certificates(certs.iter()),
+            certs,
+        });
+        let id = self.recs.len() - 1;
+        self.by_content.insert(key, id);
+        id
+    }
+}
+
+impl Mesh {
+    /// What a proxy of `kind` presents after a leaf from signer `sid` that came with istiod's
+    /// root file `roots_file` (certificates in file order; `roots_bytes` its SHA-256):
+    /// [`behaviour::presented_chain`] for the profile's istiod and ztunnel versions, without
+    /// its first element (the leaf: the model puts it first and its answer does not depend on
+    /// it, so the signer's own certificate stands in for every leaf of that signer).
+    pub(super) fn presented_for(
+        &mut self,
+        kind: ProxyKind,
+        sid: SignerId,
+        roots_bytes: Fingerprint,
+        roots_file: &[Certificate],
+    ) -> Result<PresentedId, SimError> {
+        let proxy = kind.model();
+        let key = (proxy, sid, roots_bytes);
+        if let Some(&id) = self.presented.by_input.get(&key) {
+            return Ok(id);
+        }
+        let signer = self
+            .signers
+            .get(sid)
+            .ok_or_else(|| SimError::Internal(format!("no signer {sid}")))?;
+        let p = &self.profile;
+        let chain = behaviour::presented_chain(
+            proxy,
+            p.istio_version,
+            p.ztunnel(),
+            signer.issuer.certificate(),
+            &signer.chain,
+            roots_file,
+        );
+        let id = self.presented.intern(chain.into_iter().skip(1).collect());
+        self.presented.by_input.insert(key, id);
+        Ok(id)
+    }
+}
