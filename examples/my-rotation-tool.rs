@@ -129,7 +129,7 @@ fn policy_holds(tool: &Tool, case: &plans::RotationCase) -> Result<(), TestCaseE
     let profile = &case.profile;
     let result = tool.plan(&case.inputs, profile, &case.options, case.now);
     let breaks_policy = profile.leaf_ttl > tool.policy.max_leaf_ttl || !profile.xds_agent;
-    let expected = plans::profile_expectation(profile, case.kind, case.options.reissue_now);
+    let expected = plans::case_expectation(case);
     match result {
         // 1. The policy refuses first, whatever meshtrust would say.
         Err(ToolError::LeafTtlTooLong(_) | ToolError::XdsAgentRequired) => {

@@ -336,6 +336,46 @@ pub fn profile_expectation(
     }
 }
 
+/// What the planner must do with a whole case: [`profile_expectation`], and when the profile
+/// alone is plannable, the gate on what an older ztunnel presents
+/// ([`istio::behaviour::ztunnel_presents_whole_chain`]): in a mesh with ztunnel, istiod before
+/// 1.24.4/1.25.1/1.26.0 with ztunnel before 1.24.6/1.25.3/1.26.0 presents only the first
+/// certificate of cert-chain.pem, so a chain of two or more CAs below the root (a deep chain,
+/// or IB + B' in a cross-signed rotation) is refused with `ztunnel-chain-truncated`.
+///
+/// ```
+/// use meshtrust::testkit::plans::{self, ProfileExpectation};
+/// let case = plans::istio_samples_case();
+/// assert_eq!(plans::case_expectation(&case), ProfileExpectation::Plannable);
+/// ```
+pub fn case_expectation(case: &RotationCase) -> ProfileExpectation {
+    let e = profile_expectation(&case.profile, case.kind, case.options.reissue_now);
+    if e != ProfileExpectation::Plannable {
+        return e;
+    }
+    let p = &case.profile;
+    let cas_below_root = |s: &CaSecret| {
+        s.cert_chain().map_or(0, |b| {
+            b.certificates()
+                .filter(|c| c.role() != crate::cert::Role::Root)
+                .count()
+        })
+    };
+    let deep = case.kind == RotationKind::CrossSigned
+        || case
+            .inputs
+            .iter()
+            .flat_map(|c| [&c.current, &c.new])
+            .any(|s| cas_below_root(s) > 1);
+    let truncates = p.data_plane.has_ztunnel()
+        && !istio::behaviour::ztunnel_presents_whole_chain(p.istio_version, p.ztunnel());
+    if deep && truncates {
+        ProfileExpectation::Refused(vec!["ztunnel-chain-truncated"])
+    } else {
+        e
+    }
+}
+
 fn key_kind() -> impl Strategy<Value = KeyKind> {
     prop::sample::select(KeyKind::ALL.to_vec())
 }
@@ -356,7 +396,7 @@ pub fn rotation_case() -> impl Strategy<Value = RotationCase> {
 /// use proptest::prelude::*;
 /// proptest!(ProptestConfig::with_cases(2), |(case in plans::rotation_case_with(plans::any_profile()))| {
 ///     let result = meshtrust::plan::plan(&case.inputs, &case.profile, &case.options, case.now);
-///     let expected = plans::profile_expectation(&case.profile, case.kind, case.options.reissue_now);
+///     let expected = plans::case_expectation(&case);
 ///     prop_assert_eq!(result.is_ok(), expected == ProfileExpectation::Plannable);
 /// });
 /// ```
@@ -928,7 +968,7 @@ impl PlanScenario {
         use super::invariants;
         use crate::plan::{self, PlanError};
         let case = self.case()?;
-        let expected = profile_expectation(&case.profile, case.kind, case.options.reissue_now);
+        let expected = case_expectation(&case);
         let result = plan::plan(&case.inputs, &case.profile, &case.options, case.now);
         let p = match (&expected, result) {
             (ProfileExpectation::Plannable, Ok(p)) => p,
