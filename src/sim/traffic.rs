@@ -61,6 +61,10 @@ type VerdictKey = (Subject, PresentedId, RootSetId, RequiredEku, Policy);
 pub(super) struct VerdictCache {
     verdicts: HashMap<VerdictKey, Verdict>,
     last: Option<Evaluation>,
+    /// Per signer, the last real leaf a class verdict was computed on: any leaf of the signer
+    /// that is valid now stands for every other (only validity differs), whatever its holder
+    /// presents, so classes that differ only in what they present share it.
+    standins: HashMap<SignerId, LeafId>,
 }
 
 /// One evaluation of every class pair: it holds as long as the classes are the same
@@ -261,13 +265,25 @@ impl Mesh {
                 (l, s)
             }
             Subject::Chain(s) => {
-                // Any member stands for the class: its leaf is valid now.
-                let member = self
-                    .classes
-                    .get(&class)
-                    .and_then(|r| r.members.first().copied())
-                    .ok_or_else(|| SimError::Internal("empty class".to_owned()))?;
-                let l = self.proxies.get(member).map(|p| p.leaf).unwrap_or_default();
+                let standin = self.verdicts.standins.get(&s).copied().filter(|&l| {
+                    self.leaves
+                        .get(l)
+                        .and_then(|x| x.cert.as_ref())
+                        .is_some_and(|c| c.not_before_unix() <= t && t <= c.not_after_unix())
+                });
+                // Else any member stands for the class: its leaf is valid now.
+                let l = match standin {
+                    Some(l) => l,
+                    None => {
+                        let member = self
+                            .classes
+                            .get(&class)
+                            .and_then(|r| r.members.first().copied())
+                            .ok_or_else(|| SimError::Internal("empty class".to_owned()))?;
+                        self.proxies.get(member).map(|p| p.leaf).unwrap_or_default()
+                    }
+                };
+                self.verdicts.standins.insert(s, l);
                 (l, s)
             }
         };
