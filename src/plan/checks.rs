@@ -557,9 +557,10 @@ fn presented_order(
     out
 }
 
-/// `ztunnel-chain` (meshes with ztunnel): what ztunnel presents with a leaf of each phase
+/// `ztunnel-chain` (meshes with ztunnel): what ztunnel presents with a leaf of a phase
 /// ([`behaviour::presented_chain`]) lacks a certificate of cert-chain.pem, and ztunnel's own
-/// verifier refuses it against the same phase's roots: the whole phase is broken.
+/// verifier refuses it against the same phase's roots: the whole phase is broken. One finding,
+/// for the first such phase.
 fn ztunnel_chain(
     plan: &Plan,
     views: &[Vec<(String, View)>],
@@ -607,6 +608,8 @@ fn ztunnel_chain(
                         behaviour::ztunnel_multi_root_fixed_in()
                     ),
                 ));
+                // The first phase it breaks is enough: the mesh is down from there.
+                return out;
             }
         }
     }

@@ -165,6 +165,22 @@ pub struct RotationCase {
 }
 
 impl RotationCase {
+    /// What the planner does with this case: [`profile_expectation`], and for a plannable
+    /// profile with ztunnel, the refusal `ztunnel-chain` when ztunnel (as the model says it
+    /// presents, [`istio::behaviour::presented_chain`]) would drop a CA of an input's
+    /// cert-chain.pem that is not a root of that input.
+    pub fn expectation(&self) -> ProfileExpectation {
+        let e = profile_expectation(&self.profile, self.kind, self.options.reissue_now);
+        let drops = self.inputs.iter().any(|c| {
+            ztunnel_drops_a_ca(&self.profile, &c.current)
+                || ztunnel_drops_a_ca(&self.profile, &c.new)
+        });
+        if e == ProfileExpectation::Plannable && drops {
+            return ProfileExpectation::Refused(vec!["ztunnel-chain"]);
+        }
+        e
+    }
+
     /// The options [`crate::plan::check_plan`] needs for plans of this case.
     pub fn check_options(&self) -> CheckOptions {
         CheckOptions {
@@ -334,6 +350,33 @@ pub fn profile_expectation(
     } else {
         ProfileExpectation::Refused(codes)
     }
+}
+
+/// True when ztunnel of `profile` presents a leaf of `secret`'s signer without a CA of its
+/// cert-chain.pem that its root file lacks (the model's `presented_chain`).
+fn ztunnel_drops_a_ca(profile: &IstioProfile, secret: &CaSecret) -> bool {
+    use crate::istio::behaviour::{self, Proxy};
+    if !profile.data_plane.has_ztunnel() {
+        return false;
+    }
+    let (Ok(signer), Ok(chain), Ok(roots)) =
+        (secret.ca_cert(), secret.cert_chain(), secret.root_bundle())
+    else {
+        return false;
+    };
+    let chain: Vec<crate::cert::Certificate> = chain.certificates().cloned().collect();
+    let roots: Vec<crate::cert::Certificate> = roots.certificates().cloned().collect();
+    let presented = behaviour::presented_chain(
+        Proxy::Ztunnel,
+        profile.istio_version,
+        profile.ztunnel(),
+        &signer,
+        &chain,
+        &roots,
+    );
+    chain
+        .iter()
+        .any(|c| !presented.iter().skip(1).any(|p| p == c) && !roots.contains(c))
 }
 
 fn key_kind() -> impl Strategy<Value = KeyKind> {
