@@ -100,7 +100,7 @@
 //! of time during which no certificate involved changes validity; each is computed on a real
 //! leaf of that chain issued by [`generate::leaf`] with the signer's real key. So 1,000
 //! proxies through a four-phase rotation (10,561 events, 10.5 billion connections) cost 3
-//! real leaves and 8 verifications. [`SimConfig::exact_leaves`] instead issues every leaf a
+//! real leaves and 16 verifications. [`SimConfig::exact_leaves`] instead issues every leaf a
 //! proxy holds and verifies each one itself, and [`SimConfig::brute_force`] verifies every
 //! pair on its own at every event (the tests check all three give the same outcome). Every
 //! recorded failure's reason comes from verifying the refused proxy's own leaf.
