@@ -2,6 +2,10 @@
 //!
 //! It is what makes reading a 10,000-root bundle cheap: certificates are walked once to record
 //! spans and decode the fields path building needs, without building a full object tree.
+//! Measured (`benches/bundle.rs`, group "decode 10000 DER certificates", 2026-12-02, 2-core
+//! VM at load 1): `Certificate::from_der` on 10,000 P-256 roots takes 20.0 ms (median), and
+//! `x509_cert::Certificate::from_der` on the same DER 86.8 ms: 4.3x. That factor is why this
+//! module exists instead of x509-cert's decoder on the read path.
 
 use std::ops::Range;
 
