@@ -217,6 +217,24 @@ fn pki(dir: &Path, name: &str, serial: u32) -> Pki {
     }
 }
 
+/// A new cluster CA (`cluster1`, P-256) made by `meshtrust generate intermediate --ca` under
+/// openssl's organisation CA `org`, in `out`; returns its cacerts directory.
+fn cluster_ca_under(org: &Path, out: &Path) -> PathBuf {
+    ok(&[
+        "generate",
+        "intermediate",
+        "--ca",
+        s(org),
+        "--name",
+        "cluster1",
+        "--out",
+        s(out),
+        "--key-type",
+        "ec-p256",
+    ]);
+    out.join("cluster1")
+}
+
 fn verify_openssl(roots: &Path, chain: &Path, target: &Path) -> bool {
     let out = Command::new("openssl")
         .args([
@@ -462,21 +480,7 @@ fn deep_root_rotation_single_and_multi_cluster() {
 fn deep_intermediate_rotation_under_the_same_organisation_ca() {
     let t = tempfile::tempdir().unwrap();
     let a = pki(t.path(), "A", 10);
-    // The new cluster CA made by meshtrust under openssl's organisation CA.
-    let made = t.path().join("gen");
-    ok(&[
-        "generate",
-        "intermediate",
-        "--ca",
-        s(&a.org),
-        "--name",
-        "cluster1",
-        "--out",
-        s(&made),
-        "--key-type",
-        "ec-p256",
-    ]);
-    let new_ca = made.join("cluster1");
+    let new_ca = cluster_ca_under(&a.org, &t.path().join("gen"));
     for reissue in [false, true] {
         let plan = t.path().join(format!("int-plan-{reissue}"));
         let mut args = vec![
@@ -709,20 +713,7 @@ mod assemble_props {
 fn deep_chain_on_an_old_ztunnel_is_refused_by_version() {
     let t = tempfile::tempdir().unwrap();
     let a = pki(t.path(), "A", 10);
-    let made = t.path().join("gen");
-    ok(&[
-        "generate",
-        "intermediate",
-        "--ca",
-        s(&a.org),
-        "--name",
-        "cluster1",
-        "--out",
-        s(&made),
-        "--key-type",
-        "ec-p256",
-    ]);
-    let new_ca = made.join("cluster1");
+    let new_ca = cluster_ca_under(&a.org, &t.path().join("gen"));
     let plan_with = |z: &str, out: &str| {
         let out = t.path().join(out);
         let args = [

@@ -11,6 +11,18 @@ use cross_signed_cas::{cas, now, opts, profile};
 use meshtrust::istio::DataPlane;
 use meshtrust::plan::{self, ClusterInput, PlanError};
 
+/// `plan check` at the cases' instant; `waits_known` false as for a plan without plan.json.
+fn check(p: &plan::Plan, waits_known: bool) -> Vec<plan::PlanFinding> {
+    plan::check_plan(
+        p,
+        &plan::CheckOptions {
+            now: now(),
+            margin: plan::PlanOptions::default().margin,
+            waits_known,
+        },
+    )
+}
+
 #[test]
 fn cross_signed_ambient_needs_a_ztunnel_that_presents_b_prime() {
     let c = cas();
@@ -44,14 +56,7 @@ fn cross_signed_ambient_needs_a_ztunnel_that_presents_b_prime() {
                 );
             }
             Ok(plan) if !refused => {
-                let findings = plan::check_plan(
-                    &plan,
-                    &plan::CheckOptions {
-                        now: now(),
-                        margin: plan::PlanOptions::default().margin,
-                        waits_known: true,
-                    },
-                );
+                let findings = check(&plan, true);
                 assert!(
                     !plan::has_errors(&findings),
                     "{istiod}/{ztunnel}: {findings:?}"
@@ -108,14 +113,7 @@ fn cross_signed_ambient_restarts_an_older_ztunnel_before_b_prime_leaves() {
             "{}",
             out.story()
         );
-        let findings = plan::check_plan(
-            &bare,
-            &plan::CheckOptions {
-                now: now(),
-                margin: plan::PlanOptions::default().margin,
-                waits_known: true,
-            },
-        );
+        let findings = check(&bare, true);
         assert!(
             findings.iter().any(|f| f.code == "ztunnel-ca-channel"),
             "{findings:?}"
@@ -145,14 +143,7 @@ fn cross_signed_plan_without_plan_json_reads_as_cross_signed() {
     assert_eq!(read.kind, RotationKind::CrossSigned);
     let mut read = read;
     read.profile = p.clone();
-    let findings = plan::check_plan(
-        &read,
-        &plan::CheckOptions {
-            now: now(),
-            margin: plan::PlanOptions::default().margin,
-            waits_known: false,
-        },
-    );
+    let findings = check(&read, false);
     assert!(!plan::has_errors(&findings), "{findings:?}");
     let restart = findings
         .iter()
@@ -177,14 +168,7 @@ fn cross_signed_plan_without_plan_json_reads_as_cross_signed() {
         chain.as_bytes(),
         s.file("root-cert.pem").unwrap(),
     );
-    let findings = plan::check_plan(
-        &swapped,
-        &plan::CheckOptions {
-            now: now(),
-            margin: plan::PlanOptions::default().margin,
-            waits_known: false,
-        },
-    );
+    let findings = check(&swapped, false);
     assert!(
         findings.iter().any(|f| f.code == "presented-order"),
         "{findings:?}"

@@ -7,12 +7,9 @@
 //! roots reach the istio-ca-root-cert ConfigMap and before the phase whose signer they alone
 //! anchor, or it stops renewing (istio/ztunnel issue 1679).
 
-use std::collections::BTreeSet;
-
 use time::OffsetDateTime;
 
 use super::{Action, Plan, PlanFinding, checks::finding};
-use crate::bundle::Bundle;
 use crate::cert::Certificate;
 use crate::istio::behaviour;
 use crate::istio::{CaSecret, Severity};
@@ -68,17 +65,12 @@ pub(super) fn ztunnel_ca_channel(
     out
 }
 
-/// The root file's certificates (none when it does not parse: the load checks say why).
+/// The root file's distinct certificates (none when it does not parse: the load checks say
+/// why).
 fn roots_of(secret: &CaSecret) -> Vec<Certificate> {
     secret
         .root_bundle()
-        .map(|b: Bundle| {
-            let mut seen = BTreeSet::new();
-            b.certificates()
-                .filter(|c| seen.insert(c.fingerprint()))
-                .cloned()
-                .collect()
-        })
+        .map(|b| b.dedup().certificates().cloned().collect())
         .unwrap_or_default()
 }
 
