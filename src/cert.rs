@@ -414,17 +414,10 @@ pub struct Extension<'a> {
 }
 
 mod ext_oid {
-    pub(super) const SKI: &[u8] = &[0x55, 0x1d, 0x0e];
-    pub(super) const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
-    pub(super) const SAN: &[u8] = &[0x55, 0x1d, 0x11];
-    pub(super) const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
-    pub(super) const NAME_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x1e];
-    pub(super) const CERT_POLICIES: &[u8] = &[0x55, 0x1d, 0x20];
-    pub(super) const AKI: &[u8] = &[0x55, 0x1d, 0x23];
-    pub(super) const EKU: &[u8] = &[0x55, 0x1d, 0x25];
-    pub(super) const SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
-    pub(super) const CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
-    pub(super) const ANY_EKU: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
+    pub(super) use crate::oid::{
+        AKI, ANY_EKU, BASIC_CONSTRAINTS, CERT_POLICIES, CLIENT_AUTH, EKU, KEY_USAGE,
+        NAME_CONSTRAINTS, SAN, SERVER_AUTH, SKI,
+    };
 
     pub(super) fn name(oid: &[u8]) -> Option<&'static str> {
         Some(match oid {
@@ -889,7 +882,7 @@ impl Certificate {
             };
             let value = e.expect(tag::OCTET_STRING, "").ok()?.value;
             Some(Extension {
-                oid: derwalk::oid_string(oid),
+                oid: crate::oid::dotted(oid),
                 name: ext_oid::name(oid),
                 critical,
                 value,
@@ -1017,7 +1010,7 @@ fn parse_extensions(exts: &Tlv<'_>, inner: &mut Inner) -> Result<(), CertError> 
             return Err(CertError::DuplicateExtension(
                 ext_oid::name(oid.value)
                     .map(str::to_owned)
-                    .unwrap_or_else(|| derwalk::oid_string(oid.value)),
+                    .unwrap_or_else(|| crate::oid::dotted(oid.value)),
             ));
         }
         if count < 16 {
@@ -1103,7 +1096,7 @@ fn decode_known_extension(oid: &[u8], value: &Tlv<'_>, inner: &mut Inner) -> Res
                     ext_oid::SERVER_AUTH => ExtendedKeyUsage::ServerAuth,
                     ext_oid::CLIENT_AUTH => ExtendedKeyUsage::ClientAuth,
                     ext_oid::ANY_EKU => ExtendedKeyUsage::Any,
-                    other => ExtendedKeyUsage::Other(derwalk::oid_string(other)),
+                    other => ExtendedKeyUsage::Other(crate::oid::dotted(other)),
                 });
             }
             if out.is_empty() {

@@ -351,36 +351,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Renders the content bytes of an OBJECT IDENTIFIER in dotted form.
-pub(crate) fn oid_string(bytes: &[u8]) -> String {
-    let mut parts: Vec<u64> = Vec::new();
-    let mut acc: u64 = 0;
-    for &b in bytes {
-        acc = (acc << 7) | u64::from(b & 0x7f);
-        if b & 0x80 == 0 {
-            if parts.is_empty() {
-                let (first, second) = if acc < 40 {
-                    (0, acc)
-                } else if acc < 80 {
-                    (1, acc - 40)
-                } else {
-                    (2, acc - 80)
-                };
-                parts.push(first);
-                parts.push(second);
-            } else {
-                parts.push(acc);
-            }
-            acc = 0;
-        }
-    }
-    parts
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,12 +399,7 @@ mod tests {
     }
 
     #[test]
-    fn oids_and_bits() {
-        assert_eq!(oid_string(&[0x55, 0x1d, 0x13]), "2.5.29.19");
-        assert_eq!(
-            oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b]),
-            "1.2.840.113549.1.1.11"
-        );
+    fn named_bit_strings() {
         let ku = Tlv {
             tag: tag::BIT_STRING,
             start: 0,

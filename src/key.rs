@@ -140,14 +140,7 @@ impl fmt::Display for PrivateKey {
     }
 }
 
-mod oid {
-    pub(super) const RSA_ENCRYPTION: &[u8] =
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-    pub(super) const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-    pub(super) const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-    pub(super) const P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
-    pub(super) const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-}
+use crate::oid;
 
 impl PrivateKey {
     /// Reads the single private-key block of a PEM text (certificate blocks around it are
@@ -310,7 +303,7 @@ impl PrivateKey {
                     }
                     other => Err(KeyError::Unsupported(format!(
                         "key algorithm {}",
-                        derwalk::oid_string(other)
+                        oid::dotted(other)
                     ))),
                 }
             }

@@ -27,6 +27,7 @@ pub mod generate;
 pub mod istio;
 pub mod key;
 pub mod observe;
+mod oid;
 pub mod pem;
 pub mod plan;
 pub mod signature;

@@ -10,18 +10,12 @@ use crate::key::tlv;
 
 use super::GenerateError;
 
-/// OID arcs of the extensions.
-pub(super) mod oid {
-    pub(crate) const SKI: &[u64] = &[2, 5, 29, 14];
-    pub(crate) const KEY_USAGE: &[u64] = &[2, 5, 29, 15];
-    pub(crate) const SAN: &[u64] = &[2, 5, 29, 17];
-    pub(crate) const BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
-    pub(crate) const AKI: &[u64] = &[2, 5, 29, 35];
-    pub(crate) const EKU: &[u64] = &[2, 5, 29, 37];
-}
+use crate::oid;
 
-fn extension(oid: &[u64], critical: bool, value: Vec<u8>) -> rcgen::CustomExtension {
-    let mut e = rcgen::CustomExtension::from_oid_content(oid, value);
+fn extension(oid: &[u8], critical: bool, value: Vec<u8>) -> rcgen::CustomExtension {
+    // The table's OIDs are valid by construction (checked at compile time and by its test).
+    let arcs = oid::arcs(oid).unwrap_or_default();
+    let mut e = rcgen::CustomExtension::from_oid_content(&arcs, value);
     e.set_criticality(critical);
     e
 }

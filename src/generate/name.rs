@@ -6,6 +6,7 @@ use std::fmt;
 use rcgen::{DistinguishedName, DnType, DnValue};
 
 use crate::derwalk::{self, Walker, tag};
+use crate::oid;
 
 use super::GenerateError;
 
@@ -54,7 +55,9 @@ impl Attribute {
             Attribute::Organization => DnType::OrganizationName,
             Attribute::OrganizationalUnit => DnType::OrganizationalUnitName,
             Attribute::CommonName => DnType::CommonName,
-            Attribute::EmailAddress => DnType::CustomDnType(vec![1, 2, 840, 113_549, 1, 9, 1]),
+            Attribute::EmailAddress => {
+                DnType::CustomDnType(oid::arcs(oid::EMAIL_ADDRESS).unwrap_or_default())
+            }
         }
     }
 
@@ -241,12 +244,10 @@ pub(super) fn rcgen_from_der(name_der: &[u8]) -> Result<DistinguishedName, Gener
         let value = a.any().map_err(derr)?;
         a.finish("trailing data in AttributeTypeAndValue")
             .map_err(derr)?;
-        let dotted = derwalk::oid_string(oid.value);
-        let arcs: Vec<u64> = dotted
-            .split('.')
-            .map(str::parse)
-            .collect::<Result<_, _>>()
-            .map_err(|_| unrepresentable(format!("attribute type {dotted} is not a valid OID")))?;
+        let dotted = oid::dotted(oid.value);
+        let arcs = oid::arcs(oid.value).ok_or_else(|| {
+            unrepresentable(format!("attribute type {dotted} is not a valid OID"))
+        })?;
         let ty = DnType::from_oid(&arcs);
         if seen.contains(&ty) {
             return Err(unrepresentable(format!(

@@ -117,36 +117,23 @@ impl SigAlg {
     /// (NULL parameters for PKCS#1, explicit hash and MGF1 parameters for PSS).
     pub fn algorithm_identifier(self) -> Vec<u8> {
         use crate::key::tlv;
-        const RSA: [u8; 8] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+        use crate::oid;
         const NULL: [u8; 2] = [0x05, 0x00];
-        let hash_oid = |h: Hash| -> Vec<u8> {
-            let last = match h {
-                Hash::Sha256 => 1,
-                Hash::Sha384 => 2,
-                Hash::Sha512 => 3,
-            };
-            tlv(
-                0x06,
-                &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, last],
-            )
+        let with_null = |o: &[u8]| tlv(0x30, &[tlv(0x06, o), NULL.to_vec()].concat());
+        let hash_oid = |h: Hash| match h {
+            Hash::Sha256 => oid::SHA256,
+            Hash::Sha384 => oid::SHA384,
+            Hash::Sha512 => oid::SHA512,
         };
-        let hash_alg = |h: Hash| -> Vec<u8> { tlv(0x30, &[hash_oid(h), NULL.to_vec()].concat()) };
         match self {
-            SigAlg::RsaPkcs1(h) => {
-                let last = match h {
-                    Hash::Sha256 => 0x0b,
-                    Hash::Sha384 => 0x0c,
-                    Hash::Sha512 => 0x0d,
-                };
-                let oid = tlv(0x06, &[&RSA[..], &[last]].concat());
-                tlv(0x30, &[oid, NULL.to_vec()].concat())
-            }
+            SigAlg::RsaPkcs1(h) => with_null(match h {
+                Hash::Sha256 => oid::SHA256_WITH_RSA,
+                Hash::Sha384 => oid::SHA384_WITH_RSA,
+                Hash::Sha512 => oid::SHA512_WITH_RSA,
+            }),
             SigAlg::RsaPss(h) => {
-                let oid = tlv(0x06, &[&RSA[..], &[0x0a]].concat());
-                let mgf1 = tlv(
-                    0x30,
-                    &[tlv(0x06, &[&RSA[..], &[0x08]].concat()), hash_alg(h)].concat(),
-                );
+                let hash_alg = with_null(hash_oid(h));
+                let mgf1 = tlv(0x30, &[tlv(0x06, oid::MGF1), hash_alg.clone()].concat());
                 let salt = match h {
                     Hash::Sha256 => 32,
                     Hash::Sha384 => 48,
@@ -155,23 +142,17 @@ impl SigAlg {
                 let params = tlv(
                     0x30,
                     &[
-                        tlv(0xa0, &hash_alg(h)),
+                        tlv(0xa0, &hash_alg),
                         tlv(0xa1, &mgf1),
                         tlv(0xa2, &tlv(0x02, &[salt])),
                     ]
                     .concat(),
                 );
-                tlv(0x30, &[oid, params].concat())
+                tlv(0x30, &[tlv(0x06, oid::RSA_PSS), params].concat())
             }
-            SigAlg::EcdsaP256Sha256 => tlv(
-                0x30,
-                &tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]),
-            ),
-            SigAlg::EcdsaP384Sha384 => tlv(
-                0x30,
-                &tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]),
-            ),
-            SigAlg::Ed25519 => tlv(0x30, &tlv(0x06, &[0x2b, 0x65, 0x70])),
+            SigAlg::EcdsaP256Sha256 => tlv(0x30, &tlv(0x06, oid::ECDSA_SHA256)),
+            SigAlg::EcdsaP384Sha384 => tlv(0x30, &tlv(0x06, oid::ECDSA_SHA384)),
+            SigAlg::Ed25519 => tlv(0x30, &tlv(0x06, oid::ED25519)),
         }
     }
 
