@@ -5,14 +5,14 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use meshtrust::plan::{self, ClusterInput, PlanOptions, RotationKind};
-use meshtrust::testkit::KeyKind;
+use meshtrust::testkit::KeyType;
 use meshtrust::testkit::plans::build_case;
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("plan four-phase root rotation");
     for (label, kinds) in [
-        ("rsa4096", [KeyKind::Rsa4096; 4]),
-        ("ec-p256", [KeyKind::EcP256; 4]),
+        ("rsa4096", [KeyType::Rsa4096; 4]),
+        ("ec-p256", [KeyType::EcP256; 4]),
     ] {
         let profile = meshtrust::istio::IstioProfile {
             multiroot: true,

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use meshtrust::cert::KeyUsage;
-use meshtrust::testkit::{Basic, CertSpec, Eku, Issued, KeyKind, TestKey};
+use meshtrust::testkit::{Basic, CertSpec, Eku, Issued, KeyType, TestKey};
 use meshtrust::verify::{CertPool, Policy, VerifyOptions, verify};
 use meshtrust::{Bundle, Certificate};
 
@@ -99,7 +99,7 @@ fn generated() -> Vec<Workload> {
         let spec = CertSpec::root("Peer", &format!("Root {i}"))
             .key_usage(ca_usage)
             .serial(&(0x10000 + i).to_be_bytes());
-        let key = TestKey::generate(KeyKind::EcP256).unwrap();
+        let key = TestKey::generate(KeyType::EcP256).unwrap();
         distractors.extend_from_slice(Issued::self_signed(&spec, &key).unwrap().pem().as_bytes());
     }
     let bundle_100 = {
@@ -112,8 +112,8 @@ fn generated() -> Vec<Workload> {
     let leaf_start = 1_767_225_600;
     let at = time::OffsetDateTime::from_unix_timestamp(leaf_start + 3600).unwrap();
     [
-        ("p256", KeyKind::EcP256, KeyKind::EcP256),
-        ("rsa4096", KeyKind::Rsa4096, KeyKind::Rsa2048),
+        ("p256", KeyType::EcP256, KeyType::EcP256),
+        ("rsa4096", KeyType::Rsa4096, KeyType::Rsa2048),
     ]
     .into_iter()
     .map(|(name, ca_kind, leaf_kind)| {

@@ -9,7 +9,7 @@ use meshtrust::istio::{self, CaSecret, SecretForm};
 use meshtrust::plan::{self, RotationKind};
 use meshtrust::testkit::fuzz;
 use meshtrust::testkit::plans::{self, TestCa};
-use meshtrust::testkit::{KeyKind, TestKey};
+use meshtrust::testkit::{KeyType, TestKey};
 
 fn corpus(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -185,7 +185,7 @@ fn write_seed_corpora() {
         &sample("cert-chain-alt-2.pem"),
         &sample("root-cert-combined.pem"),
     );
-    let rsa = |i| TestKey::pooled(KeyKind::Rsa2048, i);
+    let rsa = |i| TestKey::pooled(KeyType::Rsa2048, i);
     let ca = TestCa::new("Istio", "cluster1", &rsa(0), &[rsa(1)]).unwrap();
     let self_signed = ca.istio_ca_secret();
     let cacerts = ca.cacerts();
@@ -313,7 +313,7 @@ fn write_seed_corpora() {
     )
     .unwrap();
     write("plan_check", "samples-root-rotation", &plan_seed(&p));
-    let rsa4 = [KeyKind::Rsa2048; 4];
+    let rsa4 = [KeyType::Rsa2048; 4];
     for (name, kind, reissue) in [
         ("multi-cluster", RotationKind::MultiCluster, false),
         (

@@ -565,16 +565,16 @@ fn check_command_contract() {
 
 #[test]
 fn same_named_roots_and_an_intermediate_without_aki_warn() {
-    use meshtrust::testkit::{Aki, CertSpec, Issued, KeyKind, TestKey};
+    use meshtrust::testkit::{Aki, CertSpec, Issued, KeyType, TestKey};
     // Istio's tools name every root "O=Istio, CN=Root CA": during a rotation both are trusted.
     let r1 = Issued::self_signed(
         &CertSpec::root("Istio", "Root CA"),
-        &TestKey::pooled(KeyKind::EcP256, 1),
+        &TestKey::pooled(KeyType::EcP256, 1),
     )
     .unwrap();
     let r2 = Issued::self_signed(
         &CertSpec::root("Istio", "Root CA"),
-        &TestKey::pooled(KeyKind::EcP256, 2),
+        &TestKey::pooled(KeyType::EcP256, 2),
     )
     .unwrap();
     let roots = [r1.pem(), r2.pem()].concat();
@@ -583,7 +583,7 @@ fn same_named_roots_and_an_intermediate_without_aki_warn() {
         ..IstioProfile::default()
     };
     for (aki, warned) in [(Aki::Omit, true), (Aki::FromIssuer, false)] {
-        let ik = TestKey::pooled(KeyKind::EcP256, 3);
+        let ik = TestKey::pooled(KeyType::EcP256, 3);
         let int = r1
             .issue(
                 &CertSpec::intermediate("Istio", "Intermediate CA").aki(aki.clone()),

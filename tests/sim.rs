@@ -10,7 +10,7 @@ use meshtrust::istio::{CaSecret, DataPlane, IstioProfile, IstioVersion};
 use meshtrust::plan::{self, Action, ClusterInput, Plan, PlanOptions, RotationKind};
 use meshtrust::sim::{self, Direction, Outcome, SimConfig};
 use meshtrust::testkit::plans::{self, PlanMutation};
-use meshtrust::testkit::{KeyKind, meshes};
+use meshtrust::testkit::{KeyType, meshes};
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
@@ -215,7 +215,7 @@ fn a_plan_read_back_from_disk_simulates_the_same() {
 
 #[test]
 fn generated_rotations_of_every_kind_keep_traffic() {
-    let ec = [KeyKind::EcP256; 4];
+    let ec = [KeyType::EcP256; 4];
     let kinds = [
         (RotationKind::RootRotation, 1, false),
         (RotationKind::SelfSignedToPluggedIn, 1, false),
@@ -464,7 +464,7 @@ fn a_reordered_root_file_is_refused_by_istiod_and_breaks_traffic() {
 fn one_cluster_switching_early_breaks_cross_cluster_traffic() {
     let case = plans::build_case(
         RotationKind::MultiCluster,
-        [KeyKind::EcP256; 4],
+        [KeyType::EcP256; 4],
         1,
         2,
         false,
@@ -781,12 +781,12 @@ fn same_named_roots_without_aki_fail_for_envoy_only() {
     use meshtrust::testkit::{Aki, CertSpec, Issued, TestKey};
     let r1 = Issued::self_signed(
         &CertSpec::root("Istio", "Root CA"),
-        &TestKey::pooled(KeyKind::EcP256, 11),
+        &TestKey::pooled(KeyType::EcP256, 11),
     )
     .unwrap();
     let r2 = Issued::self_signed(
         &CertSpec::root("Istio", "Root CA"),
-        &TestKey::pooled(KeyKind::EcP256, 12),
+        &TestKey::pooled(KeyType::EcP256, 12),
     )
     .unwrap();
     let cert = |i: &Issued| {
@@ -805,7 +805,7 @@ fn same_named_roots_without_aki_fail_for_envoy_only() {
         (r2, r1)
     };
     let secret = |root: &Issued, key: usize, aki: Aki| {
-        let k = TestKey::pooled(KeyKind::EcP256, key);
+        let k = TestKey::pooled(KeyType::EcP256, key);
         let int = root
             .issue(
                 &CertSpec::intermediate("Istio", "Intermediate CA").aki(aki),

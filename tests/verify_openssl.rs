@@ -285,7 +285,7 @@ fn run(cases: u32) {
 /// (the random cases above hit most, not necessarily all).
 #[test]
 fn every_documented_difference_is_observed() {
-    use meshtrust::testkit::KeyKind::*;
+    use meshtrust::testkit::KeyType::*;
     let base = ChainCase {
         depth: 3,
         kinds: vec![Rsa2048, EcP256, Ed25519, EcP384],

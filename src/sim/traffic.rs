@@ -470,13 +470,13 @@ impl Mesh {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{CertSpec, Issued, KeyKind, TestKey};
+    use crate::testkit::{CertSpec, Issued, KeyType, TestKey};
 
     fn cert(nb: i64, na: i64) -> Certificate {
         let mut spec = CertSpec::root("Istio", "Root CA");
         spec.not_before = nb;
         spec.not_after = na;
-        Issued::self_signed(&spec, &TestKey::pooled(KeyKind::EcP256, 0))
+        Issued::self_signed(&spec, &TestKey::pooled(KeyType::EcP256, 0))
             .unwrap()
             .cert()
             .clone()

@@ -10,7 +10,7 @@
 use time::OffsetDateTime;
 
 use super::TestkitError;
-use super::keys::{SigAlg, TestKey};
+use super::keys::{SigAlg, TestKey, default_signature};
 use crate::cert::{Certificate, KeyUsage};
 use crate::derwalk::{Walker, tag};
 use crate::key::tlv;
@@ -117,7 +117,7 @@ pub struct CertSpec {
     pub ski: Option<Vec<u8>>,
     /// Adds a critical extension no verifier understands.
     pub critical_unknown_extension: bool,
-    /// Signature algorithm; `None` uses the issuer key's default ([`super::KeyKind::default_signature`]).
+    /// Signature algorithm; `None` uses the issuer key's default ([`super::KeyType::default_signature`]).
     pub signature: Option<SigAlg>,
     /// When set, the outer signatureAlgorithm differs from the one in tbsCertificate: the
     /// signature is made (validly) with this one, the TBS names [`CertSpec::signature`].
@@ -420,7 +420,7 @@ fn build(
         .map_err(rc)?;
     let tbs_alg = spec
         .signature
-        .unwrap_or_else(|| issuer_key.kind().default_signature());
+        .unwrap_or_else(|| default_signature(issuer_key.kind()));
     let outer_alg = spec.outer_signature.unwrap_or(tbs_alg);
     let der = resign(
         draft.der(),

@@ -43,7 +43,10 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
-use super::{Aki, Basic, CertSpec, Eku, Issued, KeyAllocator, KeyKind, SigAlg, TestkitError};
+use super::{
+    Aki, Basic, CertSpec, Eku, Issued, KeyAllocator, KeyType, SigAlg, TestkitError,
+    default_signature,
+};
 use crate::cert::{Certificate, KeyUsage};
 use crate::signature::Hash;
 
@@ -59,16 +62,16 @@ pub const DAY: i64 = 86_400;
 /// use proptest::strategy::{Strategy, ValueTree};
 /// let mut runner = proptest::test_runner::TestRunner::deterministic();
 /// let kind = meshtrust::testkit::chains::key_kind().new_tree(&mut runner).unwrap().current();
-/// assert!(meshtrust::testkit::KeyKind::ALL.contains(&kind));
+/// assert!(meshtrust::testkit::KeyType::ALL.contains(&kind));
 /// ```
-pub fn key_kind() -> impl Strategy<Value = KeyKind> + Clone {
+pub fn key_kind() -> impl Strategy<Value = KeyType> + Clone {
     prop_oneof![
-        4 => Just(KeyKind::EcP256),
-        1 => Just(KeyKind::EcP384),
-        2 => Just(KeyKind::Ed25519),
-        3 => Just(KeyKind::Rsa2048),
-        1 => Just(KeyKind::Rsa3072),
-        1 => Just(KeyKind::Rsa4096),
+        4 => Just(KeyType::EcP256),
+        1 => Just(KeyType::EcP384),
+        2 => Just(KeyType::Ed25519),
+        3 => Just(KeyType::Rsa2048),
+        1 => Just(KeyType::Rsa3072),
+        1 => Just(KeyType::Rsa4096),
     ]
 }
 
@@ -77,12 +80,12 @@ pub fn key_kind() -> impl Strategy<Value = KeyKind> + Clone {
 /// their only algorithm.
 ///
 /// ```
-/// use meshtrust::testkit::{chains::signature_for, KeyKind, SigAlg};
+/// use meshtrust::testkit::{chains::signature_for, KeyType, SigAlg};
 /// use meshtrust::signature::Hash;
-/// assert_eq!(signature_for(KeyKind::Rsa2048, 4), SigAlg::RsaPss(Hash::Sha384));
-/// assert_eq!(signature_for(KeyKind::EcP256, 4), SigAlg::EcdsaP256Sha256);
+/// assert_eq!(signature_for(KeyType::Rsa2048, 4), SigAlg::RsaPss(Hash::Sha384));
+/// assert_eq!(signature_for(KeyType::EcP256, 4), SigAlg::EcdsaP256Sha256);
 /// ```
-pub fn signature_for(issuer: KeyKind, variant: u8) -> SigAlg {
+pub fn signature_for(issuer: KeyType, variant: u8) -> SigAlg {
     if issuer.is_rsa() {
         [
             SigAlg::RsaPkcs1(Hash::Sha256),
@@ -93,7 +96,7 @@ pub fn signature_for(issuer: KeyKind, variant: u8) -> SigAlg {
             SigAlg::RsaPss(Hash::Sha512),
         ][usize::from(variant) % 6]
     } else {
-        issuer.default_signature()
+        default_signature(issuer)
     }
 }
 
@@ -206,11 +209,11 @@ impl Defect {
 ///
 /// ```
 /// use meshtrust::testkit::chains::{ChainCase, Defect, Pos, AT};
-/// use meshtrust::testkit::KeyKind;
+/// use meshtrust::testkit::KeyType;
 /// use meshtrust::verify::{self, CertPool, VerifyOptions};
 /// let case = ChainCase {
 ///     depth: 2,
-///     kinds: vec![KeyKind::Rsa2048, KeyKind::EcP256, KeyKind::Ed25519],
+///     kinds: vec![KeyType::Rsa2048, KeyType::EcP256, KeyType::Ed25519],
 ///     sigs: vec![3, 0, 0],             // the root signs the intermediate with RSA-PSS
 ///     windows: vec![(100, 100); 3],
 ///     target: Pos::Leaf,
@@ -237,7 +240,7 @@ pub struct ChainCase {
     /// Certificates below the root: the leaf and `depth - 1` intermediates (1..=4).
     pub depth: usize,
     /// Key kinds: root, intermediates top down, leaf (`depth + 1` entries).
-    pub kinds: Vec<KeyKind>,
+    pub kinds: Vec<KeyType>,
     /// Signature variant ([`signature_for`]) per certificate, root first (`depth + 1`).
     pub sigs: Vec<u8>,
     /// Validity (days before, days after [`AT`]) per certificate, root first (`depth + 1`).
@@ -334,7 +337,7 @@ pub fn defect(depth: usize) -> BoxedStrategy<Defect> {
 ///     prop_assert_eq!(built.by_pos.len(), case.depth + 1);
 /// });
 /// ```
-pub fn chain_case(kinds: BoxedStrategy<KeyKind>) -> impl Strategy<Value = ChainCase> {
+pub fn chain_case(kinds: BoxedStrategy<KeyType>) -> impl Strategy<Value = ChainCase> {
     (1usize..=4).prop_flat_map(move |depth| {
         let targets = positions(depth);
         (
@@ -380,9 +383,9 @@ pub fn chain_case(kinds: BoxedStrategy<KeyKind>) -> impl Strategy<Value = ChainC
 ///
 /// ```
 /// use meshtrust::testkit::chains::{ChainCase, Defect, Pos};
-/// use meshtrust::testkit::KeyKind;
+/// use meshtrust::testkit::KeyType;
 /// let case = ChainCase {
-///     depth: 1, kinds: vec![KeyKind::EcP256; 2], sigs: vec![0; 2], windows: vec![(9, 9); 2],
+///     depth: 1, kinds: vec![KeyType::EcP256; 2], sigs: vec![0; 2], windows: vec![(9, 9); 2],
 ///     target: Pos::Root, defect: Defect::RootTwin { keep_real: true }, distractors: 0,
 ///     dup_roots: false, seed: 3, chain_dups: false, root_in_chain: false, workload_leaf: false, leaf_eku: 0,
 /// };
@@ -488,7 +491,7 @@ impl ChainCase {
         (AT - i64::from(b) * DAY, AT + i64::from(a) * DAY)
     }
 
-    fn spec(&self, p: Pos, issuer_kind: KeyKind) -> CertSpec {
+    fn spec(&self, p: Pos, issuer_kind: KeyType) -> CertSpec {
         let (nb, na) = self.window(p);
         let mut spec = match p {
             Pos::Root => CertSpec::root("Mesh", "Root CA"),
@@ -625,10 +628,10 @@ impl ChainCase {
                 let twin_key = alloc.take(issuer.key().kind());
                 let spec = issuer.spec().clone().serial(&[0x55, 1]);
                 let twin = Issued::self_signed(
-                    &spec.signature(twin_key.kind().default_signature()),
+                    &spec.signature(default_signature(twin_key.kind())),
                     &twin_key,
                 )?;
-                let leaf_spec = leaf_spec.signature(twin_key.kind().default_signature());
+                let leaf_spec = leaf_spec.signature(default_signature(twin_key.kind()));
                 twin.issue(&leaf_spec, leaf_key)?
             }
             _ => issuer.issue(&leaf_spec, leaf_key)?,
@@ -640,7 +643,7 @@ impl ChainCase {
         for i in 0..self.distractors {
             let spec = CertSpec::root("Other", &format!("Distractor {i}"));
             roots.push(
-                Issued::self_signed(&spec, &alloc.take(KeyKind::EcP256))?
+                Issued::self_signed(&spec, &alloc.take(KeyType::EcP256))?
                     .cert()
                     .clone(),
             );
@@ -651,7 +654,7 @@ impl ChainCase {
                 let twin_key = alloc.take(root_kind);
                 let spec = root.spec().clone().serial(&[0x66, 1]);
                 let twin = Issued::self_signed(
-                    &spec.signature(twin_key.kind().default_signature()),
+                    &spec.signature(default_signature(twin_key.kind())),
                     &twin_key,
                 )?;
                 roots.push(twin.cert().clone());
@@ -783,7 +786,7 @@ pub struct RootNode {
     /// Name number: roots with equal numbers have equal subjects (a re-keyed root).
     pub name: usize,
     /// Its key (every root has its own key).
-    pub key: KeyKind,
+    pub key: KeyType,
     /// Validity.
     pub lifetime: Lifetime,
     /// In the trusted roots file.
@@ -799,7 +802,7 @@ pub struct CaNode {
     /// Its issuer.
     pub parent: CaRef,
     /// Its key.
-    pub key: KeyKind,
+    pub key: KeyType,
     /// Validity.
     pub lifetime: Lifetime,
     /// Signature variant of its issuer ([`signature_for`]).
@@ -827,7 +830,7 @@ pub struct LeafNode {
     /// Its issuer.
     pub parent: CaRef,
     /// Its key.
-    pub key: KeyKind,
+    pub key: KeyType,
     /// Validity.
     pub lifetime: Lifetime,
     /// Signature variant of its issuer ([`signature_for`]).
@@ -841,7 +844,7 @@ pub struct LeafNode {
 ///
 /// ```
 /// use meshtrust::testkit::chains::*;
-/// use meshtrust::testkit::KeyKind::EcP256;
+/// use meshtrust::testkit::KeyType::EcP256;
 /// let ok = Lifetime { starts: -30, days: 365 };
 /// // Root 1 is root 0 re-keyed (same name, new key); only root 1 is trusted.
 /// let spec = TopologySpec {
@@ -1082,7 +1085,7 @@ enum KeyId {
 ///
 /// ```
 /// use meshtrust::testkit::chains::*;
-/// use meshtrust::testkit::KeyKind::EcP256;
+/// use meshtrust::testkit::KeyType::EcP256;
 /// let ok = Lifetime { starts: -30, days: 365 };
 /// let root = |trusted| RootNode { name: 0, key: EcP256, lifetime: ok, trusted, signature: 0 };
 /// let spec = TopologySpec {
@@ -1225,12 +1228,12 @@ impl TopologySpec {
     /// use meshtrust::testkit::chains::*;
     /// let valid = Lifetime { starts: -10, days: 100 };
     /// let expired = Lifetime { starts: -10, days: 5 };
-    /// let root = |name, trusted, lifetime| RootNode { name, key: meshtrust::testkit::KeyKind::EcP256, lifetime, trusted, signature: 0 };
+    /// let root = |name, trusted, lifetime| RootNode { name, key: meshtrust::testkit::KeyType::EcP256, lifetime, trusted, signature: 0 };
     /// let spec = TopologySpec {
     ///     roots: vec![root(0, true, expired), root(1, true, valid)],
-    ///     intermediates: vec![CaNode { parent: CaRef::Root(0), key: meshtrust::testkit::KeyKind::EcP256, lifetime: valid, signature: 0 }],
+    ///     intermediates: vec![CaNode { parent: CaRef::Root(0), key: meshtrust::testkit::KeyType::EcP256, lifetime: valid, signature: 0 }],
     ///     cross_signed: vec![CrossNode { subject: 0, issuer: 1, lifetime: valid, signature: 0 }],
-    ///     leaves: vec![LeafNode { parent: CaRef::Intermediate(0), key: meshtrust::testkit::KeyKind::EcP256, lifetime: valid, signature: 0, workload: true }],
+    ///     leaves: vec![LeafNode { parent: CaRef::Intermediate(0), key: meshtrust::testkit::KeyType::EcP256, lifetime: valid, signature: 0, workload: true }],
     ///     roots_in_chain: false,
     ///     seed: 0,
     /// };

@@ -9,80 +9,27 @@ use ring::signature::{self as rs, KeyPair as _};
 use zeroize::Zeroizing;
 
 use super::TestkitError;
-use crate::signature::{Hash, KeyAlgorithm};
+pub use crate::key::KeyType;
+use crate::signature::Hash;
 
-/// The kind (and size) of a test key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, arbitrary::Arbitrary)]
-pub enum KeyKind {
-    /// RSA, 2048-bit modulus.
-    Rsa2048,
-    /// RSA, 3072-bit modulus.
-    Rsa3072,
-    /// RSA, 4096-bit modulus (what Istio's tools/certs use for roots and intermediates).
-    Rsa4096,
-    /// ECDSA on NIST P-256.
-    EcP256,
-    /// ECDSA on NIST P-384.
-    EcP384,
-    /// Ed25519.
-    Ed25519,
-}
-
-impl KeyKind {
-    /// Every kind, RSA first.
-    pub const ALL: [KeyKind; 6] = [
-        KeyKind::Rsa2048,
-        KeyKind::Rsa3072,
-        KeyKind::Rsa4096,
-        KeyKind::EcP256,
-        KeyKind::EcP384,
-        KeyKind::Ed25519,
-    ];
-
-    /// True for the RSA kinds.
-    pub fn is_rsa(self) -> bool {
-        matches!(self, KeyKind::Rsa2048 | KeyKind::Rsa3072 | KeyKind::Rsa4096)
-    }
-
-    /// The signature algorithm a key of this kind signs with unless told otherwise:
-    /// SHA-256 PKCS#1 v1.5 for RSA, ECDSA with the curve's own hash, Ed25519.
-    pub fn default_signature(self) -> SigAlg {
-        match self {
-            KeyKind::Rsa2048 | KeyKind::Rsa3072 | KeyKind::Rsa4096 => {
-                SigAlg::RsaPkcs1(Hash::Sha256)
-            }
-            KeyKind::EcP256 => SigAlg::EcdsaP256Sha256,
-            KeyKind::EcP384 => SigAlg::EcdsaP384Sha384,
-            KeyKind::Ed25519 => SigAlg::Ed25519,
-        }
-    }
-
-    /// The [`KeyAlgorithm`] meshtrust reports for a certificate holding such a key.
-    pub fn key_algorithm(self) -> KeyAlgorithm {
-        match self {
-            KeyKind::Rsa2048 => KeyAlgorithm::Rsa { bits: 2048 },
-            KeyKind::Rsa3072 => KeyAlgorithm::Rsa { bits: 3072 },
-            KeyKind::Rsa4096 => KeyAlgorithm::Rsa { bits: 4096 },
-            KeyKind::EcP256 => KeyAlgorithm::EcP256,
-            KeyKind::EcP384 => KeyAlgorithm::EcP384,
-            KeyKind::Ed25519 => KeyAlgorithm::Ed25519,
-        }
-    }
-
-    /// How many distinct keys of this kind [`TestKey::pooled`] cycles through.
-    pub fn pool_size(self) -> usize {
-        match self {
-            KeyKind::Rsa2048 => RSA_2048.len(),
-            KeyKind::Rsa3072 => RSA_3072.len(),
-            KeyKind::Rsa4096 => RSA_4096.len(),
-            KeyKind::EcP256 | KeyKind::EcP384 | KeyKind::Ed25519 => GENERATED_POOL,
-        }
+/// The signature algorithm a key of this type signs with unless told otherwise: SHA-256
+/// PKCS#1 v1.5 for RSA, ECDSA with the curve's own hash, Ed25519.
+pub fn default_signature(kind: KeyType) -> SigAlg {
+    match kind {
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => SigAlg::RsaPkcs1(Hash::Sha256),
+        KeyType::EcP256 => SigAlg::EcdsaP256Sha256,
+        KeyType::EcP384 => SigAlg::EcdsaP384Sha384,
+        KeyType::Ed25519 => SigAlg::Ed25519,
     }
 }
 
-impl fmt::Display for KeyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.key_algorithm(), f)
+/// How many distinct keys of this type [`TestKey::pooled`] cycles through.
+pub fn pool_size(kind: KeyType) -> usize {
+    match kind {
+        KeyType::Rsa2048 => RSA_2048.len(),
+        KeyType::Rsa3072 => RSA_3072.len(),
+        KeyType::Rsa4096 => RSA_4096.len(),
+        KeyType::EcP256 | KeyType::EcP384 | KeyType::Ed25519 => GENERATED_POOL,
     }
 }
 
@@ -104,12 +51,12 @@ pub enum SigAlg {
 
 impl SigAlg {
     /// True when a key of `kind` can produce this signature.
-    pub fn fits(self, kind: KeyKind) -> bool {
+    pub fn fits(self, kind: KeyType) -> bool {
         match self {
             SigAlg::RsaPkcs1(_) | SigAlg::RsaPss(_) => kind.is_rsa(),
-            SigAlg::EcdsaP256Sha256 => kind == KeyKind::EcP256,
-            SigAlg::EcdsaP384Sha384 => kind == KeyKind::EcP384,
-            SigAlg::Ed25519 => kind == KeyKind::Ed25519,
+            SigAlg::EcdsaP256Sha256 => kind == KeyType::EcP256,
+            SigAlg::EcdsaP384Sha384 => kind == KeyType::EcP384,
+            SigAlg::Ed25519 => kind == KeyType::Ed25519,
         }
     }
 
@@ -199,7 +146,7 @@ enum Signer {
 }
 
 struct Inner {
-    kind: KeyKind,
+    kind: KeyType,
     pkcs8: Zeroizing<Vec<u8>>,
     /// The subjectPublicKey bits: PKCS#1 RSAPublicKey, uncompressed EC point, or raw Ed25519.
     public: Vec<u8>,
@@ -232,7 +179,7 @@ impl PartialEq for TestKey {
 }
 impl Eq for TestKey {}
 
-fn pool(kind: KeyKind) -> &'static [TestKey] {
+fn pool(kind: KeyType) -> &'static [TestKey] {
     static POOLS: [OnceLock<Vec<TestKey>>; 6] = [
         OnceLock::new(),
         OnceLock::new(),
@@ -241,12 +188,12 @@ fn pool(kind: KeyKind) -> &'static [TestKey] {
         OnceLock::new(),
         OnceLock::new(),
     ];
-    let slot = KeyKind::ALL.iter().position(|&k| k == kind).unwrap_or(0);
+    let slot = KeyType::ALL.iter().position(|&k| k == kind).unwrap_or(0);
     POOLS[slot].get_or_init(|| {
         let pems: &[&str] = match kind {
-            KeyKind::Rsa2048 => &RSA_2048,
-            KeyKind::Rsa3072 => &RSA_3072,
-            KeyKind::Rsa4096 => &RSA_4096,
+            KeyType::Rsa2048 => &RSA_2048,
+            KeyType::Rsa3072 => &RSA_3072,
+            KeyType::Rsa4096 => &RSA_4096,
             _ => &[],
         };
         let keys: Result<Vec<TestKey>, TestkitError> = if kind.is_rsa() {
@@ -265,7 +212,7 @@ fn pool(kind: KeyKind) -> &'static [TestKey] {
 }
 
 impl TestKey {
-    /// Key number `index` (modulo [`KeyKind::pool_size`]) of a fixed per-kind pool: the
+    /// Key number `index` (modulo [`KeyType::pool_size`]) of a fixed per-kind pool: the
     /// committed RSA keys, or ECDSA / Ed25519 keys generated once per process. Reusing pooled
     /// keys keeps property tests fast; distinct indices below the pool size give distinct keys.
     ///
@@ -273,23 +220,23 @@ impl TestKey {
     ///
     /// When a committed RSA key does not load or ring fails to generate a key: a broken
     /// checkout or platform, not something a test could handle.
-    pub fn pooled(kind: KeyKind, index: usize) -> TestKey {
+    pub fn pooled(kind: KeyType, index: usize) -> TestKey {
         let p = pool(kind);
         p[index % p.len()].clone()
     }
 
     /// A fresh key from the operating system's randomness. RSA keys cannot be generated with
     /// ring: for them this is [`TestkitError::Unsupported`] (use [`TestKey::pooled`]).
-    pub fn generate(kind: KeyKind) -> Result<TestKey, TestkitError> {
+    pub fn generate(kind: KeyType) -> Result<TestKey, TestkitError> {
         let rng = SystemRandom::new();
         let doc = match kind {
-            KeyKind::EcP256 => {
+            KeyType::EcP256 => {
                 rs::EcdsaKeyPair::generate_pkcs8(&rs::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
             }
-            KeyKind::EcP384 => {
+            KeyType::EcP384 => {
                 rs::EcdsaKeyPair::generate_pkcs8(&rs::ECDSA_P384_SHA384_ASN1_SIGNING, &rng)
             }
-            KeyKind::Ed25519 => rs::Ed25519KeyPair::generate_pkcs8(&rng),
+            KeyType::Ed25519 => rs::Ed25519KeyPair::generate_pkcs8(&rng),
             _ => {
                 return Err(TestkitError::Unsupported(format!(
                     "ring cannot generate {kind} keys; use TestKey::pooled"
@@ -301,7 +248,7 @@ impl TestKey {
     }
 
     /// A key from PKCS#8 PEM text (`-----BEGIN PRIVATE KEY-----`).
-    pub fn from_pkcs8_pem(kind: KeyKind, pem: &str) -> Result<TestKey, TestkitError> {
+    pub fn from_pkcs8_pem(kind: KeyType, pem: &str) -> Result<TestKey, TestkitError> {
         let blocks = crate::pem::parse(pem.as_bytes())
             .map_err(|e| TestkitError::Key(format!("PKCS#8 PEM: {e}")))?;
         let block = blocks
@@ -312,14 +259,14 @@ impl TestKey {
     }
 
     /// A key from PKCS#8 DER.
-    pub fn from_pkcs8_der(kind: KeyKind, der: &[u8]) -> Result<TestKey, TestkitError> {
+    pub fn from_pkcs8_der(kind: KeyType, der: &[u8]) -> Result<TestKey, TestkitError> {
         let rng = SystemRandom::new();
         let bad = |e: ring::error::KeyRejected| TestkitError::Key(format!("{kind} PKCS#8: {e}"));
         let (signer, public) = match kind {
-            KeyKind::Rsa2048 | KeyKind::Rsa3072 | KeyKind::Rsa4096 => {
+            KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
                 let k = rs::RsaKeyPair::from_pkcs8(der).map_err(bad)?;
                 let bits = k.public().modulus_len() * 8;
-                if kind.key_algorithm().bits() as usize != bits {
+                if kind.algorithm().bits() as usize != bits {
                     return Err(TestkitError::Key(format!(
                         "key has {bits} bits, expected {kind}"
                     )));
@@ -327,8 +274,8 @@ impl TestKey {
                 let public = k.public_key().as_ref().to_vec();
                 (Signer::Rsa(k), public)
             }
-            KeyKind::EcP256 | KeyKind::EcP384 => {
-                let alg = if kind == KeyKind::EcP256 {
+            KeyType::EcP256 | KeyType::EcP384 => {
+                let alg = if kind == KeyType::EcP256 {
                     &rs::ECDSA_P256_SHA256_ASN1_SIGNING
                 } else {
                     &rs::ECDSA_P384_SHA384_ASN1_SIGNING
@@ -337,7 +284,7 @@ impl TestKey {
                 let public = k.public_key().as_ref().to_vec();
                 (Signer::Ecdsa(k), public)
             }
-            KeyKind::Ed25519 => {
+            KeyType::Ed25519 => {
                 let k = rs::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(bad)?;
                 let public = k.public_key().as_ref().to_vec();
                 (Signer::Ed25519(k), public)
@@ -352,7 +299,7 @@ impl TestKey {
     }
 
     /// The key's kind.
-    pub fn kind(&self) -> KeyKind {
+    pub fn kind(&self) -> KeyType {
         self.0.kind
     }
 
@@ -421,18 +368,18 @@ impl TestKey {
 /// pool is used up does it reuse a key.
 ///
 /// ```
-/// use meshtrust::testkit::{KeyAllocator, KeyKind};
+/// use meshtrust::testkit::{KeyAllocator, KeyType};
 /// let mut keys = KeyAllocator::new();
-/// let a = keys.take(KeyKind::Rsa4096);
-/// let b = keys.take(KeyKind::Rsa4096);
+/// let a = keys.take(KeyType::Rsa4096);
+/// let b = keys.take(KeyType::Rsa4096);
 /// assert_ne!(a, b);
 /// // The RSA-4096 pool holds three keys: the fourth request falls back to another kind.
-/// let _ = keys.take(KeyKind::Rsa4096);
-/// assert_eq!(keys.take(KeyKind::Rsa4096).kind(), KeyKind::EcP256);
+/// let _ = keys.take(KeyType::Rsa4096);
+/// assert_eq!(keys.take(KeyType::Rsa4096).kind(), KeyType::EcP256);
 /// ```
 #[derive(Debug, Default, Clone)]
 pub struct KeyAllocator {
-    used: Vec<(KeyKind, usize)>,
+    used: Vec<(KeyType, usize)>,
 }
 
 impl KeyAllocator {
@@ -442,11 +389,11 @@ impl KeyAllocator {
     }
 
     /// The next unused pooled key of `wanted` (or of a fallback kind, see the type docs).
-    pub fn take(&mut self, wanted: KeyKind) -> TestKey {
+    pub fn take(&mut self, wanted: KeyType) -> TestKey {
         for kind in
-            std::iter::once(wanted).chain([KeyKind::EcP256, KeyKind::EcP384, KeyKind::Ed25519])
+            std::iter::once(wanted).chain([KeyType::EcP256, KeyType::EcP384, KeyType::Ed25519])
         {
-            if let Some(i) = (0..kind.pool_size()).find(|i| !self.used.contains(&(kind, *i))) {
+            if let Some(i) = (0..pool_size(kind)).find(|i| !self.used.contains(&(kind, *i))) {
                 self.used.push((kind, i));
                 return TestKey::pooled(kind, i);
             }
@@ -478,10 +425,10 @@ impl rcgen::PublicKeyData for RcgenKey<'_> {
 
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
         match self.0.0.kind {
-            KeyKind::Rsa2048 | KeyKind::Rsa3072 | KeyKind::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
-            KeyKind::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-            KeyKind::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            KeyKind::Ed25519 => &rcgen::PKCS_ED25519,
+            KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
+            KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyType::Ed25519 => &rcgen::PKCS_ED25519,
         }
     }
 }

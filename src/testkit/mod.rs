@@ -29,15 +29,15 @@
 //! 2045-01-01). Key generation and ECDSA/PSS signing use the operating system's randomness.
 //!
 //! ```
-//! use meshtrust::testkit::{CertSpec, Issued, KeyKind, TestKey, SigAlg};
+//! use meshtrust::testkit::{CertSpec, Issued, KeyType, TestKey, SigAlg};
 //! use meshtrust::signature::Hash;
 //!
-//! let root_key = TestKey::pooled(KeyKind::Rsa2048, 0);
+//! let root_key = TestKey::pooled(KeyType::Rsa2048, 0);
 //! let root = Issued::self_signed(&CertSpec::root("Acme", "Root A"), &root_key)?;
 //! let leaf = root.issue(
 //!     &CertSpec::workload("spiffe://cluster.local/ns/default/sa/default")
 //!         .signature(SigAlg::RsaPss(Hash::Sha384)),
-//!     &TestKey::pooled(KeyKind::EcP256, 0),
+//!     &TestKey::pooled(KeyType::EcP256, 0),
 //! )?;
 //! leaf.cert().verify_signed_by(root.cert())?;
 //! assert_eq!(leaf.cert().signature_algorithm().name(), "RSASSA-PSS-SHA384");
@@ -65,13 +65,13 @@ pub use certs::{
     Aki, Basic, CertSpec, DEFAULT_NOT_AFTER, DEFAULT_NOT_BEFORE, Eku, Issued, NameAttr, TestChain,
     UNKNOWN_EXTENSION_OID,
 };
-pub use keys::{KeyAllocator, KeyKind, SigAlg, TestKey};
+pub use keys::{KeyAllocator, KeyType, SigAlg, TestKey, default_signature, pool_size};
 
 /// Why test material could not be built.
 ///
 /// ```
-/// use meshtrust::testkit::{KeyKind, TestKey, TestkitError};
-/// assert!(matches!(TestKey::generate(KeyKind::Rsa2048), Err(TestkitError::Unsupported(_))));
+/// use meshtrust::testkit::{KeyType, TestKey, TestkitError};
+/// assert!(matches!(TestKey::generate(KeyType::Rsa2048), Err(TestkitError::Unsupported(_))));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

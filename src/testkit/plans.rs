@@ -24,7 +24,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
-use super::{CertSpec, Issued, KeyAllocator, KeyKind, TestKey, TestkitError};
+use super::{CertSpec, Issued, KeyAllocator, KeyType, TestKey, TestkitError, pool_size};
 use crate::bundle::Bundle;
 use crate::istio::{self, CaSecret, DataPlane, IstioProfile, IstioVersion};
 use crate::pem::{self, Label};
@@ -33,12 +33,12 @@ use crate::plan::{CheckOptions, ClusterInput, Plan, PlanOptions, RotationKind};
 /// A CA made by the factory: a root and the intermediates below it, top down.
 ///
 /// ```
-/// use meshtrust::testkit::{plans::TestCa, KeyKind, TestKey};
-/// let ca = TestCa::new("Istio", "cluster1", &TestKey::pooled(KeyKind::EcP256, 0), &[TestKey::pooled(KeyKind::EcP256, 1)])?;
+/// use meshtrust::testkit::{plans::TestCa, KeyType, TestKey};
+/// let ca = TestCa::new("Istio", "cluster1", &TestKey::pooled(KeyType::EcP256, 0), &[TestKey::pooled(KeyType::EcP256, 1)])?;
 /// let cacerts = ca.cacerts();                       // ca-cert, ca-key, cert-chain, root-cert
 /// let findings = meshtrust::istio::check(&cacerts, &Default::default(), meshtrust::testkit::plans::test_now());
 /// assert!(!meshtrust::istio::has_errors(&findings));
-/// let other = ca.issue_sibling("cluster2", &TestKey::pooled(KeyKind::EcP256, 2))?;
+/// let other = ca.issue_sibling("cluster2", &TestKey::pooled(KeyType::EcP256, 2))?;
 /// assert_eq!(ca.cacerts_for(&other).root_bundle()?.trust_set(), cacerts.root_bundle()?.trust_set());
 /// assert_eq!(ca.istio_ca_secret().name, "istio-ca-secret");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -376,8 +376,8 @@ pub fn case_expectation(case: &RotationCase) -> ProfileExpectation {
     }
 }
 
-fn key_kind() -> impl Strategy<Value = KeyKind> {
-    prop::sample::select(KeyKind::ALL.to_vec())
+fn key_kind() -> impl Strategy<Value = KeyType> {
+    prop::sample::select(KeyType::ALL.to_vec())
 }
 
 /// Random rotation inputs of every kind: root rotations, self-signed to plugged-in,
@@ -439,10 +439,10 @@ pub fn rotation_case_with(
 /// levels; `clusters` for a multi-cluster rotation.
 ///
 /// ```
-/// use meshtrust::testkit::{plans, KeyKind};
+/// use meshtrust::testkit::{plans, KeyType};
 /// use meshtrust::plan::RotationKind;
 /// let profile = meshtrust::istio::IstioProfile { multiroot: true, xds_agent: true, ..Default::default() };
-/// let case = plans::build_case(RotationKind::MultiCluster, [KeyKind::EcP256; 4], 1, 3, false, profile)?;
+/// let case = plans::build_case(RotationKind::MultiCluster, [KeyType::EcP256; 4], 1, 3, false, profile)?;
 /// assert_eq!(case.inputs.len(), 3);
 /// let plan = meshtrust::plan::plan(&case.inputs, &case.profile, &case.options, case.now).unwrap();
 /// assert_eq!(plan.kind, RotationKind::MultiCluster);
@@ -450,7 +450,7 @@ pub fn rotation_case_with(
 /// ```
 pub fn build_case(
     kind: RotationKind,
-    kinds: [KeyKind; 4],
+    kinds: [KeyType; 4],
     depth: usize,
     clusters: usize,
     reissue_now: bool,
@@ -458,7 +458,7 @@ pub fn build_case(
 ) -> Result<RotationCase, TestkitError> {
     let [root_a, int_a, root_b, int_b] = kinds;
     let mut keys = KeyAllocator::new();
-    let inter_keys = |keys: &mut KeyAllocator, kind: KeyKind| -> Vec<TestKey> {
+    let inter_keys = |keys: &mut KeyAllocator, kind: KeyType| -> Vec<TestKey> {
         (0..depth).map(|_| keys.take(kind)).collect()
     };
     let old = TestCa::new(
@@ -701,7 +701,7 @@ impl PlanMutation {
             }
             PlanMutation::MismatchKey(k) => {
                 (k >= 1 && k < n).then_some(())?;
-                let other = TestKey::pooled(KeyKind::EcP384, KeyKind::EcP384.pool_size() - 1);
+                let other = TestKey::pooled(KeyType::EcP384, pool_size(KeyType::EcP384) - 1);
                 for c in &mut p.phases[k].clusters {
                     c.secret.set_file(istio::CA_KEY, key_pem(&other));
                 }
@@ -791,7 +791,7 @@ pub struct PlanScenario {
     /// The rotation kind the inputs are made for.
     pub kind: RotationKind,
     /// Key kinds of root A, intermediate A, root B, intermediate B.
-    pub keys: [KeyKind; 4],
+    pub keys: [KeyType; 4],
     /// Intermediate levels (1 or 2).
     pub depth: usize,
     /// Clusters of a multi-cluster rotation (2 or 3).

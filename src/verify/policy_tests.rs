@@ -5,13 +5,13 @@
 use time::OffsetDateTime;
 
 use super::*;
-use crate::testkit::{Aki, CertSpec, Issued, KeyKind, TestKey};
+use crate::testkit::{Aki, CertSpec, Issued, KeyType, TestKey};
 
 const AT: i64 = 1_893_456_000;
 const DAY: i64 = 86_400;
 
 fn key(i: usize) -> TestKey {
-    TestKey::pooled(KeyKind::EcP256, i)
+    TestKey::pooled(KeyType::EcP256, i)
 }
 
 fn opts(policy: Policy) -> VerifyOptions {

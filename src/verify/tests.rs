@@ -3,7 +3,7 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::cert::KeyUsage;
-use crate::testkit::{Aki, Basic, CertSpec, Eku, Issued, KeyKind, SigAlg, TestChain, TestKey};
+use crate::testkit::{Aki, Basic, CertSpec, Eku, Issued, KeyType, SigAlg, TestChain, TestKey};
 
 /// 2030-01-01T00:00:00Z, inside the testkit's default validity window.
 const AT: i64 = 1_893_456_000;
@@ -18,7 +18,7 @@ fn opts() -> VerifyOptions {
 }
 
 fn p256(i: usize) -> TestKey {
-    TestKey::pooled(KeyKind::EcP256, i)
+    TestKey::pooled(KeyType::EcP256, i)
 }
 
 fn pool(certs: &[&Issued]) -> CertPool {
@@ -234,7 +234,7 @@ fn signatures_and_algorithms() {
     // Outer algorithm differs from the TBS one (the signature itself is valid for the outer).
     let rsa_root = Issued::self_signed(
         &CertSpec::root("R", "RSA"),
-        &TestKey::pooled(KeyKind::Rsa2048, 0),
+        &TestKey::pooled(KeyType::Rsa2048, 0),
     )
     .unwrap();
     let spec = CertSpec::leaf("svc")

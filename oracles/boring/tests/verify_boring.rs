@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use meshtrust::testkit::chains::{AT, TOPOLOGY_AT, chain_case, key_kind, shuffled, topology};
-use meshtrust::testkit::{Aki, CertSpec, Issued, KeyKind, TestKey};
+use meshtrust::testkit::{Aki, CertSpec, Issued, KeyType, TestKey};
 use meshtrust::verify::{CertPool, Policy, RequiredEku, VerifyOptions, verify};
 use meshtrust::{Bundle, Certificate};
 use proptest::prelude::*;
@@ -254,7 +254,7 @@ fn boring_agrees_on_topologies_in_every_order() {
 }
 
 fn key(i: usize) -> TestKey {
-    TestKey::pooled(KeyKind::EcP256, i)
+    TestKey::pooled(KeyType::EcP256, i)
 }
 
 fn certs(v: &[&Issued]) -> Vec<Certificate> {
