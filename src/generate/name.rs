@@ -5,7 +5,8 @@ use std::fmt;
 
 use rcgen::{DistinguishedName, DnType, DnValue};
 
-use crate::derwalk::{self, Walker, tag};
+use crate::cert::name::{NameAttribute, rdns_of_der};
+use crate::derwalk;
 use crate::oid;
 
 use super::GenerateError;
@@ -215,37 +216,17 @@ const TAG_BMP: u8 = 0x1e;
 pub(super) fn rcgen_from_der(name_der: &[u8]) -> Result<DistinguishedName, GenerateError> {
     let unrepresentable = |reason: String| GenerateError::UnrepresentableIssuerName { reason };
     let derr = |e: derwalk::DerError| unrepresentable(format!("malformed name: {e}"));
-    let mut outer = Walker::new(name_der);
-    let seq = outer
-        .expect(tag::SEQUENCE, "expected Name SEQUENCE")
-        .map_err(derr)?;
-    outer.finish("trailing data after Name").map_err(derr)?;
-    let mut rdns = seq.walker();
     let mut dn = DistinguishedName::new();
     let mut seen: Vec<DnType> = Vec::new();
-    while !rdns.is_empty() {
-        let rdn = rdns
-            .expect(tag::SET, "expected RelativeDistinguishedName SET")
-            .map_err(derr)?;
-        let mut atvs = rdn.walker();
-        let atv = atvs
-            .expect(tag::SEQUENCE, "expected AttributeTypeAndValue")
-            .map_err(derr)?;
-        if !atvs.is_empty() {
+    for rdn in rdns_of_der(name_der).map_err(derr)? {
+        let [NameAttribute { oid, value }] = rdn[..] else {
             return Err(unrepresentable(
                 "a multi-valued RDN (several attributes in one SET); rcgen writes one attribute per RDN"
                     .to_owned(),
             ));
-        }
-        let mut a = atv.walker();
-        let oid = a
-            .expect(tag::OID, "expected attribute type")
-            .map_err(derr)?;
-        let value = a.any().map_err(derr)?;
-        a.finish("trailing data in AttributeTypeAndValue")
-            .map_err(derr)?;
-        let dotted = oid::dotted(oid.value);
-        let arcs = oid::arcs(oid.value).ok_or_else(|| {
+        };
+        let dotted = oid::dotted(oid);
+        let arcs = oid::arcs(oid).ok_or_else(|| {
             unrepresentable(format!("attribute type {dotted} is not a valid OID"))
         })?;
         let ty = DnType::from_oid(&arcs);
