@@ -1,33 +1,22 @@
-//! Strict standard base64 (RFC 4648 section 4), the alphabet PEM and Kubernetes `data` use.
+//! Strict standard base64 (RFC 4648 section 4), the alphabet PEM and Kubernetes `data` use,
+//! decoded and encoded by the `base64` crate; this module adds what a line-tracking PEM framer
+//! needs around it: input fed line by line (quanta may straddle lines and blanks), and errors
+//! that name the offending character's position.
 //!
 //! Strict means: only the standard alphabet, padding required and only at the end, and the
 //! unused low bits of the last character must be zero (a canonical encoding). Go's
 //! `encoding/base64.StdEncoding` (which istiod and kubectl use) accepts non-zero trailing bits;
 //! we reject them, because two different texts for the same DER defeat byte comparisons.
 
-/// Value of each byte in the standard alphabet, or `INVALID`.
-const INVALID: u8 = 0xff;
-const PAD: u8 = 0xfe;
-
-const DECODE: [u8; 256] = {
-    let mut t = [INVALID; 256];
-    let alphabet = ALPHABET;
-    let mut i = 0;
-    while i < 64 {
-        t[alphabet[i] as usize] = i as u8;
-        i += 1;
-    }
-    t[b'=' as usize] = PAD;
-    t
-};
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 /// Why a base64 text was refused. Positions are offsets into the characters fed to the
 /// decoder (the caller maps them to lines and columns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum B64Error {
-    /// A byte outside the alphabet (or `=` before the end) at this input offset.
+    /// A byte outside the alphabet, a misplaced `=`, or data after the padding, at this
+    /// input offset.
     BadChar { offset: usize, byte: u8 },
     /// The number of characters is not a multiple of four, or padding is misplaced.
     BadLength,
@@ -35,200 +24,157 @@ pub(crate) enum B64Error {
     NonCanonical { offset: usize },
 }
 
-/// An incremental strict decoder: feed it the significant characters (whitespace already
-/// removed) piece by piece, then call [`Decoder::finish`].
+/// An incremental strict decoder: feed it lines (or whole texts), then call
+/// [`Decoder::finish`]. Whole quanta go to the `base64` crate straight from the input; only a
+/// quantum split by a line end or a blank is gathered first, four characters at most.
 pub(crate) struct Decoder {
     out: Vec<u8>,
-    acc: u32,
-    n: u8,
-    /// Padding characters seen; `u8::MAX` once a padded quantum ended the data.
-    pad: u8,
+    /// Significant characters of a quantum the input split, and their offsets.
+    carry: [u8; 4],
+    carry_at: [usize; 4],
+    carry_len: usize,
+    /// A padded quantum ended the data: any further character is refused.
+    ended: bool,
 }
 
 impl Decoder {
     pub(crate) fn with_capacity(chars: usize) -> Self {
         Decoder {
             out: Vec::with_capacity(chars / 4 * 3 + 3),
-            acc: 0,
-            n: 0,
-            pad: 0,
+            carry: [0; 4],
+            carry_at: [0; 4],
+            carry_len: 0,
+            ended: false,
         }
-    }
-
-    /// Feeds one character found at `offset` in the caller's numbering.
-    #[inline]
-    pub(crate) fn push(&mut self, byte: u8, offset: usize) -> Result<(), B64Error> {
-        let v = DECODE[byte as usize];
-        if v == INVALID {
-            return Err(B64Error::BadChar { offset, byte });
-        }
-        if v == PAD {
-            // Padding may only complete the third or fourth position of a quantum.
-            if self.n < 2 {
-                return Err(B64Error::BadChar { offset, byte });
-            }
-            self.pad += 1;
-            self.n += 1;
-            self.acc <<= 6;
-            if self.n == 4 {
-                self.flush_padded(offset)?;
-            }
-            return Ok(());
-        }
-        if self.pad > 0 {
-            // Data after padding, in the same quantum or a later one.
-            return Err(B64Error::BadChar { offset, byte });
-        }
-        self.acc = (self.acc << 6) | u32::from(v);
-        self.n += 1;
-        if self.n == 4 {
-            self.out.extend_from_slice(&[
-                (self.acc >> 16) as u8,
-                (self.acc >> 8) as u8,
-                self.acc as u8,
-            ]);
-            self.acc = 0;
-            self.n = 0;
-        }
-        Ok(())
-    }
-
-    fn flush_padded(&mut self, offset: usize) -> Result<(), B64Error> {
-        let acc = self.acc;
-        match self.pad {
-            1 => {
-                if acc & 0xff != 0 {
-                    return Err(B64Error::NonCanonical {
-                        offset: offset.saturating_sub(1),
-                    });
-                }
-                self.out
-                    .extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8]);
-            }
-            2 => {
-                if acc & 0xffff != 0 {
-                    return Err(B64Error::NonCanonical {
-                        offset: offset.saturating_sub(2),
-                    });
-                }
-                self.out.push((acc >> 16) as u8);
-            }
-            _ => return Err(B64Error::BadLength),
-        }
-        self.acc = 0;
-        self.n = 0;
-        self.pad = u8::MAX;
-        Ok(())
-    }
-
-    /// Decodes the leading whole quanta of alphabet characters of `chars` (when the decoder is
-    /// between quanta and has seen no padding); returns how many characters it consumed. The
-    /// caller feeds whatever stops it (padding, a partial quantum, a bad byte) to
-    /// [`Decoder::push`], which reports it.
-    #[inline]
-    fn push_quanta(&mut self, chars: &[u8]) -> usize {
-        if self.n != 0 || self.pad != 0 {
-            return 0;
-        }
-        let quanta = chars.len() / 4;
-        let start = self.out.len();
-        self.out.resize(start + quanta * 3, 0);
-        let mut done = 0;
-        for (src, dst) in chars[..quanta * 4]
-            .chunks_exact(4)
-            .zip(self.out[start..].chunks_exact_mut(3))
-        {
-            let (a, b, c, d) = (
-                DECODE[src[0] as usize],
-                DECODE[src[1] as usize],
-                DECODE[src[2] as usize],
-                DECODE[src[3] as usize],
-            );
-            if (a | b | c | d) >= 64 {
-                break;
-            }
-            let v =
-                (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
-            dst[0] = (v >> 16) as u8;
-            dst[1] = (v >> 8) as u8;
-            dst[2] = v as u8;
-            done += 1;
-        }
-        self.out.truncate(start + done * 3);
-        done * 4
     }
 
     /// Feeds one line of a PEM body (columns counted from `offset`). Spaces, tabs and carriage
-    /// returns are skipped, as Go's `encoding/pem` does. A fast path decodes whole quanta of
-    /// alphabet characters; anything else goes through [`Decoder::push`]. Returns the number of
-    /// significant characters consumed.
-    #[inline]
+    /// returns are skipped, as Go's `encoding/pem` does. Returns the number of significant
+    /// characters consumed.
     pub(crate) fn push_line(&mut self, line: &[u8], offset: usize) -> Result<usize, B64Error> {
-        let mut i = 0;
+        // A quantum begun on an earlier line is reported at the start of this one.
+        self.carry_at[..self.carry_len].fill(offset);
         let mut consumed = 0;
-        while i < line.len() {
-            let done = self.push_quanta(&line[i..]);
-            i += done;
-            consumed += done;
-            // One character the slow way (blank, padding, error, or a partial quantum).
-            let Some(&byte) = line.get(i) else { break };
-            if !matches!(byte, b' ' | b'\t' | b'\r') {
-                self.push(byte, offset + i)?;
-                consumed += 1;
-            }
-            i += 1;
+        let mut start = 0;
+        for run in line.split(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+            self.feed(run, offset + start)?;
+            consumed += run.len();
+            start += run.len() + 1;
         }
         Ok(consumed)
     }
 
+    /// Feeds significant characters (no blanks allowed) found at `offset`.
+    fn feed(&mut self, chars: &[u8], offset: usize) -> Result<(), B64Error> {
+        let mut i = 0;
+        while self.carry_len > 0 && i < chars.len() {
+            self.carry_push(chars[i], offset + i)?;
+            i += 1;
+        }
+        let whole = (chars.len() - i) / 4 * 4;
+        if whole > 0 {
+            if self.ended {
+                return Err(B64Error::BadChar {
+                    offset: offset + i,
+                    byte: chars[i],
+                });
+            }
+            self.decode_quanta(&chars[i..i + whole], offset + i)?;
+            i += whole;
+        }
+        for (k, &b) in chars[i..].iter().enumerate() {
+            self.carry_push(b, offset + i + k)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes whole quanta with the `base64` crate, mapping its verdict to a position.
+    fn decode_quanta(&mut self, quanta: &[u8], offset: usize) -> Result<(), B64Error> {
+        match STANDARD.decode_vec(quanta, &mut self.out) {
+            Ok(()) => {
+                self.ended = quanta.last() == Some(&b'=');
+                Ok(())
+            }
+            Err(e) => Err(locate(quanta, e, |k| offset + k)),
+        }
+    }
+
+    /// Gathers one character of a quantum the input split, checking it as it comes so an
+    /// error names the line it is on.
+    fn carry_push(&mut self, byte: u8, offset: usize) -> Result<(), B64Error> {
+        let padded = self.carry[..self.carry_len].contains(&b'=');
+        let fits = if byte == b'=' {
+            self.carry_len >= 2
+        } else {
+            is_alphabet(byte) && !padded
+        };
+        if self.ended || !fits {
+            return Err(B64Error::BadChar { offset, byte });
+        }
+        self.carry[self.carry_len] = byte;
+        self.carry_at[self.carry_len] = offset;
+        self.carry_len += 1;
+        if self.carry_len == 4 {
+            self.carry_len = 0;
+            let (quantum, at) = (self.carry, self.carry_at);
+            if let Err(e) = STANDARD.decode_vec(quantum, &mut self.out) {
+                return Err(locate(&quantum, e, |k| at[k.min(3)]));
+            }
+            self.ended = quantum[3] == b'=';
+        }
+        Ok(())
+    }
+
     /// Ends the input. Unpadded trailing characters are refused.
     pub(crate) fn finish(self) -> Result<Vec<u8>, B64Error> {
-        if self.n != 0 {
+        if self.carry_len != 0 {
             return Err(B64Error::BadLength);
         }
         Ok(self.out)
     }
 }
 
-/// Decodes a whole base64 text strictly, ignoring nothing (no whitespace allowed).
-#[cfg_attr(not(test), allow(dead_code))] // used by the Istio secret reader
-pub(crate) fn decode(text: &[u8]) -> Result<Vec<u8>, B64Error> {
-    let mut d = Decoder::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        // Whole quanta at once; the character that stops the fast path goes through `push`
-        // (padding, or the error with its offset).
-        i += d.push_quanta(&text[i..]);
-        if let Some(&b) = text.get(i) {
-            d.push(b, i)?;
-            i += 1;
+fn is_alphabet(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
+}
+
+/// Where the `base64` crate's refusal of `quanta` points, as [`B64Error`] with `at` mapping
+/// an index of `quanta` to the caller's offset. A `=` the crate calls invalid is either
+/// misplaced (fewer than two data characters before it in its quantum: the `=` is the error)
+/// or in its place with data after it (the first character after the padding is the error).
+fn locate(quanta: &[u8], e: base64::DecodeError, at: impl Fn(usize) -> usize) -> B64Error {
+    match e {
+        base64::DecodeError::InvalidByte(k, b'=') if k % 4 >= 2 => {
+            let after = quanta[k..].iter().position(|&c| c != b'=');
+            match after {
+                Some(n) => B64Error::BadChar {
+                    offset: at(k + n),
+                    byte: quanta[k + n],
+                },
+                None => B64Error::BadLength,
+            }
+        }
+        base64::DecodeError::InvalidByte(k, byte) => B64Error::BadChar {
+            offset: at(k),
+            byte,
+        },
+        base64::DecodeError::InvalidLastSymbol(k, _) => B64Error::NonCanonical { offset: at(k) },
+        base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidPadding => {
+            B64Error::BadLength
         }
     }
+}
+
+/// Decodes a whole base64 text strictly, ignoring nothing (no whitespace allowed).
+pub(crate) fn decode(text: &[u8]) -> Result<Vec<u8>, B64Error> {
+    let mut d = Decoder::with_capacity(text.len());
+    d.feed(text, 0)?;
     d.finish()
 }
 
 /// Encodes bytes as one line of padded standard base64.
 pub(crate) fn encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = [
-            ALPHABET[(v >> 18) as usize & 63],
-            ALPHABET[(v >> 12) as usize & 63],
-            ALPHABET[(v >> 6) as usize & 63],
-            ALPHABET[v as usize & 63],
-        ];
-        let keep = chunk.len() + 1;
-        for (i, c) in chars.iter().enumerate() {
-            out.push(if i < keep { *c as char } else { '=' });
-        }
-    }
-    out
+    STANDARD.encode(data)
 }
 
 #[cfg(test)]
@@ -264,7 +210,7 @@ mod tests {
         assert_eq!(decode(b"Zm9").unwrap_err(), B64Error::BadLength);
         assert!(matches!(
             decode(b"Zh=="),
-            Err(B64Error::NonCanonical { .. })
+            Err(B64Error::NonCanonical { offset: 1 })
         ));
         assert!(matches!(
             decode(b"Zg==Zg=="),
@@ -282,5 +228,87 @@ mod tests {
             decode(b"===="),
             Err(B64Error::BadChar { offset: 0, .. })
         ));
+        assert!(matches!(
+            decode(b"Zm9v Zg=="),
+            Err(B64Error::BadChar {
+                offset: 4,
+                byte: b' '
+            })
+        ));
+    }
+
+    /// Quanta split across lines and blanks decode as one text; errors keep their column.
+    #[test]
+    fn lines_and_blanks() {
+        let text = encode(&(0u8..=200).collect::<Vec<_>>());
+        for cut in [1usize, 3, 5, 7, 63, 64, 65] {
+            let mut d = Decoder::with_capacity(text.len());
+            let mut n = 0;
+            for line in text.as_bytes().chunks(cut) {
+                let spaced: Vec<u8> = line.iter().flat_map(|&b| [b, b' ']).collect();
+                n += d.push_line(&spaced, 0).unwrap();
+            }
+            assert_eq!(n, text.len());
+            assert_eq!(
+                d.finish().unwrap(),
+                (0u8..=200).collect::<Vec<_>>(),
+                "cut {cut}"
+            );
+        }
+        let mut d = Decoder::with_capacity(8);
+        d.push_line(b"MA", 0).unwrap();
+        assert_eq!(
+            d.push_line(b"A*", 0).unwrap_err(),
+            B64Error::BadChar {
+                offset: 1,
+                byte: b'*'
+            }
+        );
+        let mut d = Decoder::with_capacity(8);
+        d.push_line(b"MAA=", 0).unwrap();
+        assert_eq!(
+            d.push_line(b"  MAAA", 0).unwrap_err(),
+            B64Error::BadChar {
+                offset: 2,
+                byte: b'M'
+            }
+        );
+        let mut d = Decoder::with_capacity(8);
+        d.push_line(b"MA", 0).unwrap();
+        d.push_line(b"A=", 0).unwrap();
+        assert!(d.push_line(b"A", 0).is_err());
+    }
+
+    proptest::proptest! {
+        /// Line by line, with blanks anywhere, the decoder accepts exactly what the `base64`
+        /// crate accepts of the significant characters joined, with the same bytes, and
+        /// never panics: whatever the cuts, the blanks, or a character overwritten.
+        #[test]
+        fn agrees_with_the_crate_on_the_joined_text(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            cuts in proptest::collection::vec(1usize..9, 1..8),
+            blank_every in 0usize..7,
+            poke in proptest::option::of((0usize..64, proptest::sample::select(b"A/+=*- \r".to_vec()))),
+        ) {
+            let mut text = encode(&data).into_bytes();
+            if let Some((at, b)) = poke && !text.is_empty() {
+                let at = at % text.len();
+                text[at] = b;
+            }
+            let joined: Vec<u8> = text.iter().copied().filter(|b| !matches!(b, b' ' | b'\r')).collect();
+            let mut d = Decoder::with_capacity(text.len());
+            let mut rest = &text[..];
+            let mut ok = true;
+            for (n, cut) in cuts.iter().cycle().enumerate() {
+                if rest.is_empty() { break; }
+                let (line, tail) = rest.split_at((*cut).min(rest.len()));
+                rest = tail;
+                let mut spaced = line.to_vec();
+                if blank_every > 0 && n % blank_every == 0 { spaced.insert(spaced.len() / 2, b'\t'); }
+                if d.push_line(&spaced, 0).is_err() { ok = false; break; }
+            }
+            let ours = if ok { d.finish().ok() } else { None };
+            proptest::prop_assert_eq!(ours, STANDARD.decode(&joined).ok());
+        }
     }
 }

@@ -269,16 +269,14 @@ impl PrivateKey {
         block: usize,
         line: usize,
     ) -> Result<PrivateKey, KeyError> {
-        let malformed = |detail: String| KeyError::Malformed {
+        let at = Where {
             format,
             block,
             line,
-            detail,
         };
-        let derr = |e: derwalk::DerError| malformed(e.to_string());
         match format {
             KeyFormat::Pkcs1 => {
-                let public = rsa_public_from_pkcs1(der).map_err(derr)?;
+                let public = rsa_public_from_pkcs1(der).map_err(at.der())?;
                 Ok(PrivateKey {
                     algorithm: rsa_algorithm(&public),
                     format,
@@ -287,7 +285,7 @@ impl PrivateKey {
                 })
             }
             KeyFormat::Sec1 => {
-                let (curve, public) = sec1_parts(der).map_err(derr)?;
+                let (curve, public) = sec1_parts(der).map_err(at.der())?;
                 let algorithm = curve_algorithm(curve.as_deref()).ok_or_else(|| {
                     KeyError::Unsupported(
                         "EC curve other than P-256 and P-384 (or missing curve)".to_owned(),
@@ -302,105 +300,7 @@ impl PrivateKey {
                     public: PublicKey::Raw(public),
                 })
             }
-            KeyFormat::Pkcs8 => {
-                let mut w = Walker::new(der);
-                let seq = w
-                    .expect(tag::SEQUENCE, "expected PrivateKeyInfo SEQUENCE")
-                    .map_err(derr)?;
-                w.finish("trailing data after PrivateKeyInfo")
-                    .map_err(derr)?;
-                let mut s = seq.walker();
-                let version =
-                    derwalk::small_uint(&s.expect(tag::INTEGER, "expected version").map_err(derr)?)
-                        .map_err(derr)?;
-                if version > 1 {
-                    return Err(malformed(format!("unknown PKCS#8 version {version}")));
-                }
-                let alg = s
-                    .expect(tag::SEQUENCE, "expected privateKeyAlgorithm")
-                    .map_err(derr)?;
-                let private = s
-                    .expect(tag::OCTET_STRING, "expected privateKey OCTET STRING")
-                    .map_err(derr)?;
-                s.optional(tag::explicit(0)).map_err(derr)?;
-                let public_v2 = s.optional(tag::implicit(1)).map_err(derr)?;
-                s.finish("trailing data in PrivateKeyInfo").map_err(derr)?;
-                let mut a = alg.walker();
-                let alg_oid = a.expect(tag::OID, "expected algorithm OID").map_err(derr)?;
-                let params = if a.is_empty() {
-                    None
-                } else {
-                    Some(a.any().map_err(derr)?)
-                };
-                match alg_oid.value {
-                    oid::RSA_ENCRYPTION => {
-                        let public = rsa_public_from_pkcs1(private.value).map_err(derr)?;
-                        Ok(PrivateKey {
-                            algorithm: rsa_algorithm(&public),
-                            format,
-                            pkcs8: Zeroizing::new(der.to_vec()),
-                            public,
-                        })
-                    }
-                    oid::EC_PUBLIC_KEY => {
-                        let outer_curve = match params {
-                            Some(p) if p.tag == tag::OID => p.value.to_vec(),
-                            _ => {
-                                return Err(KeyError::Unsupported(
-                                    "EC key without a named curve".to_owned(),
-                                ));
-                            }
-                        };
-                        let (inner_curve, public) = sec1_parts(private.value).map_err(derr)?;
-                        if inner_curve.as_deref().is_some_and(|c| c != outer_curve) {
-                            return Err(malformed(
-                                "curve in ECPrivateKey differs from the PKCS#8 algorithm"
-                                    .to_owned(),
-                            ));
-                        }
-                        let algorithm = curve_algorithm(Some(&outer_curve)).ok_or_else(|| {
-                            KeyError::Unsupported("EC curve other than P-256 and P-384".to_owned())
-                        })?;
-                        let public = public.ok_or(KeyError::EcWithoutPublicKey)?;
-                        Ok(PrivateKey {
-                            algorithm,
-                            format,
-                            pkcs8: Zeroizing::new(der.to_vec()),
-                            public: PublicKey::Raw(public),
-                        })
-                    }
-                    oid::ED25519 => {
-                        let mut inner = Walker::new(private.value);
-                        let seed = inner
-                            .expect(tag::OCTET_STRING, "expected CurvePrivateKey")
-                            .map_err(derr)?;
-                        inner
-                            .finish("trailing data in CurvePrivateKey")
-                            .map_err(derr)?;
-                        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed.value)
-                            .map_err(|_| malformed("Ed25519 seed is not 32 bytes".to_owned()))?;
-                        use ring::signature::KeyPair;
-                        let public = pair.public_key().as_ref().to_vec();
-                        if let Some(p) = public_v2 {
-                            if derwalk::bit_string_octets(&p).map_err(derr)? != public.as_slice() {
-                                return Err(malformed(
-                                    "Ed25519 public key does not match its seed".to_owned(),
-                                ));
-                            }
-                        }
-                        Ok(PrivateKey {
-                            algorithm: KeyAlgorithm::Ed25519,
-                            format,
-                            pkcs8: Zeroizing::new(der.to_vec()),
-                            public: PublicKey::Raw(public),
-                        })
-                    }
-                    other => Err(KeyError::Unsupported(format!(
-                        "key algorithm {}",
-                        oid::dotted(other)
-                    ))),
-                }
-            }
+            KeyFormat::Pkcs8 => from_pkcs8_at(der, &at),
         }
     }
 
@@ -479,6 +379,134 @@ fn curve_algorithm(curve: Option<&[u8]>) -> Option<KeyAlgorithm> {
         oid::P384 => Some(KeyAlgorithm::EcP384),
         _ => None,
     }
+}
+
+/// Where a key came from, for its errors.
+struct Where {
+    format: KeyFormat,
+    block: usize,
+    line: usize,
+}
+
+impl Where {
+    fn malformed(&self, detail: impl Into<String>) -> KeyError {
+        KeyError::Malformed {
+            format: self.format,
+            block: self.block,
+            line: self.line,
+            detail: detail.into(),
+        }
+    }
+
+    fn der(&self) -> impl Fn(derwalk::DerError) -> KeyError + '_ {
+        move |e| self.malformed(e.to_string())
+    }
+}
+
+/// A PKCS#8 PrivateKeyInfo (v1, or v2 with the public key): RSA, EC or Ed25519.
+fn from_pkcs8_at(der: &[u8], at: &Where) -> Result<PrivateKey, KeyError> {
+    let derr = at.der();
+    let mut w = Walker::new(der);
+    let seq = w
+        .expect(tag::SEQUENCE, "expected PrivateKeyInfo SEQUENCE")
+        .map_err(&derr)?;
+    w.finish("trailing data after PrivateKeyInfo")
+        .map_err(&derr)?;
+    let mut s = seq.walker();
+    let version = derwalk::small_uint(&s.expect(tag::INTEGER, "expected version").map_err(&derr)?)
+        .map_err(&derr)?;
+    if version > 1 {
+        return Err(at.malformed(format!("unknown PKCS#8 version {version}")));
+    }
+    let alg = s
+        .expect(tag::SEQUENCE, "expected privateKeyAlgorithm")
+        .map_err(&derr)?;
+    let private = s
+        .expect(tag::OCTET_STRING, "expected privateKey OCTET STRING")
+        .map_err(&derr)?;
+    s.optional(tag::explicit(0)).map_err(&derr)?;
+    let public_v2 = s.optional(tag::implicit(1)).map_err(&derr)?;
+    s.finish("trailing data in PrivateKeyInfo").map_err(&derr)?;
+    let mut a = alg.walker();
+    let alg_oid = a
+        .expect(tag::OID, "expected algorithm OID")
+        .map_err(&derr)?;
+    let params = if a.is_empty() {
+        None
+    } else {
+        Some(a.any().map_err(&derr)?)
+    };
+    let (algorithm, public) = match alg_oid.value {
+        oid::RSA_ENCRYPTION => {
+            let public = rsa_public_from_pkcs1(private.value).map_err(&derr)?;
+            (rsa_algorithm(&public), public)
+        }
+        oid::EC_PUBLIC_KEY => pkcs8_ec(params, private.value, at)?,
+        oid::ED25519 => pkcs8_ed25519(private.value, public_v2, at)?,
+        other => {
+            return Err(KeyError::Unsupported(format!(
+                "key algorithm {}",
+                oid::dotted(other)
+            )));
+        }
+    };
+    Ok(PrivateKey {
+        algorithm,
+        format: at.format,
+        pkcs8: Zeroizing::new(der.to_vec()),
+        public,
+    })
+}
+
+/// The EC key inside a PKCS#8 document: the curve named by the algorithm parameters, and the
+/// ECPrivateKey's (which must agree when present).
+fn pkcs8_ec(
+    params: Option<derwalk::Tlv<'_>>,
+    private: &[u8],
+    at: &Where,
+) -> Result<(KeyAlgorithm, PublicKey), KeyError> {
+    let outer_curve = match params {
+        Some(p) if p.tag == tag::OID => p.value.to_vec(),
+        _ => {
+            return Err(KeyError::Unsupported(
+                "EC key without a named curve".to_owned(),
+            ));
+        }
+    };
+    let (inner_curve, public) = sec1_parts(private).map_err(at.der())?;
+    if inner_curve.as_deref().is_some_and(|c| c != outer_curve) {
+        return Err(at.malformed("curve in ECPrivateKey differs from the PKCS#8 algorithm"));
+    }
+    let algorithm = curve_algorithm(Some(&outer_curve))
+        .ok_or_else(|| KeyError::Unsupported("EC curve other than P-256 and P-384".to_owned()))?;
+    let public = public.ok_or(KeyError::EcWithoutPublicKey)?;
+    Ok((algorithm, PublicKey::Raw(public)))
+}
+
+/// The Ed25519 key inside a PKCS#8 document: its seed, and the public key a v2 document
+/// carries, which must be the seed's.
+fn pkcs8_ed25519(
+    private: &[u8],
+    public_v2: Option<derwalk::Tlv<'_>>,
+    at: &Where,
+) -> Result<(KeyAlgorithm, PublicKey), KeyError> {
+    use ring::signature::KeyPair;
+    let mut inner = Walker::new(private);
+    let seed = inner
+        .expect(tag::OCTET_STRING, "expected CurvePrivateKey")
+        .map_err(at.der())?;
+    inner
+        .finish("trailing data in CurvePrivateKey")
+        .map_err(at.der())?;
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed.value)
+        .map_err(|_| at.malformed("Ed25519 seed is not 32 bytes"))?;
+    let public = pair.public_key().as_ref().to_vec();
+    if let Some(p) = public_v2
+        && derwalk::bit_string_octets(&p).map_err(at.der())? != public.as_slice()
+    {
+        return Err(at.malformed("Ed25519 public key does not match its seed"));
+    }
+    Ok((KeyAlgorithm::Ed25519, PublicKey::Raw(public)))
 }
 
 /// The public (n, e) of an RSAPrivateKey, after checking its structure.

@@ -491,130 +491,159 @@ impl<'a> Blocks<'a> {
                 Ok(Some(Boundary::Begin(label))) => break (line.start, label),
             }
         };
-        let begin_line = self.line;
-        let block = self.index;
-        let label_owned = || label.to_owned();
         // Size the output once: the body runs up to the next END boundary (or the end).
         static END_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
             std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"-----END"));
         let body_len = END_FINDER
             .find(&input[self.pos..])
             .unwrap_or(input.len() - self.pos);
-        let mut decoder = b64::Decoder::with_capacity(body_len);
-        // (line, column base) of every body line, to map decoder offsets back.
-        let mut body_chars = 0usize;
-        let mut first_body_line = true;
+        let mut open = Open {
+            label,
+            block: self.index,
+            begin_line: self.line,
+            decoder: b64::Decoder::with_capacity(body_len),
+            body_chars: 0,
+        };
         loop {
             let Some(line) = next_line(input, self.pos) else {
                 return Some(Err(PemError::MissingEnd {
-                    label: label_owned(),
-                    block,
-                    line: begin_line,
+                    label: label.to_owned(),
+                    block: open.block,
+                    line: open.begin_line,
                 }));
             };
             self.line += 1;
             self.pos = line.next;
-            match boundary(line.content, self.line) {
-                Err(e) => return Some(Err(e)),
-                Ok(Some(Boundary::Begin(second))) => {
-                    return Some(Err(PemError::NestedBegin {
-                        label: second.to_owned(),
-                        line: self.line,
-                        block,
-                        open_label: label_owned(),
-                        open_line: begin_line,
-                    }));
-                }
+            let step = match boundary(line.content, self.line) {
+                Err(e) => Err(e),
+                Ok(Some(Boundary::Begin(second))) => Err(PemError::NestedBegin {
+                    label: second.to_owned(),
+                    line: self.line,
+                    block: open.block,
+                    open_label: label.to_owned(),
+                    open_line: open.begin_line,
+                }),
                 Ok(Some(Boundary::End(end_label))) => {
-                    if end_label != label {
-                        return Some(Err(PemError::LabelMismatch {
-                            expected: label_owned(),
-                            found: end_label.to_owned(),
-                            block,
-                            begin_line,
-                            line: self.line,
-                        }));
-                    }
-                    if body_chars == 0 {
-                        return Some(Err(PemError::EmptyBody {
-                            label: label_owned(),
-                            block,
-                            line: begin_line,
-                        }));
-                    }
-                    let der = match decoder.finish() {
-                        Ok(der) => der,
-                        Err(_) => {
-                            return Some(Err(PemError::BadBase64Length {
-                                label: label_owned(),
-                                block,
-                                line: self.line,
-                            }));
-                        }
-                    };
-                    let label = Label::from_text(label);
-                    if let Err(reason) = check_der_frame(&der) {
-                        return Some(Err(PemError::BadDer {
-                            label: label.as_str().to_owned(),
-                            block,
-                            line: begin_line,
-                            reason,
-                        }));
-                    }
-                    self.index += 1;
                     let span = begin..line.next;
-                    return Some(Ok(PemBlock {
-                        label,
-                        index: block,
-                        begin_line,
-                        end_line: self.line,
-                        text: &input[span.clone()],
-                        span,
-                        der,
-                    }));
-                }
-                Ok(None) => {
-                    let content = line.content;
-                    if first_body_line {
-                        first_body_line = false;
-                        if let Some(colon) = content.iter().position(|&c| c == b':') {
-                            let header =
-                                String::from_utf8_lossy(trim_start(&content[..colon])).into_owned();
-                            return Some(Err(PemError::Headers {
-                                label: label_owned(),
-                                block,
-                                header,
-                                line: self.line,
-                            }));
-                        }
+                    let text = &input[span.clone()];
+                    let done = open.close(end_label, self.line, span, text);
+                    if done.is_ok() {
+                        self.index += 1;
                     }
-                    match decoder.push_line(content, 0) {
-                        Ok(n) => body_chars += n,
-                        Err(e) => {
-                            let (label, line) = (label_owned(), self.line);
-                            return Some(Err(match e {
-                                B64Error::BadChar { offset, byte } => PemError::BadBase64 {
-                                    label,
-                                    block,
-                                    ch: char::from(byte),
-                                    line,
-                                    column: offset + 1,
-                                },
-                                B64Error::NonCanonical { offset } => PemError::NonCanonicalBase64 {
-                                    label,
-                                    block,
-                                    line,
-                                    column: offset + 1,
-                                },
-                                B64Error::BadLength => {
-                                    PemError::BadBase64Length { label, block, line }
-                                }
-                            }));
-                        }
-                    }
+                    return Some(done);
                 }
+                Ok(None) => open.body_line(line.content, self.line),
+            };
+            if let Err(e) = step {
+                return Some(Err(e));
             }
         }
+    }
+}
+
+/// A block between its BEGIN line and its END line.
+struct Open<'a> {
+    label: &'a str,
+    block: usize,
+    begin_line: usize,
+    decoder: b64::Decoder,
+    /// Significant base64 characters so far (none yet: the next body line may be a header).
+    body_chars: usize,
+}
+
+impl<'a> Open<'a> {
+    /// One line of the body, number `line`: RFC 1421 headers are refused on the first one,
+    /// then the base64 goes to the decoder, whose offsets become columns.
+    fn body_line(&mut self, content: &[u8], line: usize) -> Result<(), PemError> {
+        let (label, block) = (|| self.label.to_owned(), self.block);
+        if self.body_chars == 0
+            && let Some(colon) = content.iter().position(|&c| c == b':')
+        {
+            let header = String::from_utf8_lossy(trim_start(&content[..colon])).into_owned();
+            return Err(PemError::Headers {
+                label: label(),
+                block,
+                header,
+                line,
+            });
+        }
+        match self.decoder.push_line(content, 0) {
+            Ok(n) => {
+                self.body_chars += n;
+                Ok(())
+            }
+            Err(B64Error::BadChar { offset, byte }) => Err(PemError::BadBase64 {
+                label: label(),
+                block,
+                ch: char::from(byte),
+                line,
+                column: offset + 1,
+            }),
+            Err(B64Error::NonCanonical { offset }) => Err(PemError::NonCanonicalBase64 {
+                label: label(),
+                block,
+                line,
+                column: offset + 1,
+            }),
+            Err(B64Error::BadLength) => Err(PemError::BadBase64Length {
+                label: label(),
+                block,
+                line,
+            }),
+        }
+    }
+
+    /// The END line (number `line`, labelled `end_label`) closes the block spanning `span`.
+    fn close(
+        self,
+        end_label: &str,
+        line: usize,
+        span: Range<usize>,
+        text: &'a [u8],
+    ) -> Result<PemBlock<'a>, PemError> {
+        let (block, begin_line) = (self.block, self.begin_line);
+        if end_label != self.label {
+            return Err(PemError::LabelMismatch {
+                expected: self.label.to_owned(),
+                found: end_label.to_owned(),
+                block,
+                begin_line,
+                line,
+            });
+        }
+        if self.body_chars == 0 {
+            return Err(PemError::EmptyBody {
+                label: self.label.to_owned(),
+                block,
+                line: begin_line,
+            });
+        }
+        let der = self
+            .decoder
+            .finish()
+            .map_err(|_| PemError::BadBase64Length {
+                label: self.label.to_owned(),
+                block,
+                line,
+            })?;
+        let label = Label::from_text(self.label);
+        if let Err(reason) = check_der_frame(&der) {
+            return Err(PemError::BadDer {
+                label: label.as_str().to_owned(),
+                block,
+                line: begin_line,
+                reason,
+            });
+        }
+        Ok(PemBlock {
+            label,
+            index: block,
+            begin_line,
+            end_line: line,
+            text,
+            span,
+            der,
+        })
     }
 }
 
