@@ -28,10 +28,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use tempfile::TempPath;
 use zeroize::Zeroizing;
 
 /// Permissions of certificates and bundles.
@@ -185,8 +186,10 @@ pub(crate) type Hook<'a> = dyn FnMut(Step, &Path) -> io::Result<()> + 'a;
 struct Plan<'a> {
     file: &'a OutFile,
     dir: PathBuf,
-    temp: Option<PathBuf>,
-    backup: Option<PathBuf>,
+    /// Deleted when dropped: a failed write leaves no temporary file behind.
+    temp: Option<TempPath>,
+    /// Deleted when dropped, unless a rollback puts it back in place.
+    backup: Option<TempPath>,
     committed: bool,
     existed: bool,
 }
@@ -229,11 +232,7 @@ pub(crate) fn write_all_with(
     let result = stage_and_commit(&mut plans, &mut created_dirs, hook);
     match result {
         Ok(()) => {
-            for p in &mut plans {
-                if let Some(b) = p.backup.take() {
-                    let _ = fs::remove_file(b);
-                }
-            }
+            // The backups of replaced files are dropped (deleted) with `plans`.
             Ok(plans
                 .iter()
                 .map(|p| Written {
@@ -282,16 +281,25 @@ fn stage_and_commit(
     // 5. Move into place.
     for plan in plans.iter_mut() {
         let target = plan.file.path.clone();
-        let temp = plan.temp.clone().ok_or_else(|| FsError::NotAFile {
-            path: target.clone(),
-        })?;
         hook(Step::Commit, &target).map_err(io_err(&target, "rename into place"))?;
-        if plan.existed {
-            fs::rename(&temp, &target).map_err(io_err(&target, "rename into place"))?;
+        let Some(temp) = plan.temp.take() else {
+            return Err(FsError::NotAFile { path: target });
+        };
+        let moved = if plan.existed {
+            temp.persist(&target)
         } else {
-            commit_new(&temp, &target)?;
+            // No clobbering: renameat2(RENAME_NOREPLACE), or a hard link, which the kernel
+            // refuses if the name appeared since the check (a concurrent writer).
+            temp.persist_noclobber(&target)
+        };
+        if let Err(e) = moved {
+            plan.temp = Some(e.path);
+            return Err(if e.error.kind() == io::ErrorKind::AlreadyExists {
+                FsError::Exists { path: target }
+            } else {
+                io_err(&target, "rename into place")(e.error)
+            });
         }
-        plan.temp = None;
         plan.committed = true;
     }
     // 6. Make the renames durable.
@@ -303,30 +311,6 @@ fn stage_and_commit(
         sync_dir(dir)?;
     }
     Ok(())
-}
-
-/// Moves a temp file to a name that must not exist: a hard link fails if the name appeared
-/// since the check, so a concurrent writer is never clobbered. Falls back to a checked rename
-/// on file systems without hard links.
-fn commit_new(temp: &Path, target: &Path) -> Result<(), FsError> {
-    match fs::hard_link(temp, target) {
-        Ok(()) => {
-            // The target is in place; the temp name is only an extra link now.
-            let _ = fs::remove_file(temp);
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(FsError::Exists {
-            path: target.to_path_buf(),
-        }),
-        Err(_) => {
-            if fs::symlink_metadata(target).is_ok() {
-                return Err(FsError::Exists {
-                    path: target.to_path_buf(),
-                });
-            }
-            fs::rename(temp, target).map_err(io_err(target, "rename into place"))
-        }
-    }
 }
 
 fn create_dirs(dir: &Path, created: &mut Vec<PathBuf>, hook: &mut Hook<'_>) -> Result<(), FsError> {
@@ -356,30 +340,23 @@ fn create_dirs(dir: &Path, created: &mut Vec<PathBuf>, hook: &mut Hook<'_>) -> R
     Ok(())
 }
 
-fn unique_name(dir: &Path, target: &Path, kind: &str) -> PathBuf {
-    use ring::rand::SecureRandom;
-    let mut r = [0u8; 8];
-    // If the system RNG fails, the process id and the create_new retry keep names unique.
-    let _ = ring::rand::SystemRandom::new().fill(&mut r);
-    let suffix: String = r.iter().map(|b| format!("{b:02x}")).collect();
-    let base = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dir.join(format!(".{base}.{kind}-{}-{suffix}", std::process::id()))
-}
-
-fn open_new(path: &Path, mode: u32) -> io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    o.open(path)
+/// A tempfile builder for a hidden name next to `target` (`.NAME.XXXXXX.tmp`), so the final
+/// rename stays within one file system.
+fn builder_for<'a>(
+    target: &Path,
+    base: &'a mut String,
+    kind: &'a str,
+) -> tempfile::Builder<'a, 'a> {
+    *base = format!(
+        ".{}.",
+        target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let mut b = tempfile::Builder::new();
+    b.prefix(base.as_str()).suffix(kind);
+    b
 }
 
 fn set_mode(file: &File, mode: u32) -> io::Result<()> {
@@ -395,36 +372,36 @@ fn set_mode(file: &File, mode: u32) -> io::Result<()> {
     }
 }
 
-fn write_temp(file: &OutFile, dir: &Path, hook: &mut Hook<'_>) -> Result<PathBuf, FsError> {
+/// The complete contents in a temporary file created with the final mode (a key is never
+/// readable by others, even for an instant), fsynced.
+fn write_temp(file: &OutFile, dir: &Path, hook: &mut Hook<'_>) -> Result<TempPath, FsError> {
     let target = &file.path;
     hook(Step::CreateTemp, target).map_err(io_err(target, "create temporary file"))?;
-    let mut attempt = 0;
-    let (temp, mut f) = loop {
-        let temp = unique_name(dir, target, "tmp");
-        match open_new(&temp, file.mode()) {
-            Ok(f) => break (temp, f),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => attempt += 1,
-            Err(e) => return Err(io_err(target, "create temporary file")(e)),
-        }
-    };
+    let mut base = String::new();
+    let mut builder = builder_for(target, &mut base, ".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(file.mode()));
+    }
+    let mut temp = builder
+        .tempfile_in(dir)
+        .map_err(io_err(target, "create temporary file"))?;
     let res = (|| {
         hook(Step::WriteTemp, target)?;
         // The umask may have narrowed the creation mode; set exactly what the file must have.
-        set_mode(&f, file.mode())?;
-        f.write_all(&file.contents)?;
-        f.sync_all()
+        set_mode(temp.as_file(), file.mode())?;
+        temp.write_all(&file.contents)?;
+        temp.as_file().sync_all()
     })();
-    match res {
-        Ok(()) => Ok(temp),
-        Err(e) => {
-            drop(f);
-            let _ = fs::remove_file(&temp);
-            Err(io_err(target, "write temporary file")(e))
-        }
-    }
+    // On error `temp` is dropped here, which deletes it.
+    res.map_err(io_err(target, "write temporary file"))?;
+    Ok(temp.into_temp_path())
 }
 
-fn backup(target: &Path, dir: &Path, hook: &mut Hook<'_>) -> Result<PathBuf, FsError> {
+/// A second name for a file about to be replaced (a hard link, else a copy), so a failed
+/// write can put it back.
+fn backup(target: &Path, dir: &Path, hook: &mut Hook<'_>) -> Result<TempPath, FsError> {
     hook(Step::Backup, target).map_err(io_err(target, "back up existing file"))?;
     let meta = fs::symlink_metadata(target).map_err(io_err(target, "back up existing file"))?;
     if meta.is_dir() {
@@ -434,12 +411,12 @@ fn backup(target: &Path, dir: &Path, hook: &mut Hook<'_>) -> Result<PathBuf, FsE
             source: io::Error::other("is a directory"),
         });
     }
-    let b = unique_name(dir, target, "bak");
-    if fs::hard_link(target, &b).is_ok() {
-        return Ok(b);
-    }
-    fs::copy(target, &b)
-        .map(|_| b)
+    let mut base = String::new();
+    builder_for(target, &mut base, ".bak")
+        .make_in(dir, |name| {
+            fs::hard_link(target, name).or_else(|_| fs::copy(target, name).map(|_| ()))
+        })
+        .map(tempfile::NamedTempFile::into_temp_path)
         .map_err(io_err(target, "back up existing file"))
 }
 
@@ -462,13 +439,12 @@ fn sync_dir(dir: &Path) -> Result<(), FsError> {
 /// error that caused the rollback.
 fn rollback(plans: &mut [Plan<'_>], created_dirs: &[PathBuf]) {
     for plan in plans.iter_mut().rev() {
-        if let Some(t) = plan.temp.take() {
-            let _ = fs::remove_file(t);
-        }
+        // Dropping the temp path deletes the temporary file.
+        plan.temp = None;
         if plan.committed {
             match plan.backup.take() {
                 Some(b) => {
-                    let _ = fs::rename(&b, &plan.file.path);
+                    let _ = b.persist(&plan.file.path);
                 }
                 None => {
                     let _ = fs::remove_file(&plan.file.path);
@@ -476,9 +452,7 @@ fn rollback(plans: &mut [Plan<'_>], created_dirs: &[PathBuf]) {
             }
             plan.committed = false;
         }
-        if let Some(b) = plan.backup.take() {
-            let _ = fs::remove_file(b);
-        }
+        plan.backup = None;
     }
     for d in created_dirs.iter().rev() {
         let _ = fs::remove_dir(d);
@@ -486,224 +460,4 @@ fn rollback(plans: &mut [Plan<'_>], created_dirs: &[PathBuf]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    /// Every entry under `dir` with its bytes and mode: the whole observable state.
-    fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
-        let mut out = BTreeMap::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).unwrap() {
-                let e = e.unwrap();
-                let p = e.path();
-                let m = fs::symlink_metadata(&p).unwrap();
-                #[cfg(unix)]
-                let mode = {
-                    use std::os::unix::fs::PermissionsExt;
-                    m.permissions().mode() & 0o7777
-                };
-                #[cfg(not(unix))]
-                let mode = 0;
-                if m.is_dir() {
-                    out.insert(p.clone(), (b"<dir>".to_vec(), mode));
-                    stack.push(p);
-                } else {
-                    out.insert(p.clone(), (fs::read(&p).unwrap(), mode));
-                }
-            }
-        }
-        out
-    }
-
-    fn three(dir: &Path) -> Vec<OutFile> {
-        vec![
-            OutFile::public(dir.join("a/root-cert.pem"), b"cert A\n".to_vec()),
-            OutFile::secret(
-                dir.join("a/ca-key.pem"),
-                Zeroizing::new(b"secret key\n".to_vec()),
-            ),
-            OutFile::public(dir.join("b/c/chain.pem"), b"chain\n".to_vec()),
-        ]
-    }
-
-    #[cfg(unix)]
-    fn mode_of(p: &Path) -> u32 {
-        use std::os::unix::fs::PermissionsExt;
-        fs::metadata(p).unwrap().permissions().mode() & 0o7777
-    }
-
-    #[test]
-    fn writes_everything_with_exact_modes() {
-        let t = tempfile::tempdir().unwrap();
-        let files = three(t.path());
-        let w = write_all(&files, false).unwrap();
-        assert_eq!(w.len(), 3);
-        assert!(w.iter().all(|w| !w.replaced));
-        for f in &files {
-            assert_eq!(fs::read(f.path()).unwrap(), f.contents());
-            #[cfg(unix)]
-            assert_eq!(mode_of(f.path()), f.mode(), "{}", f.path().display());
-        }
-        // Nothing but the three files and two created directory levels.
-        let snap = snapshot(t.path());
-        assert_eq!(snap.len(), 3 + 3, "{:?}", snap.keys().collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn refuses_existing_without_force_and_changes_nothing() {
-        let t = tempfile::tempdir().unwrap();
-        fs::create_dir(t.path().join("a")).unwrap();
-        fs::write(t.path().join("a/ca-key.pem"), b"old").unwrap();
-        let before = snapshot(t.path());
-        let e = write_all(&three(t.path()), false).unwrap_err();
-        assert!(matches!(e, FsError::Exists { .. }), "{e}");
-        assert_eq!(e.path(), t.path().join("a/ca-key.pem"));
-        assert_eq!(snapshot(t.path()), before);
-    }
-
-    #[test]
-    fn force_replaces_and_reports_it() {
-        let t = tempfile::tempdir().unwrap();
-        fs::create_dir(t.path().join("a")).unwrap();
-        fs::write(t.path().join("a/ca-key.pem"), b"old").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // A world-readable old key: the new one must still be 0600.
-            fs::set_permissions(
-                t.path().join("a/ca-key.pem"),
-                fs::Permissions::from_mode(0o644),
-            )
-            .unwrap();
-        }
-        let w = write_all(&three(t.path()), true).unwrap();
-        assert_eq!(
-            w.iter().map(|w| w.replaced).collect::<Vec<_>>(),
-            [false, true, false]
-        );
-        assert_eq!(
-            fs::read(t.path().join("a/ca-key.pem")).unwrap(),
-            b"secret key\n"
-        );
-        #[cfg(unix)]
-        assert_eq!(mode_of(&t.path().join("a/ca-key.pem")), 0o600);
-        // No backup or temp left behind.
-        assert_eq!(snapshot(t.path()).len(), 6);
-    }
-
-    #[test]
-    fn duplicate_and_non_file_paths_are_refused() {
-        let t = tempfile::tempdir().unwrap();
-        let f = OutFile::public(t.path().join("x"), vec![]);
-        assert!(matches!(
-            write_all(&[f.clone(), f], false),
-            Err(FsError::Duplicate { .. })
-        ));
-        assert!(matches!(
-            write_all(&[OutFile::public("/", vec![])], true),
-            Err(FsError::NotAFile { .. })
-        ));
-        assert!(fs::read_dir(t.path()).unwrap().next().is_none());
-    }
-
-    #[test]
-    fn a_directory_in_the_way_fails_the_commit_and_restores_everything() {
-        // A real failure in the middle of a forced write: the second target is a directory,
-        // found after the first file's temp and backup were made.
-        let t = tempfile::tempdir().unwrap();
-        fs::create_dir_all(t.path().join("a/ca-key.pem")).unwrap();
-        fs::write(t.path().join("a/root-cert.pem"), b"old root").unwrap();
-        let before = snapshot(t.path());
-        let e = write_all(&three(t.path()), true).unwrap_err();
-        assert!(matches!(e, FsError::Io { .. }), "{e}");
-        assert_eq!(snapshot(t.path()), before);
-    }
-
-    #[test]
-    fn a_file_where_a_directory_must_go_fails_cleanly() {
-        let t = tempfile::tempdir().unwrap();
-        fs::write(t.path().join("b"), b"i am a file").unwrap();
-        let before = snapshot(t.path());
-        let e = write_all(&three(t.path()), false).unwrap_err();
-        assert!(matches!(e, FsError::Io { .. }), "{e}");
-        assert_eq!(snapshot(t.path()), before);
-    }
-
-    /// Injects a failure at every step of the write, in turn, with and without existing
-    /// files: the directory must always be left exactly as it was.
-    #[test]
-    fn failure_at_any_step_leaves_nothing() {
-        for force in [false, true] {
-            for n in 0.. {
-                let t = tempfile::tempdir().unwrap();
-                if force {
-                    fs::create_dir(t.path().join("a")).unwrap();
-                    fs::write(t.path().join("a/ca-key.pem"), b"old key").unwrap();
-                }
-                let before = snapshot(t.path());
-                let mut calls = 0;
-                let mut steps = Vec::new();
-                let res = write_all_with(&three(t.path()), force, &mut |step, _| {
-                    calls += 1;
-                    steps.push(step);
-                    if calls == n + 1 {
-                        Err(io::Error::other("injected"))
-                    } else {
-                        Ok(())
-                    }
-                });
-                match res {
-                    Err(e) => {
-                        assert!(e.to_string().contains("injected"), "{e}");
-                        assert_eq!(
-                            snapshot(t.path()),
-                            before,
-                            "force={force}, failed at step {n} ({:?})",
-                            steps.last()
-                        );
-                    }
-                    Ok(_) => {
-                        // Past the last step: every step was tried once.
-                        assert!(n > 5, "only {n} steps");
-                        assert!(steps.contains(&Step::Commit));
-                        assert!(steps.contains(&Step::SyncDir));
-                        assert_eq!(steps.contains(&Step::Backup), force);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn secret_temp_file_is_never_wider_than_0600() {
-        // Observe the temp file at the moment its bytes are written.
-        let t = tempfile::tempdir().unwrap();
-        let f = OutFile::secret(t.path().join("k.pem"), Zeroizing::new(b"k".to_vec()));
-        let dir = t.path().to_path_buf();
-        let mut seen = Vec::new();
-        write_all_with(std::slice::from_ref(&f), false, &mut |step, _| {
-            if step == Step::WriteTemp {
-                for e in fs::read_dir(&dir).unwrap() {
-                    seen.push(mode_of(&e.unwrap().path()));
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(seen.len(), 1);
-        assert_eq!(seen[0] & 0o077, 0, "temp mode {:o}", seen[0]);
-        assert_eq!(mode_of(f.path()), 0o600);
-    }
-
-    #[test]
-    fn debug_hides_contents() {
-        let f = OutFile::secret("k.pem", Zeroizing::new(b"TOPSECRET".to_vec()));
-        let d = format!("{f:?}");
-        assert!(!d.contains("TOPSECRET"), "{d}");
-        assert!(d.contains("600"), "{d}");
-    }
-}
+mod tests;
