@@ -11,12 +11,12 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-/// Why a base64 text was refused. Positions are offsets into the characters fed to the
-/// decoder (the caller maps them to lines and columns).
+/// Why a base64 text was refused. Offsets count the significant characters fed (blanks
+/// skipped by [`Decoder::push_line`] are not counted; the caller maps them back to a line and
+/// column, see [`column_of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum B64Error {
-    /// A byte outside the alphabet, a misplaced `=`, or data after the padding, at this
-    /// input offset.
+    /// A byte outside the alphabet, a misplaced `=`, or data after the padding.
     BadChar { offset: usize, byte: u8 },
     /// The number of characters is not a multiple of four, or padding is misplaced.
     BadLength,
@@ -24,141 +24,95 @@ pub(crate) enum B64Error {
     NonCanonical { offset: usize },
 }
 
-/// An incremental strict decoder: feed it lines (or whole texts), then call
-/// [`Decoder::finish`]. Whole quanta go to the `base64` crate straight from the input; only a
-/// quantum split by a line end or a blank is gathered first, four characters at most.
+/// A strict decoder fed line by line, then [`Decoder::finish`]ed. The significant characters
+/// (blanks removed) are gathered and the `base64` crate decodes them in one call: per-line
+/// calls, or bookkeeping per line, cost more than the decoding itself.
+#[derive(Default, Clone)]
 pub(crate) struct Decoder {
-    out: Vec<u8>,
-    /// Significant characters of a quantum the input split, and their offsets.
-    carry: [u8; 4],
-    carry_at: [usize; 4],
-    carry_len: usize,
-    /// A padded quantum ended the data: any further character is refused.
-    ended: bool,
+    /// Wiped when dropped: for a key's block, these characters encode the key.
+    chars: zeroize::Zeroizing<Vec<u8>>,
+}
+
+/// Never shows the characters: they may be a private key's.
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("chars", &self.chars.len())
+            .finish()
+    }
+}
+
+/// Spaces, tabs and carriage returns: skipped inside a PEM body, as Go's `encoding/pem` does.
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r')
 }
 
 impl Decoder {
-    pub(crate) fn with_capacity(chars: usize) -> Self {
-        Decoder {
-            out: Vec::with_capacity(chars / 4 * 3 + 3),
-            carry: [0; 4],
-            carry_at: [0; 4],
-            carry_len: 0,
-            ended: false,
-        }
+    /// Empties the decoder for the next text, keeping its buffer; `chars` is a hint of how
+    /// many characters will come.
+    pub(crate) fn reset(&mut self, chars: usize) {
+        self.chars.clear();
+        self.chars.reserve(chars);
     }
 
-    /// Feeds one line of a PEM body (columns counted from `offset`). Spaces, tabs and carriage
-    /// returns are skipped, as Go's `encoding/pem` does. Returns the number of significant
-    /// characters consumed.
-    pub(crate) fn push_line(&mut self, line: &[u8], offset: usize) -> Result<usize, B64Error> {
-        // A quantum begun on an earlier line is reported at the start of this one.
-        self.carry_at[..self.carry_len].fill(offset);
-        let mut consumed = 0;
-        let mut start = 0;
-        for run in line.split(|b| matches!(b, b' ' | b'\t' | b'\r')) {
-            self.feed(run, offset + start)?;
-            consumed += run.len();
-            start += run.len() + 1;
+    /// Feeds one line of a PEM body, blanks skipped. Returns the number of significant
+    /// characters.
+    pub(crate) fn push_line(&mut self, text: &[u8]) -> usize {
+        if memchr::memchr3(b' ', b'\t', b'\r', text).is_none() {
+            self.chars.extend_from_slice(text);
+            return text.len();
         }
-        Ok(consumed)
+        let before = self.chars.len();
+        self.chars
+            .extend(text.iter().copied().filter(|&b| !is_blank(b)));
+        self.chars.len() - before
     }
 
-    /// Feeds significant characters (no blanks allowed) found at `offset`.
-    fn feed(&mut self, chars: &[u8], offset: usize) -> Result<(), B64Error> {
-        let mut i = 0;
-        while self.carry_len > 0 && i < chars.len() {
-            self.carry_push(chars[i], offset + i)?;
-            i += 1;
-        }
-        let whole = (chars.len() - i) / 4 * 4;
-        if whole > 0 {
-            if self.ended {
-                return Err(B64Error::BadChar {
-                    offset: offset + i,
-                    byte: chars[i],
-                });
-            }
-            self.decode_quanta(&chars[i..i + whole], offset + i)?;
-            i += whole;
-        }
-        for (k, &b) in chars[i..].iter().enumerate() {
-            self.carry_push(b, offset + i + k)?;
-        }
-        Ok(())
-    }
-
-    /// Decodes whole quanta with the `base64` crate, mapping its verdict to a position.
-    fn decode_quanta(&mut self, quanta: &[u8], offset: usize) -> Result<(), B64Error> {
-        match STANDARD.decode_vec(quanta, &mut self.out) {
-            Ok(()) => {
-                self.ended = quanta.last() == Some(&b'=');
-                Ok(())
-            }
-            Err(e) => Err(locate(quanta, e, |k| offset + k)),
-        }
-    }
-
-    /// Gathers one character of a quantum the input split, checking it as it comes so an
-    /// error names the line it is on.
-    fn carry_push(&mut self, byte: u8, offset: usize) -> Result<(), B64Error> {
-        let padded = self.carry[..self.carry_len].contains(&b'=');
-        let fits = if byte == b'=' {
-            self.carry_len >= 2
-        } else {
-            is_alphabet(byte) && !padded
-        };
-        if self.ended || !fits {
-            return Err(B64Error::BadChar { offset, byte });
-        }
-        self.carry[self.carry_len] = byte;
-        self.carry_at[self.carry_len] = offset;
-        self.carry_len += 1;
-        if self.carry_len == 4 {
-            self.carry_len = 0;
-            let (quantum, at) = (self.carry, self.carry_at);
-            if let Err(e) = STANDARD.decode_vec(quantum, &mut self.out) {
-                return Err(locate(&quantum, e, |k| at[k.min(3)]));
-            }
-            self.ended = quantum[3] == b'=';
-        }
-        Ok(())
-    }
-
-    /// Ends the input. Unpadded trailing characters are refused.
-    pub(crate) fn finish(self) -> Result<Vec<u8>, B64Error> {
-        if self.carry_len != 0 {
-            return Err(B64Error::BadLength);
-        }
-        Ok(self.out)
+    /// Decodes everything fed since the last reset.
+    pub(crate) fn finish(&self) -> Result<Vec<u8>, B64Error> {
+        STANDARD
+            .decode(&self.chars[..])
+            .map_err(|e| locate(&self.chars, e))
     }
 }
 
-fn is_alphabet(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
+/// The column (0-based) in `line` of its significant character number `k` (blanks skipped),
+/// or `None` when the line holds `k` or fewer: then the caller moves on to the next line with
+/// `k` minus this line's count, which is returned as the error.
+pub(crate) fn column_of(line: &[u8], k: usize) -> Result<usize, usize> {
+    let mut seen = 0;
+    for (col, &b) in line.iter().enumerate() {
+        if is_blank(b) {
+            continue;
+        }
+        if seen == k {
+            return Ok(col);
+        }
+        seen += 1;
+    }
+    Err(k - seen)
 }
 
-/// Where the `base64` crate's refusal of `quanta` points, as [`B64Error`] with `at` mapping
-/// an index of `quanta` to the caller's offset. A `=` the crate calls invalid is either
-/// misplaced (fewer than two data characters before it in its quantum: the `=` is the error)
-/// or in its place with data after it (the first character after the padding is the error).
-fn locate(quanta: &[u8], e: base64::DecodeError, at: impl Fn(usize) -> usize) -> B64Error {
+/// Where the `base64` crate's refusal of `chars` points. A `=` the crate calls invalid is
+/// either misplaced (fewer than two data characters before it in its quantum: the `=` is the
+/// error) or in its place with data after it (the first character after the padding is).
+fn locate(chars: &[u8], e: base64::DecodeError) -> B64Error {
+    let bad = |k: usize| B64Error::BadChar {
+        offset: k,
+        byte: chars.get(k).copied().unwrap_or_default(),
+    };
     match e {
         base64::DecodeError::InvalidByte(k, b'=') if k % 4 >= 2 => {
-            let after = quanta[k..].iter().position(|&c| c != b'=');
-            match after {
-                Some(n) => B64Error::BadChar {
-                    offset: at(k + n),
-                    byte: quanta[k + n],
-                },
+            match chars
+                .get(k..)
+                .and_then(|rest| rest.iter().position(|&c| c != b'='))
+            {
+                Some(n) => bad(k + n),
                 None => B64Error::BadLength,
             }
         }
-        base64::DecodeError::InvalidByte(k, byte) => B64Error::BadChar {
-            offset: at(k),
-            byte,
-        },
-        base64::DecodeError::InvalidLastSymbol(k, _) => B64Error::NonCanonical { offset: at(k) },
+        base64::DecodeError::InvalidByte(k, _) => bad(k),
+        base64::DecodeError::InvalidLastSymbol(k, _) => B64Error::NonCanonical { offset: k },
         base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidPadding => {
             B64Error::BadLength
         }
@@ -167,9 +121,7 @@ fn locate(quanta: &[u8], e: base64::DecodeError, at: impl Fn(usize) -> usize) ->
 
 /// Decodes a whole base64 text strictly, ignoring nothing (no whitespace allowed).
 pub(crate) fn decode(text: &[u8]) -> Result<Vec<u8>, B64Error> {
-    let mut d = Decoder::with_capacity(text.len());
-    d.feed(text, 0)?;
-    d.finish()
+    STANDARD.decode(text).map_err(|e| locate(text, e))
 }
 
 /// Encodes bytes as one line of padded standard base64.
@@ -198,91 +150,63 @@ mod tests {
         assert_eq!(decode(b"Zg==").unwrap(), b"f");
     }
 
-    #[test]
-    fn rejects_bad_input() {
-        assert_eq!(
-            decode(b"Zm9v!A==").unwrap_err(),
-            B64Error::BadChar {
-                offset: 4,
-                byte: b'!'
-            }
-        );
-        assert_eq!(decode(b"Zm9").unwrap_err(), B64Error::BadLength);
-        assert!(matches!(
-            decode(b"Zh=="),
-            Err(B64Error::NonCanonical { offset: 1 })
-        ));
-        assert!(matches!(
-            decode(b"Zg==Zg=="),
-            Err(B64Error::BadChar { offset: 4, .. })
-        ));
-        assert!(matches!(
-            decode(b"Z==="),
-            Err(B64Error::BadChar { offset: 1, .. })
-        ));
-        assert!(matches!(
-            decode(b"Zg=a"),
-            Err(B64Error::BadChar { offset: 3, .. })
-        ));
-        assert!(matches!(
-            decode(b"===="),
-            Err(B64Error::BadChar { offset: 0, .. })
-        ));
-        assert!(matches!(
-            decode(b"Zm9v Zg=="),
-            Err(B64Error::BadChar {
-                offset: 4,
-                byte: b' '
-            })
-        ));
+    fn bad(offset: usize, byte: u8) -> B64Error {
+        B64Error::BadChar { offset, byte }
     }
 
-    /// Quanta split across lines and blanks decode as one text; errors keep their column.
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(decode(b"Zm9v!A==").unwrap_err(), bad(4, b'!'));
+        assert_eq!(decode(b"Zm9").unwrap_err(), B64Error::BadLength);
+        assert_eq!(
+            decode(b"Zh==").unwrap_err(),
+            B64Error::NonCanonical { offset: 1 }
+        );
+        assert_eq!(decode(b"Zg==Zg==").unwrap_err(), bad(4, b'Z'));
+        assert_eq!(decode(b"Z===").unwrap_err(), bad(1, b'='));
+        assert_eq!(decode(b"Zg=a").unwrap_err(), bad(3, b'a'));
+        assert_eq!(decode(b"====").unwrap_err(), bad(0, b'='));
+        assert_eq!(decode(b"Zm9v Zg==").unwrap_err(), bad(4, b' '));
+    }
+
+    /// Quanta split across lines and blanks decode as one text; offsets count significant
+    /// characters, and `column_of` finds them again.
     #[test]
     fn lines_and_blanks() {
-        let text = encode(&(0u8..=200).collect::<Vec<_>>());
+        let data: Vec<u8> = (0u8..=200).collect();
+        let text = encode(&data);
         for cut in [1usize, 3, 5, 7, 63, 64, 65] {
-            let mut d = Decoder::with_capacity(text.len());
+            let mut d = Decoder::default();
             let mut n = 0;
             for line in text.as_bytes().chunks(cut) {
                 let spaced: Vec<u8> = line.iter().flat_map(|&b| [b, b' ']).collect();
-                n += d.push_line(&spaced, 0).unwrap();
+                n += d.push_line(&spaced);
             }
             assert_eq!(n, text.len());
-            assert_eq!(
-                d.finish().unwrap(),
-                (0u8..=200).collect::<Vec<_>>(),
-                "cut {cut}"
-            );
+            assert_eq!(d.finish().unwrap(), data, "cut {cut}");
         }
-        let mut d = Decoder::with_capacity(8);
-        d.push_line(b"MA", 0).unwrap();
-        assert_eq!(
-            d.push_line(b"A*", 0).unwrap_err(),
-            B64Error::BadChar {
-                offset: 1,
-                byte: b'*'
-            }
-        );
-        let mut d = Decoder::with_capacity(8);
-        d.push_line(b"MAA=", 0).unwrap();
-        assert_eq!(
-            d.push_line(b"  MAAA", 0).unwrap_err(),
-            B64Error::BadChar {
-                offset: 2,
-                byte: b'M'
-            }
-        );
-        let mut d = Decoder::with_capacity(8);
-        d.push_line(b"MA", 0).unwrap();
-        d.push_line(b"A=", 0).unwrap();
-        assert!(d.push_line(b"A", 0).is_err());
+        let mut d = Decoder::default();
+        d.push_line(b"MA");
+        d.push_line(b" A*");
+        assert_eq!(d.finish().unwrap_err(), bad(3, b'*'));
+        assert_eq!(column_of(b"MA", 3), Err(1));
+        assert_eq!(column_of(b" A*", 1), Ok(2));
+        d.reset(0);
+        d.push_line(b"MAA=");
+        d.push_line(b"  MAAA\r");
+        assert_eq!(d.finish().unwrap_err(), bad(4, b'M'));
+        d.reset(0);
+        d.push_line(b"MA");
+        d.push_line(b"A=");
+        d.push_line(b"A");
+        assert!(d.finish().is_err());
     }
 
     proptest::proptest! {
         /// Line by line, with blanks anywhere, the decoder accepts exactly what the `base64`
         /// crate accepts of the significant characters joined, with the same bytes, and
-        /// never panics: whatever the cuts, the blanks, or a character overwritten.
+        /// never panics: whatever the cuts, the blanks, or a character overwritten. Every
+        /// refusal's offset is found again by `column_of` on the lines, at the byte it names.
         #[test]
         fn agrees_with_the_crate_on_the_joined_text(
             data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
@@ -295,20 +219,29 @@ mod tests {
                 let at = at % text.len();
                 text[at] = b;
             }
-            let joined: Vec<u8> = text.iter().copied().filter(|b| !matches!(b, b' ' | b'\r')).collect();
-            let mut d = Decoder::with_capacity(text.len());
+            let joined: Vec<u8> = text.iter().copied().filter(|&b| !is_blank(b)).collect();
+            let mut d = Decoder::default();
             let mut rest = &text[..];
-            let mut ok = true;
+            let mut lines = Vec::new();
             for (n, cut) in cuts.iter().cycle().enumerate() {
                 if rest.is_empty() { break; }
                 let (line, tail) = rest.split_at((*cut).min(rest.len()));
                 rest = tail;
                 let mut spaced = line.to_vec();
                 if blank_every > 0 && n % blank_every == 0 { spaced.insert(spaced.len() / 2, b'\t'); }
-                if d.push_line(&spaced, 0).is_err() { ok = false; break; }
+                d.push_line(&spaced);
+                lines.push(spaced);
             }
-            let ours = if ok { d.finish().ok() } else { None };
-            proptest::prop_assert_eq!(ours, STANDARD.decode(&joined).ok());
+            let ours = d.finish();
+            if let Err(B64Error::BadChar { offset, byte }) = ours {
+                let mut k = offset;
+                let found = lines.iter().find_map(|l| match column_of(l, k) {
+                    Ok(c) => Some(l[c]),
+                    Err(rest) => { k = rest; None }
+                });
+                proptest::prop_assert_eq!(found, Some(byte));
+            }
+            proptest::prop_assert_eq!(ours.ok(), STANDARD.decode(&joined).ok());
         }
     }
 }

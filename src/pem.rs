@@ -149,6 +149,7 @@ pub fn blocks(input: &[u8]) -> Blocks<'_> {
         line: 0,
         index: 0,
         failed: false,
+        decoder: b64::Decoder::default(),
     }
 }
 
@@ -161,6 +162,7 @@ pub struct Blocks<'a> {
     line: usize,
     index: usize,
     failed: bool,
+    decoder: b64::Decoder,
 }
 
 /// One physical line: its content without the terminator, and where the next line starts.
@@ -312,11 +314,12 @@ impl<'a> Blocks<'a> {
         let body_len = END_FINDER
             .find(&input[self.pos..])
             .unwrap_or(input.len() - self.pos);
+        self.decoder.reset(body_len);
         let mut open = Open {
             label,
             block: self.index,
             begin_line: self.line,
-            decoder: b64::Decoder::with_capacity(body_len),
+            decoder: &mut self.decoder,
             body_chars: 0,
         };
         loop {
@@ -357,16 +360,17 @@ impl<'a> Blocks<'a> {
 }
 
 /// A block between its BEGIN line and its END line.
-struct Open<'a> {
+struct Open<'a, 'd> {
     label: &'a str,
     block: usize,
     begin_line: usize,
-    decoder: b64::Decoder,
+    /// The iterator's decoder, its buffers reused from block to block.
+    decoder: &'d mut b64::Decoder,
     /// Significant base64 characters so far (none yet: the next body line may be a header).
     body_chars: usize,
 }
 
-impl<'a> Open<'a> {
+impl<'a> Open<'a, '_> {
     /// One line of the body, number `line`: RFC 1421 headers are refused on the first one,
     /// then the base64 goes to the decoder, whose offsets become columns.
     fn body_line(&mut self, content: &[u8], line: usize) -> Result<(), PemError> {
@@ -382,30 +386,8 @@ impl<'a> Open<'a> {
                 line,
             });
         }
-        match self.decoder.push_line(content, 0) {
-            Ok(n) => {
-                self.body_chars += n;
-                Ok(())
-            }
-            Err(B64Error::BadChar { offset, byte }) => Err(PemError::BadBase64 {
-                label: label(),
-                block,
-                ch: char::from(byte),
-                line,
-                column: offset + 1,
-            }),
-            Err(B64Error::NonCanonical { offset }) => Err(PemError::NonCanonicalBase64 {
-                label: label(),
-                block,
-                line,
-                column: offset + 1,
-            }),
-            Err(B64Error::BadLength) => Err(PemError::BadBase64Length {
-                label: label(),
-                block,
-                line,
-            }),
-        }
+        self.body_chars += self.decoder.push_line(content);
+        Ok(())
     }
 
     /// The END line (number `line`, labelled `end_label`) closes the block spanning `span`.
@@ -433,14 +415,36 @@ impl<'a> Open<'a> {
                 line: begin_line,
             });
         }
-        let der = self
-            .decoder
-            .finish()
-            .map_err(|_| PemError::BadBase64Length {
-                label: self.label.to_owned(),
-                block,
-                line,
-            })?;
+        let label_text = || self.label.to_owned();
+        let der = self.decoder.finish().map_err(|e| {
+            let at = |k| body_position(text, begin_line, k).unwrap_or((line, 0));
+            match e {
+                B64Error::BadChar { offset, byte } => {
+                    let (line, column) = at(offset);
+                    PemError::BadBase64 {
+                        label: label_text(),
+                        block,
+                        ch: char::from(byte),
+                        line,
+                        column: column + 1,
+                    }
+                }
+                B64Error::NonCanonical { offset } => {
+                    let (line, column) = at(offset);
+                    PemError::NonCanonicalBase64 {
+                        label: label_text(),
+                        block,
+                        line,
+                        column: column + 1,
+                    }
+                }
+                B64Error::BadLength => PemError::BadBase64Length {
+                    label: label_text(),
+                    block,
+                    line,
+                },
+            }
+        })?;
         let label = Label::from_text(self.label);
         if let Err(reason) = check_der_frame(&der) {
             return Err(PemError::BadDer {
@@ -460,6 +464,23 @@ impl<'a> Open<'a> {
             der,
         })
     }
+}
+
+/// The (line, 0-based column) of the body's significant base64 character number `k`, in
+/// `block` (the text from the BEGIN line, which is line `begin_line`). Walked again only for
+/// an error, so decoding keeps no per-line bookkeeping.
+fn body_position(block: &[u8], begin_line: usize, mut k: usize) -> Option<(usize, usize)> {
+    let mut pos = next_line(block, 0)?.next;
+    let mut line = begin_line;
+    while let Some(l) = next_line(block, pos) {
+        line += 1;
+        match b64::column_of(l.content, k) {
+            Ok(column) => return Some((line, column)),
+            Err(rest) => k = rest,
+        }
+        pos = l.next;
+    }
+    None
 }
 
 /// Checks that `der` is exactly one DER SEQUENCE with a minimal definite length.
