@@ -32,7 +32,7 @@ use std::sync::{Arc, OnceLock};
 
 use time::OffsetDateTime;
 
-use crate::derwalk::{self, DerError, Walker, tag};
+use crate::derwalk::{self, Walker, tag};
 use crate::signature::{self, KeyAlgorithm, SignatureAlgorithm, SignatureError};
 
 mod ext;
@@ -43,6 +43,7 @@ mod spiffe;
 mod tests;
 mod usage;
 
+pub use crate::derwalk::DerError;
 use ext::{ext_oid, parse_extensions};
 use name::{check_name, name_string};
 
@@ -55,9 +56,9 @@ pub use usage::{BasicConstraints, ExtendedKeyUsage, KeyUsage, Role};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertError {
-    /// The DER structure is malformed.
+    /// The DER structure is malformed: what, and at which byte.
     #[error("malformed certificate: {0}")]
-    Malformed(String),
+    Malformed(DerError),
     /// A version other than v1, v2 or v3.
     #[error("unsupported certificate version {0}")]
     Version(u32),
@@ -72,14 +73,15 @@ pub enum CertError {
         /// What is wrong.
         detail: String,
     },
-    /// x509-cert's full decoder refused the certificate.
+    /// x509-cert's full decoder refused the certificate. Its words, as text: x509-cert's
+    /// error type stays out of meshtrust's API (see [`Certificate::check_strict`]).
     #[error("x509-cert rejects the certificate: {0}")]
     Strict(String),
 }
 
 impl From<DerError> for CertError {
     fn from(e: DerError) -> Self {
-        CertError::Malformed(e.to_string())
+        CertError::Malformed(e)
     }
 }
 
@@ -195,7 +197,10 @@ impl Certificate {
     /// Parses DER, taking ownership of the buffer.
     pub fn from_der_vec(der: Vec<u8>) -> Result<Certificate, CertError> {
         if u32::try_from(der.len()).is_err() {
-            return Err(CertError::Malformed("larger than 4 GiB".to_owned()));
+            return Err(CertError::Malformed(DerError {
+                offset: u32::MAX as usize,
+                what: "larger than 4 GiB",
+            }));
         }
         let mut outer = Walker::new(&der);
         let cert = outer.expect(tag::SEQUENCE, "expected Certificate SEQUENCE")?;
@@ -244,9 +249,10 @@ impl Certificate {
         let exts = t.optional(tag::explicit(3))?;
         t.finish("unexpected field at the end of tbsCertificate")?;
         if exts.is_some() && version != 2 {
-            return Err(CertError::Malformed(
-                "extensions in a certificate that is not v3".to_owned(),
-            ));
+            return Err(CertError::Malformed(DerError {
+                offset: exts.as_ref().map_or(0, |e| e.start),
+                what: "extensions in a certificate that is not v3",
+            }));
         }
 
         let signature_algorithm = SignatureAlgorithm::from_algorithm_identifier(sig_alg.value)?;

@@ -32,11 +32,23 @@ pub(crate) mod tag {
 }
 
 /// A structural DER error: what was expected and the byte offset where it went wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DerError {
+///
+/// ```
+/// use meshtrust::cert::{Certificate, CertError};
+/// let CertError::Malformed(e) = Certificate::from_der(&[0x30, 0x03, 0x02]).unwrap_err() else {
+///     panic!()
+/// };
+/// assert_eq!(e.offset, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DerError {
+    /// Offset of the byte where the structure went wrong.
     pub offset: usize,
+    /// What was expected there, or what is wrong.
     pub what: &'static str,
 }
+
+impl std::error::Error for DerError {}
 
 impl std::fmt::Display for DerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -69,7 +69,10 @@ pub(super) fn parse_extensions(exts: &Tlv<'_>, inner: &mut Inner) -> Result<(), 
     outer.finish("trailing data after Extensions")?;
     let mut w = seq.walker();
     if w.is_empty() {
-        return Err(CertError::Malformed("empty Extensions SEQUENCE".to_owned()));
+        return Err(CertError::Malformed(DerError {
+            offset: seq.start,
+            what: "empty Extensions SEQUENCE",
+        }));
     }
     // Duplicate detection without an allocation for the usual handful of extensions.
     let mut seen_small: [&[u8]; 16] = [&[]; 16];
