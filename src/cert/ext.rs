@@ -1,7 +1,7 @@
 //! Extensions: the walk over a certificate's Extensions SEQUENCE, the decoding of those the
 //! rotation checks and the verifier use, and [`Extension`] for listing them all.
 
-use super::{BasicConstraints, CertError, ExtendedKeyUsage, Inner, KeyUsage};
+use super::{BasicConstraints, CertError, ExtendedKeyUsage, Inner, KeyUsage, Sans};
 use crate::derwalk::{self, DerError, Tlv, tag};
 
 /// One extension as it appears in the certificate.
@@ -117,48 +117,27 @@ pub(super) fn parse_extensions(exts: &Tlv<'_>, inner: &mut Inner) -> Result<(), 
 
 /// Decodes the extensions the checks use. `value` spans the extnValue contents.
 fn decode_known_extension(oid: &[u8], value: &Tlv<'_>, inner: &mut Inner) -> Result<(), CertError> {
-    // The extension value must be exactly one TLV of the expected type.
-    let single = |name: &'static str, want: u8, what: &str| -> Result<Tlv<'_>, CertError> {
-        let mut w = value.walker();
-        let t = w.any().map_err(ext_err(name))?;
-        w.finish("trailing data").map_err(ext_err(name))?;
-        if t.tag != want {
-            return Err(CertError::BadExtension {
-                extension: name,
-                detail: format!("not {what}"),
-            });
-        }
-        Ok(t)
-    };
     match oid {
         ext_oid::BASIC_CONSTRAINTS => {
-            let name = "basicConstraints";
-            let seq = single(name, tag::SEQUENCE, "a SEQUENCE")?;
-            let mut s = seq.walker();
-            let ca = match s.optional(tag::BOOLEAN).map_err(ext_err(name))? {
-                Some(b) => derwalk::boolean(&b).map_err(ext_err(name))?,
-                None => false,
-            };
-            let path_len = match s.optional(tag::INTEGER).map_err(ext_err(name))? {
-                Some(i) => Some(derwalk::small_uint(&i).map_err(ext_err(name))?),
-                None => None,
-            };
-            s.finish("trailing data").map_err(ext_err(name))?;
-            inner.basic_constraints = Some(BasicConstraints { ca, path_len });
+            inner.basic_constraints = Some(basic_constraints(value)?);
         }
         ext_oid::KEY_USAGE => {
             let name = "keyUsage";
-            let bits = single(name, tag::BIT_STRING, "a BIT STRING")?;
+            let bits = single(value, name, tag::BIT_STRING, "a BIT STRING")?;
             inner.key_usage = Some(KeyUsage(derwalk::named_bits(&bits).map_err(ext_err(name))?));
         }
         ext_oid::SKI => {
-            let name = "subjectKeyIdentifier";
-            let id = single(name, tag::OCTET_STRING, "an OCTET STRING")?;
+            let id = single(
+                value,
+                "subjectKeyIdentifier",
+                tag::OCTET_STRING,
+                "an OCTET STRING",
+            )?;
             inner.ski = Some(id.value_span().into());
         }
         ext_oid::AKI => {
             let name = "authorityKeyIdentifier";
-            let seq = single(name, tag::SEQUENCE, "a SEQUENCE")?;
+            let seq = single(value, name, tag::SEQUENCE, "a SEQUENCE")?;
             let mut s = seq.walker();
             if let Some(id) = s.optional(tag::implicit(0)).map_err(ext_err(name))? {
                 inner.aki = Some(id.value_span().into());
@@ -167,84 +146,101 @@ fn decode_known_extension(oid: &[u8], value: &Tlv<'_>, inner: &mut Inner) -> Res
             s.optional(tag::implicit(2)).map_err(ext_err(name))?;
             s.finish("unexpected field").map_err(ext_err(name))?;
         }
-        ext_oid::EKU => {
-            let name = "extendedKeyUsage";
-            let seq = single(name, tag::SEQUENCE, "a SEQUENCE")?;
-            let mut s = seq.walker();
-            let mut out = Vec::new();
-            while !s.is_empty() {
-                let o = s
-                    .expect(tag::OID, "expected KeyPurposeId OID")
-                    .map_err(ext_err(name))?;
-                out.push(match o.value {
-                    ext_oid::SERVER_AUTH => ExtendedKeyUsage::ServerAuth,
-                    ext_oid::CLIENT_AUTH => ExtendedKeyUsage::ClientAuth,
-                    ext_oid::ANY_EKU => ExtendedKeyUsage::Any,
-                    other => ExtendedKeyUsage::Other(crate::oid::dotted(other)),
-                });
-            }
-            if out.is_empty() {
-                return Err(CertError::BadExtension {
-                    extension: name,
-                    detail: "empty".to_owned(),
-                });
-            }
-            inner.eku = Some(out);
-        }
-        ext_oid::SAN => {
-            let name = "subjectAltName";
-            let seq = single(name, tag::SEQUENCE, "a SEQUENCE")?;
-            let mut s = seq.walker();
-            let ia5 = |t: &Tlv<'_>| -> Result<String, CertError> {
-                if !t.value.is_ascii() {
-                    return Err(CertError::BadExtension {
-                        extension: name,
-                        detail: "non-ASCII IA5String".to_owned(),
-                    });
-                }
-                Ok(String::from_utf8_lossy(t.value).into_owned())
-            };
-            while !s.is_empty() {
-                let gn = s.any().map_err(ext_err(name))?;
-                match gn.tag {
-                    0x81 => inner
-                        .sans
-                        .get_or_insert_with(Box::default)
-                        .emails
-                        .push(ia5(&gn)?),
-                    0x82 => inner
-                        .sans
-                        .get_or_insert_with(Box::default)
-                        .dns
-                        .push(ia5(&gn)?),
-                    0x86 => inner
-                        .sans
-                        .get_or_insert_with(Box::default)
-                        .uris
-                        .push(ia5(&gn)?),
-                    0x87 => match gn.value.len() {
-                        4 => inner.sans.get_or_insert_with(Box::default).ips.push(
-                            std::net::IpAddr::from(
-                                <[u8; 4]>::try_from(gn.value).unwrap_or_default(),
-                            ),
-                        ),
-                        16 => inner.sans.get_or_insert_with(Box::default).ips.push(
-                            std::net::IpAddr::from(
-                                <[u8; 16]>::try_from(gn.value).unwrap_or_default(),
-                            ),
-                        ),
-                        _ => {
-                            return Err(CertError::BadExtension {
-                                extension: name,
-                                detail: "IP address of neither 4 nor 16 bytes".to_owned(),
-                            });
-                        }
-                    },
-                    _ => {}
-                }
-            }
-        }
+        ext_oid::EKU => inner.eku = Some(extended_key_usage(value)?),
+        ext_oid::SAN => subject_alt_names(value, inner.sans.get_or_insert_with(Box::default))?,
         _ => {}
+    }
+    Ok(())
+}
+
+/// The extension value must be exactly one TLV of the expected type.
+fn single<'a>(
+    value: &Tlv<'a>,
+    name: &'static str,
+    want: u8,
+    what: &str,
+) -> Result<Tlv<'a>, CertError> {
+    let mut w = value.walker();
+    let t = w.any().map_err(ext_err(name))?;
+    w.finish("trailing data").map_err(ext_err(name))?;
+    if t.tag != want {
+        return Err(CertError::BadExtension {
+            extension: name,
+            detail: format!("not {what}"),
+        });
+    }
+    Ok(t)
+}
+
+fn basic_constraints(value: &Tlv<'_>) -> Result<BasicConstraints, CertError> {
+    let name = "basicConstraints";
+    let seq = single(value, name, tag::SEQUENCE, "a SEQUENCE")?;
+    let mut s = seq.walker();
+    let ca = match s.optional(tag::BOOLEAN).map_err(ext_err(name))? {
+        Some(b) => derwalk::boolean(&b).map_err(ext_err(name))?,
+        None => false,
+    };
+    let path_len = match s.optional(tag::INTEGER).map_err(ext_err(name))? {
+        Some(i) => Some(derwalk::small_uint(&i).map_err(ext_err(name))?),
+        None => None,
+    };
+    s.finish("trailing data").map_err(ext_err(name))?;
+    Ok(BasicConstraints { ca, path_len })
+}
+
+fn extended_key_usage(value: &Tlv<'_>) -> Result<Vec<ExtendedKeyUsage>, CertError> {
+    let name = "extendedKeyUsage";
+    let seq = single(value, name, tag::SEQUENCE, "a SEQUENCE")?;
+    let mut s = seq.walker();
+    let mut out = Vec::new();
+    while !s.is_empty() {
+        let o = s
+            .expect(tag::OID, "expected KeyPurposeId OID")
+            .map_err(ext_err(name))?;
+        out.push(match o.value {
+            ext_oid::SERVER_AUTH => ExtendedKeyUsage::ServerAuth,
+            ext_oid::CLIENT_AUTH => ExtendedKeyUsage::ClientAuth,
+            ext_oid::ANY_EKU => ExtendedKeyUsage::Any,
+            other => ExtendedKeyUsage::Other(crate::oid::dotted(other)),
+        });
+    }
+    if out.is_empty() {
+        return Err(CertError::BadExtension {
+            extension: name,
+            detail: "empty".to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// The email, DNS, URI and IP names of a subjectAltName (other kinds are skipped).
+fn subject_alt_names(value: &Tlv<'_>, sans: &mut Sans) -> Result<(), CertError> {
+    let name = "subjectAltName";
+    let seq = single(value, name, tag::SEQUENCE, "a SEQUENCE")?;
+    let mut s = seq.walker();
+    let bad = |detail: &str| CertError::BadExtension {
+        extension: name,
+        detail: detail.to_owned(),
+    };
+    let ia5 = |t: &Tlv<'_>| -> Result<String, CertError> {
+        if !t.value.is_ascii() {
+            return Err(bad("non-ASCII IA5String"));
+        }
+        Ok(String::from_utf8_lossy(t.value).into_owned())
+    };
+    while !s.is_empty() {
+        let gn = s.any().map_err(ext_err(name))?;
+        match gn.tag {
+            0x81 => sans.emails.push(ia5(&gn)?),
+            0x82 => sans.dns.push(ia5(&gn)?),
+            0x86 => sans.uris.push(ia5(&gn)?),
+            0x87 => sans.ips.push(match gn.value.len() {
+                4 => std::net::IpAddr::from(<[u8; 4]>::try_from(gn.value).unwrap_or_default()),
+                16 => std::net::IpAddr::from(<[u8; 16]>::try_from(gn.value).unwrap_or_default()),
+                _ => return Err(bad("IP address of neither 4 nor 16 bytes")),
+            }),
+            _ => {}
+        }
     }
     Ok(())
 }

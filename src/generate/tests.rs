@@ -298,15 +298,15 @@ fn serials_are_positive_128_bit_and_distinct() {
     assert!(top_bit_set > 0);
 }
 
-#[test]
-fn every_field_is_overridable() {
+/// A root with every field set away from Istio's defaults.
+fn custom_root() -> Generated {
     let subject = Name::new()
         .with(Attribute::Country, "DE")
         .with(Attribute::Organization, "Beispiel GmbH")
         .with(Attribute::OrganizationalUnit, "Plattform")
         .with(Attribute::CommonName, "Wurzel-CA ü")
         .with(Attribute::EmailAddress, "pki@example.com");
-    let r = root(
+    root(
         &RootSpec {
             subject,
             key_type: KeyType::EcP384,
@@ -316,7 +316,12 @@ fn every_field_is_overridable() {
         },
         NOW,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn every_root_field_is_overridable() {
+    let r = custom_root();
     let c = &r.certificate;
     let subject = c.subject();
     for part in ["CN=Wurzel-CA ü", "OU=Plattform", "O=Beispiel GmbH", "C=DE"] {
@@ -356,7 +361,11 @@ fn every_field_is_overridable() {
             path_len: Some(2)
         })
     );
+}
 
+#[test]
+fn every_intermediate_and_leaf_field_is_overridable() {
+    let r = custom_root();
     // An intermediate with pathlen 1 and no SAN under it; then one more level.
     let ca = intermediate(
         &IntermediateSpec {
