@@ -41,6 +41,7 @@ pub(crate) mod tag {
 /// assert_eq!(e.offset, 0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DerError {
     /// Offset of the byte where the structure went wrong.
     pub offset: usize,
