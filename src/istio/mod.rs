@@ -22,9 +22,10 @@ mod profile;
 mod secret;
 mod write;
 
+pub use crate::finding::{Code, Finding, Severity, has_errors};
 pub use assemble::{AssembleError, Assembled, Part, PkiMaterial, assemble};
+pub use check::check;
 pub(crate) use check::describe;
-pub use check::{Finding, Severity, check, has_errors};
 pub use profile::{
     DataPlane, DurationError, IstioProfile, IstioVersion, ProfileError, VersionParseError,
     format_duration, parse_duration,

@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::runbook;
 pub use super::runbook::RunbookOptions;
-use super::{Action, ClusterPhase, DEFAULT_CLUSTER, Gate, Phase, Plan, PlanFinding, RotationKind};
+use super::{Action, ClusterPhase, DEFAULT_CLUSTER, Gate, Phase, Plan, RotationKind};
 use crate::cert::{Certificate, Fingerprint};
+use crate::finding::{Code, Finding, Severity};
 use crate::fsio::{self, OutFile};
-use crate::istio::{self, CaSecret, IstioProfile, Severity, format_duration};
+use crate::istio::{self, CaSecret, IstioProfile, format_duration};
 
 /// The machine-readable plan (plan.json). Keys are a contract for scripts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -600,40 +601,43 @@ pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
                     .components()
                     .all(|c| matches!(c, std::path::Component::Normal(_)));
                 if !inside {
-                    findings.push(PlanFinding {
-                        code: "plan-json-mismatch",
-                        severity: Severity::Error,
-                        phase: name.clone(),
-                        cluster: None,
-                        message: format!(
-                            "plan.json names {file:?}, a path outside the phase directory"
-                        ),
-                    });
+                    findings.push(
+                        Finding::error(
+                            Code::PlanJsonMismatch,
+                            format!("plan.json names {file:?}, a path outside the phase directory"),
+                        )
+                        .in_phase(name.clone()),
+                    );
                     continue;
                 }
                 let path = pdir.join(file);
                 let got = std::fs::read(&path).ok().map(|b| Fingerprint::of(&b));
                 if got.as_ref() != Some(want) {
-                    findings.push(PlanFinding {
-                        code: "plan-json-mismatch",
-                        severity: Severity::Error,
-                        phase: name.clone(),
-                        cluster: if multi { file.split('/').next().map(str::to_owned) } else { None },
-                        message: match got {
-                            Some(g) => format!("{file} has sha256 {g}, plan.json recorded {want}: the file was changed after planning"),
-                            None => format!("{file} is missing (plan.json records it)"),
-                        },
-                    });
+                    let message = match got {
+                        Some(g) => format!(
+                            "{file} has sha256 {g}, plan.json recorded {want}: the file was changed after planning"
+                        ),
+                        None => format!("{file} is missing (plan.json records it)"),
+                    };
+                    findings.push(
+                        Finding::error(Code::PlanJsonMismatch, message)
+                            .in_phase(name.clone())
+                            .in_cluster(if multi {
+                                file.split('/').next().map(str::to_owned)
+                            } else {
+                                None
+                            }),
+                    );
                 }
             }
         } else if json.is_some() {
-            findings.push(PlanFinding {
-                code: "plan-json-mismatch",
-                severity: Severity::Error,
-                phase: name.clone(),
-                cluster: None,
-                message: "this phase directory is not in plan.json".to_owned(),
-            });
+            findings.push(
+                Finding::error(
+                    Code::PlanJsonMismatch,
+                    "this phase directory is not in plan.json",
+                )
+                .in_phase(name.clone()),
+            );
         }
         phases.push(Phase {
             name: name.clone(),
@@ -649,13 +653,13 @@ pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
     if let Some(j) = &json {
         for p in &j.phases {
             if !names.contains(&p.name) {
-                findings.push(PlanFinding {
-                    code: "plan-json-mismatch",
-                    severity: Severity::Error,
-                    phase: p.name.clone(),
-                    cluster: None,
-                    message: "plan.json records this phase but its directory is missing".to_owned(),
-                });
+                findings.push(
+                    Finding::error(
+                        Code::PlanJsonMismatch,
+                        "plan.json records this phase but its directory is missing",
+                    )
+                    .in_phase(p.name.clone()),
+                );
             }
         }
     }
@@ -696,7 +700,7 @@ pub struct PlanDir {
     pub has_json: bool,
     /// What reading found: plan.json hashes that differ, secret.yaml files that are not the
     /// phase's PEM files.
-    pub findings: Vec<PlanFinding>,
+    pub findings: Vec<Finding>,
 }
 
 /// Reads and checks a plan directory as `meshtrust plan check` does: [`read_plan_dir`], the
@@ -724,14 +728,14 @@ pub fn check_dir(
     let recorded = read.has_json.then(|| read.plan.profile.clone());
     read.plan.profile = profile(recorded.as_ref()).map_err(PlanDirError::Profile)?;
     if recorded.as_ref().is_some_and(|r| *r != read.plan.profile) {
-        read.findings.push(PlanFinding {
-            code: "profile-override",
-            severity: Severity::Info,
-            phase: "plan.json".to_owned(),
-            cluster: None,
-            message: "checking with a profile that differs from the one recorded in plan.json"
-                .to_owned(),
-        });
+        read.findings.push(
+            Finding::new(
+                Code::ProfileOverride,
+                Severity::Info,
+                "checking with a profile that differs from the one recorded in plan.json",
+            )
+            .in_phase("plan.json"),
+        );
     }
     let opts = super::CheckOptions {
         now,

@@ -36,10 +36,11 @@ use time::OffsetDateTime;
 
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cert::{Certificate, Fingerprint};
+use crate::finding::{Finding, Severity};
 use crate::istio::behaviour::{self, RootChange};
-use crate::istio::{CaSecret, IstioProfile, IstioVersion, Severity};
+use crate::istio::{CaSecret, IstioProfile, IstioVersion};
 use crate::plan::{
-    CheckOptions, ClusterPhase, DEFAULT_CLUSTER, Invariant, Phase, Plan, PlanFinding, RotationKind,
+    CheckOptions, ClusterPhase, DEFAULT_CLUSTER, Invariant, Phase, Plan, RotationKind,
     check_invariants,
 };
 
@@ -146,7 +147,7 @@ pub enum Violation {
         /// The invariant.
         invariant: Invariant,
         /// The error findings of [`check_invariants`] for it.
-        findings: Vec<PlanFinding>,
+        findings: Vec<Finding>,
     },
 }
 
@@ -285,7 +286,7 @@ pub fn root_file_accepted(prev: &[u8], next: &[u8], version: IstioVersion) -> Ve
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn plan_invariant(plan: &Plan, opts: &CheckOptions, invariant: Invariant) -> Verdict {
-    let findings: Vec<PlanFinding> = check_invariants(plan, opts, &[invariant])
+    let findings: Vec<Finding> = check_invariants(plan, opts, &[invariant])
         .into_iter()
         .filter(|f| f.severity == Severity::Error)
         .collect();
