@@ -183,7 +183,7 @@ proptest! {
         webpki_verify(r, &[c], l, whole, true);
 
         // istiod's load checks on the intermediate's cacerts directory as written.
-        let files = generate::intermediate_files(d, &cluster, &ca).unwrap();
+        let files = istio::intermediate_files(d, &cluster, &ca).unwrap();
         meshtrust::fsio::write_all(&files, false).unwrap();
         let secret = istio::read_path(&d.join(&cluster)).unwrap();
         let findings = istio::check(&secret, &IstioProfile::default(), whole);

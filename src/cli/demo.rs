@@ -68,8 +68,8 @@ fn output_dir(out: Option<PathBuf>, now: OffsetDateTime) -> Result<PathBuf, CliE
 /// DIR/root-cert.pem, root-key.pem and DIR/cluster1/ (a cacerts directory).
 fn make_ca(dir: &Path, key_type: KeyType, at: OffsetDateTime) -> Result<PathBuf, CliError> {
     let (root, int) = generate::istio_ca("cluster1", key_type, at).map_err(fail)?;
-    let mut files = generate::root_files(dir, &root);
-    files.extend(generate::intermediate_files(dir, "cluster1", &int).map_err(fail)?);
+    let mut files = istio::root_files(dir, &root);
+    files.extend(istio::intermediate_files(dir, "cluster1", &int).map_err(fail)?);
     fsio::write_all(&files, false).map_err(fail)?;
     Ok(dir.join("cluster1"))
 }

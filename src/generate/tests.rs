@@ -1,5 +1,6 @@
 use super::*;
 use crate::cert::{BasicConstraints, Role};
+use crate::istio::{intermediate_files, leaf_files, root_files};
 use crate::pem;
 use time::macros::datetime;
 

@@ -27,9 +27,9 @@ use super::{Action, Phase, Plan};
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Fingerprint, SpiffeId};
 use crate::finding::{Code, Finding, Severity};
-use crate::generate::{self, Issuer, KeyType, LeafSpec};
+use crate::generate::{self, KeyType, LeafSpec};
 use crate::istio::behaviour::{self, RootChange, RootRule};
-use crate::istio::{self, CaSecret, format_duration};
+use crate::istio::{self, CaSecret, ChainUse, format_duration};
 use crate::verify::{self, CertPool, VerifyOptions};
 
 /// How to check a plan.
@@ -77,7 +77,16 @@ fn view(secret: &CaSecret, now: OffsetDateTime, with_leaf: bool) -> View {
         _ => None,
     };
     let leaf = match (&signer, secret.ca_key()) {
-        (Some(s), Ok(k)) if with_leaf => Issuer::new(s.clone(), k).ok().and_then(|issuer| {
+        (Some(s), Ok(k)) if with_leaf => istio::issuer_from(
+            s.clone(),
+            k,
+            Vec::new(),
+            None,
+            ChainUse::SignerOnly,
+            secret.signing_cert_file(),
+        )
+        .ok()
+        .and_then(|issuer| {
             let id = SpiffeId::istio("cluster.local", "meshtrust-check", "probe").ok()?;
             let mut spec = LeafSpec::istio(id);
             spec.key_type = KeyType::EcP256;

@@ -10,7 +10,7 @@ use super::{fixed_in, fixed_list};
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, ExtendedKeyUsage};
 use crate::generate::Issuer;
-use crate::istio::{self, CaSecret, IstioVersion, Layout, SecretKind};
+use crate::istio::{self, CaSecret, ChainUse, IstioVersion, Layout, SecretKind, SignerError};
 use crate::pem::{self, Label};
 use crate::verify::{self, CertPool, VerifyOptions};
 
@@ -282,15 +282,13 @@ pub fn load(
         .skip_while(|c| **c == ca_cert)
         .cloned()
         .collect();
-    let plain = || {
-        Issuer::new(ca_cert.clone(), key.clone()).map_err(|e| format!("{cert_f} cannot sign: {e}"))
-    };
     // The chain above the signer caps leaf lifetimes; a cert-chain.pem that is not a clean
     // chain (hand-edited) still loads, and then only ca-cert caps them.
-    let issuer = match plain()?.with_chain(above) {
-        Ok(i) => i,
-        Err(_) => plain()?,
-    };
+    let issuer = istio::issuer_from(ca_cert.clone(), key, above, None, ChainUse::Istiod, cert_f)
+        .map_err(|e| match e {
+            SignerError::Signer { source, .. } => format!("{cert_f} cannot sign: {source}"),
+            other => other.to_string(),
+        })?;
     Ok(LoadedCa {
         ca_cert: ca_cert.clone(),
         issuer,
