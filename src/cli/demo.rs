@@ -151,7 +151,12 @@ pub(crate) fn run(a: Args) -> Result<Exit, CliError> {
         let pdir = dir.join(format!("plan-{name}"));
         plan::write_plan_dir(&made, &pdir).map_err(fail)?;
         // Check and simulate the plan as written on disk.
-        let checked = plan::check_dir(&pdir, |_| Ok(profile.clone()), now).map_err(fail)?;
+        let checked = plan::check_dir(
+            &pdir,
+            |_| Ok::<_, std::convert::Infallible>(profile.clone()),
+            now,
+        )
+        .map_err(fail)?;
         let (p, findings) = (checked.plan, checked.findings);
         let safe = !plan::has_errors(&findings);
         ok &= safe;

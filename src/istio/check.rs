@@ -283,7 +283,11 @@ fn crl(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
     };
     let certs: Vec<Certificate> = ch.certificates().cloned().collect();
     if let Some(e) = behaviour::crl_problem(cx.secret, &certs, cx.profile.istio_version) {
-        out.push(Finding::new(Code::CaCrlUnsigned, Severity::Error, e));
+        out.push(Finding::new(
+            Code::CaCrlUnsigned,
+            Severity::Error,
+            e.to_string(),
+        ));
     }
 }
 

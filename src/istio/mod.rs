@@ -25,7 +25,7 @@ mod signer;
 mod write;
 
 pub use crate::finding::{Code, Finding, Severity, has_errors};
-pub use assemble::{AssembleError, Assembled, Part, PkiMaterial, assemble};
+pub use assemble::{AssembleError, Assembled, Part, PkiMaterial, Unreadable, assemble};
 pub use check::check;
 pub(crate) use check::describe;
 pub use layout::{
@@ -37,7 +37,7 @@ pub use profile::{
     format_duration, parse_duration,
 };
 pub use secret::{
-    CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, FileError,
+    CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, DataKeyError, FileError,
     ISTIO_CA_ROOT_TYPE, ISTIO_GENERATED, KEY, KNOWN_KEYS, Layout, MAX_DATA_KEY_LEN,
     MAX_MANIFEST_BYTES, ROOT_CERT, ReadError, SecretForm, SecretKind, TLS_CRT, TLS_KEY,
     check_data_key, from_dir_files, parse_manifest, read_dir, read_path,

@@ -98,7 +98,7 @@ pub fn plan(
     now: OffsetDateTime,
 ) -> Result<Plan, PlanError> {
     if clusters.is_empty() {
-        return Err(PlanError::Input("no cluster given".to_owned()));
+        return Err(PlanError::NoCluster);
     }
     profile.validate()?;
     let mut names = std::collections::HashSet::new();
@@ -108,10 +108,7 @@ pub fn plan(
             || c.name.contains(['/', '\\'])
             || !names.insert(c.name.as_str())
         {
-            return Err(PlanError::Input(format!(
-                "invalid or duplicate cluster name {:?}",
-                c.name
-            )));
+            return Err(PlanError::ClusterName(c.name.clone()));
         }
     }
 

@@ -463,9 +463,13 @@ pub enum PlanError {
     /// The inputs cannot be rotated safely; each finding says why.
     #[error("refusing to plan: {}", .0.iter().filter(|f| f.severity == Severity::Error).map(|f| format!("[{}] {}", f.code, f.message)).collect::<Vec<_>>().join("; "))]
     Refused(Vec<Finding>),
-    /// Malformed inputs (no cluster, duplicate names...).
-    #[error("{0}")]
-    Input(String),
+    /// No cluster was given.
+    #[error("no cluster given")]
+    NoCluster,
+    /// A cluster name that is empty, starts with `.`, holds a path separator, or is given
+    /// twice (names are directory names in multi-cluster plans).
+    #[error("invalid or duplicate cluster name {0:?}")]
+    ClusterName(String),
     /// The profile itself is invalid.
     #[error(transparent)]
     Profile(#[from] crate::istio::ProfileError),
