@@ -282,7 +282,7 @@ pub fn root_file_accepted(prev: &[u8], next: &[u8], version: IstioVersion) -> Ve
 /// assert_eq!(plan_invariant(&plan, &case.check_options(), Invariant::LoadChecks), Ok(()));
 /// let bad = PlanMutation::MismatchKey(2).apply(&plan).unwrap(); // ca-key.pem of another CA
 /// let v = plan_invariant(&bad, &case.check_options(), Invariant::LoadChecks).unwrap_err();
-/// assert!(matches!(v, Violation::Plan { invariant: Invariant::LoadChecks, ref findings } if findings[0].code == "ca-key-mismatch"));
+/// assert!(matches!(v, Violation::Plan { invariant: Invariant::LoadChecks, ref findings } if findings[0].code == meshtrust::finding::Code::CaKeyMismatch));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn plan_invariant(plan: &Plan, opts: &CheckOptions, invariant: Invariant) -> Verdict {
