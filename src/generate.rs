@@ -56,13 +56,12 @@
 //! ```
 
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::cert::{Certificate, KeyUsage};
-use crate::fsio::OutFile;
 use crate::key::PrivateKey;
 pub use crate::key::{KeyType, ParseKeyTypeError};
 
@@ -75,7 +74,7 @@ mod name;
 mod signer;
 mod spec;
 
-pub use cross::{CrossSigned, cross_sign, cross_signed_files, cross_signed_path};
+pub use cross::{CrossSigned, cross_sign};
 pub use error::GenerateError;
 pub use issuer::Issuer;
 pub use name::{Attribute, Name};
@@ -111,19 +110,6 @@ pub const ISTIO_CLOCK_SKEW: Duration = Duration::minutes(2);
 /// istiod's default maximum workload certificate lifetime (`MAX_WORKLOAD_CERT_TTL`, 90 days).
 pub const ISTIO_MAX_LEAF_TTL: Duration = Duration::days(90);
 
-/// File names of Istio's layout: the `cacerts` names are [`crate::istio`]'s (one place),
-/// plus the files only Istio's tools/certs and meshtrust's generator write.
-pub mod files {
-    pub use crate::istio::{CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT};
-    /// Root private key.
-    pub const ROOT_KEY: &str = "root-key.pem";
-    /// A workload certificate alone (Makefile.selfsigned.mk's `workload-cert.pem`).
-    pub const WORKLOAD_CERT: &str = "workload-cert.pem";
-    /// A workload key (Makefile.selfsigned.mk's and istio-agent's `key.pem`).
-    pub const WORKLOAD_KEY: &str = "key.pem";
-    /// A cross-signed CA certificate (`meshtrust generate cross-sign`).
-    pub const CROSS_SIGNED_CERT: &str = "cross-signed-cert.pem";
-}
 /// A generated certificate with its new key.
 ///
 /// `Debug` shows the certificate and the key's type and public-key fingerprint only; the key
@@ -178,7 +164,7 @@ impl Generated {
     /// This CA as Istio's plugged-in `cacerts` secret, in memory: ca-cert.pem (this
     /// certificate), ca-key.pem, cert-chain.pem ([`Generated::cert_chain_pem`]) and
     /// root-cert.pem (the trust bundle, byte for byte): the same bytes
-    /// [`intermediate_files`] writes.
+    /// [`crate::istio::intermediate_files`] writes.
     ///
     /// ```
     /// use meshtrust::generate::{self, IntermediateSpec, KeyType, RootSpec};
@@ -397,93 +383,6 @@ pub fn leaf(
     extensions.push(ext::subject_alt_name(&sans, spec.san_critical)?);
     let params = params(dn, not_before, not_after, extensions)?;
     issue(params, key, &signer, issuer, clamped, warnings)
-}
-/// The paths [`root_files`] writes, in its order: known before any key is generated, so a
-/// caller can refuse existing files before an expensive RSA key generation.
-///
-/// ```
-/// let [cert, key] = meshtrust::generate::root_paths(std::path::Path::new("rootA"));
-/// assert_eq!((cert.to_str(), key.to_str()), (Some("rootA/root-cert.pem"), Some("rootA/root-key.pem")));
-/// ```
-pub fn root_paths(dir: &Path) -> [PathBuf; 2] {
-    [files::ROOT_CERT, files::ROOT_KEY].map(|f| dir.join(f))
-}
-
-/// Istio's root files: `DIR/root-cert.pem` (0644) and `DIR/root-key.pem` (0600).
-pub fn root_files(dir: &Path, root: &Generated) -> Vec<OutFile> {
-    let [cert, key] = root_paths(dir);
-    vec![
-        OutFile::public(cert, root.cert_pem.clone().into_bytes()),
-        OutFile::secret(key, pem_bytes(root.key_pem())),
-    ]
-}
-
-/// Istio's `cacerts` directory for cluster `name`: `OUT/name/ca-cert.pem`, `ca-key.pem`,
-/// `cert-chain.pem` (ca-cert then the chain above it: ca-cert + root for an intermediate
-/// under a root, as the Makefile's `cat` makes it) and `root-cert.pem` (the issuer's trust
-/// bundle, byte for byte).
-pub fn intermediate_files(
-    out: &Path,
-    name: &str,
-    ca: &Generated,
-) -> Result<Vec<OutFile>, GenerateError> {
-    if ca.trust_bundle.is_empty() {
-        return Err(GenerateError::NoTrustBundle);
-    }
-    let [cert, key, chain, roots] = intermediate_paths(out, name)?;
-    Ok(vec![
-        OutFile::public(cert, ca.cert_pem.clone().into_bytes()),
-        OutFile::secret(key, pem_bytes(ca.key_pem())),
-        OutFile::public(chain, ca.cert_chain_pem().into_bytes()),
-        OutFile::public(roots, ca.trust_bundle.clone()),
-    ])
-}
-
-/// The paths [`intermediate_files`] writes, in its order (`OUT/name/ca-cert.pem`,
-/// `ca-key.pem`, `cert-chain.pem`, `root-cert.pem`), after checking `name` as a cluster name.
-pub fn intermediate_paths(out: &Path, name: &str) -> Result<[PathBuf; 4], GenerateError> {
-    check_cluster_name(name)?;
-    let dir = out.join(name);
-    Ok([
-        files::CA_CERT,
-        files::CA_KEY,
-        files::CERT_CHAIN,
-        files::ROOT_CERT,
-    ]
-    .map(|f| dir.join(f)))
-}
-
-/// A workload's files, in istio-agent's file-mounted layout plus the Makefile's single
-/// certificate: `DIR/cert-chain.pem` (leaf, then the signing CA's chain: what istiod returns
-/// before the roots), `key.pem` (0600), `root-cert.pem` (trust bundle) and `workload-cert.pem`
-/// (the leaf alone).
-pub fn leaf_files(dir: &Path, leaf: &Generated) -> Result<Vec<OutFile>, GenerateError> {
-    if leaf.trust_bundle.is_empty() {
-        return Err(GenerateError::NoTrustBundle);
-    }
-    let [chain, key, roots, cert] = leaf_paths(dir);
-    Ok(vec![
-        OutFile::public(chain, leaf.cert_chain_pem().into_bytes()),
-        OutFile::secret(key, pem_bytes(leaf.key_pem())),
-        OutFile::public(roots, leaf.trust_bundle.clone()),
-        OutFile::public(cert, leaf.cert_pem.clone().into_bytes()),
-    ])
-}
-
-/// The paths [`leaf_files`] writes, in its order (`DIR/cert-chain.pem`, `key.pem`,
-/// `root-cert.pem`, `workload-cert.pem`).
-pub fn leaf_paths(dir: &Path) -> [PathBuf; 4] {
-    [
-        files::CERT_CHAIN,
-        files::WORKLOAD_KEY,
-        files::ROOT_CERT,
-        files::WORKLOAD_CERT,
-    ]
-    .map(|f| dir.join(f))
-}
-
-fn pem_bytes(pem: Zeroizing<String>) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(pem.as_bytes().to_vec())
 }
 
 /// Checks that a cluster name is one plain directory name (Istio uses it as `L=` too).

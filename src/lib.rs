@@ -20,6 +20,7 @@ mod b64;
 pub mod bundle;
 pub mod cert;
 mod derwalk;
+pub mod finding;
 #[cfg(test)]
 mod fixtures;
 pub mod fsio;
@@ -39,6 +40,7 @@ pub mod verify;
 
 pub use bundle::{Bundle, BundleDiff, TrustSet};
 pub use cert::{Certificate, Fingerprint, Role, SpiffeId};
+pub use finding::{Code, Finding, Severity};
 pub use key::PrivateKey;
 
 /// The README's Rust examples, compiled and run as doctests so they cannot rot.

@@ -160,7 +160,7 @@ fn refusals_name_the_problem() {
         o,
         now(),
     ) {
-        Err(PlanError::Refused(f)) => f.iter().map(|f| f.code).collect::<Vec<_>>(),
+        Err(PlanError::Refused(f)) => f.iter().map(|f| f.code.as_str()).collect::<Vec<_>>(),
         other => panic!("{other:?}"),
     };
     assert_eq!(
@@ -312,15 +312,20 @@ fn swapped_presented_order_is_refused() {
             },
         )
     };
-    assert!(!check(&plan).iter().any(|f| f.code == "presented-order"));
+    assert!(
+        !check(&plan)
+            .iter()
+            .any(|f| f.code.as_str() == "presented-order")
+    );
     let findings = check(&swapped(&c, &plan));
     let bad: Vec<_> = findings
         .iter()
-        .filter(|f| f.code == "presented-order")
+        .filter(|f| f.code.as_str() == "presented-order")
         .collect();
     assert!(!bad.is_empty(), "{findings:?}");
     assert!(
-        bad.iter().all(|f| f.phase == "02-trust-new-root"),
+        bad.iter()
+            .all(|f| f.phase.as_deref() == Some("02-trust-new-root")),
         "{bad:?}"
     );
     assert!(
@@ -425,7 +430,8 @@ fn old_ztunnel_presents_only_the_first_chain_certificate() {
     ) {
         Err(PlanError::Refused(f)) => {
             assert!(
-                f.iter().any(|f| f.code == "ztunnel-chain-truncated"),
+                f.iter()
+                    .any(|f| f.code.as_str() == "ztunnel-chain-truncated"),
                 "{f:?}"
             )
         }
@@ -443,7 +449,9 @@ fn old_ztunnel_presents_only_the_first_chain_certificate() {
             },
         );
         assert_eq!(
-            findings.iter().any(|f| f.code == "ztunnel-chain-truncated"),
+            findings
+                .iter()
+                .any(|f| f.code.as_str() == "ztunnel-chain-truncated"),
             breaks,
             "{z}: {findings:?}"
         );

@@ -26,13 +26,13 @@ fn now() -> OffsetDateTime {
 }
 
 fn codes(f: &[Finding]) -> Vec<&'static str> {
-    f.iter().map(|x| x.code).collect()
+    f.iter().map(|x| x.code.as_str()).collect()
 }
 
 fn errors(f: &[Finding]) -> Vec<&'static str> {
     f.iter()
         .filter(|x| x.severity == Severity::Error)
-        .map(|x| x.code)
+        .map(|x| x.code.as_str())
         .collect()
 }
 
@@ -100,7 +100,7 @@ fn cert_chain_written_root_first_passes_with_the_warning() {
     assert!(errors(&f).is_empty(), "{f:#?}");
     let w: Vec<_> = f
         .iter()
-        .filter(|x| x.code == "cert-chain-not-ca-cert-first")
+        .filter(|x| x.code.as_str() == "cert-chain-not-ca-cert-first")
         .collect();
     assert_eq!(w.len(), 1);
     assert_eq!(w[0].severity, Severity::Warning);
@@ -221,7 +221,7 @@ fn multi_root_bundles_need_multiroot_and_a_capable_ztunnel() {
         if bad {
             let msg = &f
                 .iter()
-                .find(|x| x.code == "ztunnel-multiroot-unsupported")
+                .find(|x| x.code.as_str() == "ztunnel-multiroot-unsupported")
                 .unwrap()
                 .message;
             assert!(msg.contains("1.24.6+, 1.25.3+ or 1.26.0+"), "{msg}");

@@ -58,10 +58,10 @@ proptest! {
         applied.set_file(key, bytes);
         std::fs::write(&yaml, applied.to_manifest_yaml().as_bytes()).unwrap();
         let findings = plan::read_plan_dir(&dir).unwrap().findings;
-        let hit = findings.iter().find(|f| f.code == "secret-yaml-mismatch");
+        let hit = findings.iter().find(|f| f.code.as_str() == "secret-yaml-mismatch");
         prop_assert!(hit.is_some(), "{findings:#?}");
         let hit = hit.unwrap();
-        prop_assert_eq!(&hit.phase, &phase.name);
+        prop_assert_eq!(hit.phase.as_deref(), Some(phase.name.as_str()));
         let named = format!("{key}: ");
         prop_assert!(hit.message.contains(&named), "{}", hit.message);
         prop_assert_eq!(

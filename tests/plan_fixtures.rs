@@ -231,7 +231,7 @@ fn intermediate_and_multi_cluster_from_samples_are_refused_for_the_mismatched_al
         match plan::plan(&inputs, &profile(), &PlanOptions::default(), now()) {
             Err(PlanError::Refused(f)) => {
                 assert!(
-                    f.iter().any(|x| x.code == "ca-key-mismatch"),
+                    f.iter().any(|x| x.code.as_str() == "ca-key-mismatch"),
                     "{kind}: {f:#?}"
                 );
             }
@@ -361,7 +361,7 @@ fn refusals_name_their_reason() {
             },
             now(),
         ) {
-            Err(PlanError::Refused(f)) => f.iter().map(|x| x.code).collect(),
+            Err(PlanError::Refused(f)) => f.iter().map(|x| x.code.as_str()).collect(),
             other => panic!("expected a refusal, got {other:?}"),
         }
     };
@@ -408,7 +408,10 @@ fn refusals_name_their_reason() {
     let late = b().ca_cert().unwrap().not_after() - time::Duration::hours(12);
     match plan::plan(&one, &profile(), &PlanOptions::default(), late) {
         Err(PlanError::Refused(f)) => {
-            assert!(f.iter().any(|x| x.code == "new-ca-expires-early"), "{f:#?}")
+            assert!(
+                f.iter().any(|x| x.code.as_str() == "new-ca-expires-early"),
+                "{f:#?}"
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -629,7 +632,7 @@ fn plan_json_cannot_make_the_checker_read_outside_the_plan() {
     assert!(
         findings
             .iter()
-            .any(|f| f.code == "plan-json-mismatch"
+            .any(|f| f.code.as_str() == "plan-json-mismatch"
                 && f.message.contains("outside the phase directory")),
         "{findings:#?}"
     );

@@ -71,7 +71,7 @@ proptest! {
             let Some(bad) = m.apply(&p) else { continue };
             let f = plan::check_plan(&bad, &case.check_options());
             prop_assert!(
-                f.iter().any(|x| m.expected_codes().contains(&x.code) && x.severity == meshtrust::istio::Severity::Error),
+                f.iter().any(|x| m.expected_codes().contains(&x.code.as_str()) && x.severity == meshtrust::istio::Severity::Error),
                 "{:?} on a {} plan not caught; findings: {:#?}", m, p.kind, f
             );
         }
@@ -93,7 +93,7 @@ proptest! {
                 prop_assert!(!plan::has_errors(&f), "{f:#?}");
             }
             (Err(PlanError::Refused(findings)), ProfileExpectation::Refused(codes)) => {
-                let mut got: Vec<&str> = findings.iter().map(|f| f.code).collect();
+                let mut got: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
                 got.sort_unstable();
                 got.dedup();
                 let mut want = codes.clone();

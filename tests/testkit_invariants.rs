@@ -139,7 +139,7 @@ fn plan_checkers_on_istio_samples() {
         Violation::Plan {
             invariant,
             findings,
-        } => (invariant, findings[0].code),
+        } => (invariant, findings[0].code.as_str()),
         other => panic!("{other}"),
     };
     assert_eq!(
@@ -354,9 +354,10 @@ fn ztunnel_ca_channel_across_the_boundary() {
             let Err(Violation::Plan { findings, .. }) = r else {
                 panic!("{z}: {r:?}")
             };
-            assert_eq!(findings[0].code, "ztunnel-ca-channel", "{z}");
+            assert_eq!(findings[0].code.as_str(), "ztunnel-ca-channel", "{z}");
             assert_eq!(
-                findings[0].phase, p.phases[2].name,
+                findings[0].phase.as_deref(),
+                Some(p.phases[2].name.as_str()),
                 "the signer switch, {z}"
             );
             assert!(findings[0].message.contains(z), "{}", findings[0].message);

@@ -12,7 +12,7 @@ use meshtrust::istio::DataPlane;
 use meshtrust::plan::{self, ClusterInput, PlanError};
 
 /// `plan check` at the cases' instant; `waits_known` false as for a plan without plan.json.
-fn check(p: &plan::Plan, waits_known: bool) -> Vec<plan::PlanFinding> {
+fn check(p: &plan::Plan, waits_known: bool) -> Vec<plan::Finding> {
     plan::check_plan(
         p,
         &plan::CheckOptions {
@@ -47,7 +47,7 @@ fn cross_signed_ambient_needs_a_ztunnel_that_presents_b_prime() {
             Err(PlanError::Refused(f)) if refused => {
                 let hit = f
                     .iter()
-                    .find(|f| f.code == "ztunnel-chain-truncated")
+                    .find(|f| f.code.as_str() == "ztunnel-chain-truncated")
                     .unwrap_or_else(|| panic!("{istiod}/{ztunnel}: {f:?}"));
                 assert!(
                     hit.message.contains(ztunnel) && hit.message.contains("1.26.0"),
@@ -115,7 +115,9 @@ fn cross_signed_ambient_restarts_an_older_ztunnel_before_b_prime_leaves() {
         );
         let findings = check(&bare, true);
         assert!(
-            findings.iter().any(|f| f.code == "ztunnel-ca-channel"),
+            findings
+                .iter()
+                .any(|f| f.code.as_str() == "ztunnel-ca-channel"),
             "{findings:?}"
         );
     }
@@ -147,9 +149,9 @@ fn cross_signed_plan_without_plan_json_reads_as_cross_signed() {
     assert!(!plan::has_errors(&findings), "{findings:?}");
     let restart = findings
         .iter()
-        .find(|f| f.code == "multiroot-off")
+        .find(|f| f.code.as_str() == "multiroot-off")
         .expect("the istiod restart phase 2 needs is stated");
-    assert_eq!(restart.phase, "02-trust-new-root");
+    assert_eq!(restart.phase.as_deref(), Some("02-trust-new-root"));
     assert!(
         restart.message.contains("restart istiod in this phase"),
         "{}",
@@ -170,7 +172,9 @@ fn cross_signed_plan_without_plan_json_reads_as_cross_signed() {
     );
     let findings = check(&swapped, false);
     assert!(
-        findings.iter().any(|f| f.code == "presented-order"),
+        findings
+            .iter()
+            .any(|f| f.code.as_str() == "presented-order"),
         "{findings:?}"
     );
     // The multi-root kind from the same CAs.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use meshtrust::istio::{self, Finding};
+use meshtrust::istio::{self, Code, Finding};
 
 use super::common::{self, CliError, Outcome};
 use super::profile::ProfileArgs;
@@ -62,7 +62,7 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
         common::write_stdout(text.as_bytes())?;
     }
     // A file that does not parse is invalid input (exit 2), as in every other command.
-    if let Some(f) = findings.iter().find(|f| f.code == "unreadable-file") {
+    if let Some(f) = findings.iter().find(|f| f.code == Code::UnreadableFile) {
         return Err(CliError::in_file(&args.path, &f.message));
     }
     Ok(Outcome::from_ok(!istio::has_errors(&findings)))

@@ -68,8 +68,8 @@ fn output_dir(out: Option<PathBuf>, now: OffsetDateTime) -> Result<PathBuf, CliE
 /// DIR/root-cert.pem, root-key.pem and DIR/cluster1/ (a cacerts directory).
 fn make_ca(dir: &Path, key_type: KeyType, at: OffsetDateTime) -> Result<PathBuf, CliError> {
     let (root, int) = generate::istio_ca("cluster1", key_type, at).map_err(fail)?;
-    let mut files = generate::root_files(dir, &root);
-    files.extend(generate::intermediate_files(dir, "cluster1", &int).map_err(fail)?);
+    let mut files = istio::root_files(dir, &root);
+    files.extend(istio::intermediate_files(dir, "cluster1", &int).map_err(fail)?);
     fsio::write_all(&files, false).map_err(fail)?;
     Ok(dir.join("cluster1"))
 }
@@ -151,7 +151,12 @@ pub(crate) fn run(a: Args) -> Result<Exit, CliError> {
         let pdir = dir.join(format!("plan-{name}"));
         plan::write_plan_dir(&made, &pdir).map_err(fail)?;
         // Check and simulate the plan as written on disk.
-        let checked = plan::check_dir(&pdir, |_| Ok(profile.clone()), now).map_err(fail)?;
+        let checked = plan::check_dir(
+            &pdir,
+            |_| Ok::<_, std::convert::Infallible>(profile.clone()),
+            now,
+        )
+        .map_err(fail)?;
         let (p, findings) = (checked.plan, checked.findings);
         let safe = !plan::has_errors(&findings);
         ok &= safe;

@@ -5,12 +5,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use meshtrust::bundle::Bundle;
-use meshtrust::fsio;
-use meshtrust::generate::{
-    self, Attribute, IntermediateSpec, Issuer, KeyType, LeafSpec, RootSpec, files,
-};
-use meshtrust::{Certificate, PrivateKey, Role, SpiffeId};
+use meshtrust::generate::{self, Attribute, IntermediateSpec, Issuer, KeyType, LeafSpec, RootSpec};
+use meshtrust::{Certificate, Role, SpiffeId, fsio, istio};
 
 use super::common::{self, CliError, Outcome};
 
@@ -171,7 +167,7 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
     let lib = |e: generate::GenerateError| CliError(e.to_string());
     let (generated, out_files, output, mut notes) = match cmd {
         Command::Root { out, ca, output } => {
-            refuse_existing(&generate::root_paths(&out), output.force)?;
+            refuse_existing(&istio::root_paths(&out), output.force)?;
             let mut spec = RootSpec::istio();
             spec.key_type = ca.key_type;
             if let Some(d) = ca.days {
@@ -179,7 +175,7 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
             }
             apply_names(&mut spec.subject, &ca);
             let root = generate::root(&spec, now).map_err(lib)?;
-            let out_files = generate::root_files(&out, &root);
+            let out_files = istio::root_files(&out, &root);
             (root, out_files, output, Vec::new())
         }
         Command::Intermediate {
@@ -190,7 +186,7 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
             ca,
             output,
         } => {
-            let targets = generate::intermediate_paths(&out, &name).map_err(lib)?;
+            let targets = istio::intermediate_paths(&out, &name).map_err(lib)?;
             refuse_existing(&targets, output.force)?;
             let (issuer, notes) = match (&root, &parent) {
                 (_, Some(dir)) => load_ca_dir(dir)?,
@@ -207,7 +203,7 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
                 Some(dir) => CliError(format!("{}: {e}", dir.display())),
                 None => lib(e),
             })?;
-            let out_files = generate::intermediate_files(&out, &name, &inter).map_err(lib)?;
+            let out_files = istio::intermediate_files(&out, &name, &inter).map_err(lib)?;
             (inter, out_files, output, notes)
         }
         Command::Leaf {
@@ -222,7 +218,7 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
                 .parse()
                 .map_err(|e| CliError(format!("--spiffe: {e}")))?;
             let ttl = parse_duration(&ttl).map_err(|e| CliError(format!("--ttl: {e}")))?;
-            refuse_existing(&generate::leaf_paths(&out), output.force)?;
+            refuse_existing(&istio::leaf_paths(&out), output.force)?;
             let (issuer, notes) = load_ca_dir(&ca)?;
             let spec = LeafSpec {
                 key_type,
@@ -230,7 +226,7 @@ pub(crate) fn run(cmd: Command) -> Result<Outcome, CliError> {
                 ..LeafSpec::istio(id)
             };
             let leaf = generate::leaf(&spec, &issuer, now).map_err(lib)?;
-            let out_files = generate::leaf_files(&out, &leaf).map_err(lib)?;
+            let out_files = istio::leaf_files(&out, &leaf).map_err(lib)?;
             (leaf, out_files, output, notes)
         }
         Command::CrossSign {
@@ -263,7 +259,7 @@ fn cross_sign(
     output: &OutputArgs,
     now: OffsetDateTime,
 ) -> Result<Outcome, CliError> {
-    refuse_existing(&[generate::cross_signed_path(out)], output.force)?;
+    refuse_existing(&[istio::cross_signed_path(out)], output.force)?;
     let bundle = common::read_bundle(subject_of)?;
     let subject = bundle
         .certificates()
@@ -281,7 +277,7 @@ fn cross_sign(
     }
     let cross = generate::cross_sign(&subject, &issuer, now)
         .map_err(|e| CliError::in_file(subject_of, e))?;
-    let written = write(&generate::cross_signed_files(out, &cross), output.force)?;
+    let written = write(&istio::cross_signed_files(out, &cross), output.force)?;
     notes.extend(cross.warnings.iter().map(ToString::to_string));
     report(
         &cross.certificate,
@@ -320,117 +316,16 @@ fn refuse_existing(targets: &[PathBuf], force: bool) -> Result<(), CliError> {
     }
 }
 
-fn read_key(path: &Path) -> Result<PrivateKey, CliError> {
-    let bytes = common::read_input(path)?;
-    PrivateKey::from_pem(&bytes).map_err(|e| CliError::in_file(path, e))
-}
-
-/// The root of `--root DIR`: the certificate of root-cert.pem that root-key.pem belongs to.
-/// The whole root-cert.pem becomes the new directory's trust bundle, byte for byte.
+/// The signer of `--root DIR` ([`istio::read_root_dir`]) with its notes.
 fn load_root_dir(dir: &Path) -> Result<(Issuer, Vec<String>), CliError> {
-    let cert_path = dir.join(files::ROOT_CERT);
-    let key_path = dir.join(files::ROOT_KEY);
-    let bundle = common::read_bundle(&cert_path)?;
-    let key = read_key(&key_path)?;
-    let entry = bundle
-        .entries()
-        .iter()
-        .find(|e| key.matches(&e.cert))
-        .ok_or_else(|| {
-            CliError::in_file(
-                &key_path,
-                format!(
-                    "does not belong to any of the {} certificate(s) in {}",
-                    bundle.len(),
-                    cert_path.display()
-                ),
-            )
-        })?;
-    if entry.cert.role() != Role::Root {
-        return Err(CliError::in_file(
-            &cert_path,
-            format!(
-                "line {}: the certificate matching {} is not a self-signed root CA",
-                entry.begin_line,
-                key_path.display()
-            ),
-        ));
-    }
-    let mut notes = Vec::new();
-    if bundle.len() > 1 {
-        notes.push(format!(
-            "{} holds {} certificates: signing with the one at line {} ({}); the file is \
-             copied byte for byte as the new root-cert.pem",
-            cert_path.display(),
-            bundle.len(),
-            entry.begin_line,
-            entry.cert.subject()
-        ));
-    }
-    let issuer = Issuer::new(entry.cert.clone(), key)
-        .map_err(|e| CliError::in_file(&cert_path, e))?
-        .with_trust_bundle(bundle.bytes().to_vec());
-    Ok((issuer, notes))
+    let d = istio::read_root_dir(dir).map_err(|e| CliError(e.to_string()))?;
+    Ok((d.issuer, d.notes))
 }
 
-/// The signing CA of `--ca DIR`: a cacerts directory (ca-cert.pem's first certificate,
-/// ca-key.pem, cert-chain.pem and root-cert.pem when present), or else a root directory.
+/// The signer of `--ca DIR` ([`istio::read_ca_dir`]) with its notes.
 fn load_ca_dir(dir: &Path) -> Result<(Issuer, Vec<String>), CliError> {
-    let ca_cert_path = dir.join(files::CA_CERT);
-    if !ca_cert_path.exists() && dir.join(files::ROOT_KEY).exists() {
-        let (issuer, mut notes) = load_root_dir(dir)?;
-        notes.push(format!(
-            "{} has no {}: signing with the root itself",
-            dir.display(),
-            files::CA_CERT
-        ));
-        return Ok((issuer, notes));
-    }
-    let key_path = dir.join(files::CA_KEY);
-    let ca_bundle = common::read_bundle(&ca_cert_path)?;
-    // istiod uses the first certificate of ca-cert.pem.
-    let ca: Certificate = ca_bundle
-        .certificates()
-        .next()
-        .cloned()
-        .ok_or_else(|| CliError::in_file(&ca_cert_path, "holds no certificate"))?;
-    let key = read_key(&key_path)?;
-    let chain_path = dir.join(files::CERT_CHAIN);
-    let mut chain: Vec<Certificate> = if chain_path.exists() {
-        common::read_bundle(&chain_path)?
-            .certificates()
-            .cloned()
-            .skip_while(|c| *c == ca)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let root_path = dir.join(files::ROOT_CERT);
-    let roots: Option<Bundle> = if root_path.exists() {
-        Some(common::read_bundle(&root_path)?)
-    } else {
-        None
-    };
-    // A cert-chain.pem without the root (Istio's samples): complete it from root-cert.pem.
-    if let Some(roots) = &roots {
-        let top = chain.last().unwrap_or(&ca).clone();
-        if top.role() != Role::Root {
-            if let Some(r) = roots
-                .certificates()
-                .find(|r| r.subject_der() == top.issuer_der() && top.verify_signed_by(r).is_ok())
-            {
-                chain.push(r.clone());
-            }
-        }
-    }
-    let mut issuer = Issuer::new(ca, key)
-        .map_err(|e| CliError::in_file(&ca_cert_path, e))?
-        .with_chain(chain)
-        .map_err(|e| CliError::in_file(&chain_path, e))?;
-    if let Some(roots) = roots {
-        issuer = issuer.with_trust_bundle(roots.bytes().to_vec());
-    }
-    Ok((issuer, Vec::new()))
+    let d = istio::read_ca_dir(dir).map_err(|e| CliError(e.to_string()))?;
+    Ok((d.issuer, d.notes))
 }
 
 /// `--ttl`: the library's duration syntax ([`meshtrust::istio::parse_duration`], as for
@@ -441,7 +336,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim().bytes().all(|b| b.is_ascii_digit()) {
         return Err(err());
     }
-    let d = meshtrust::istio::parse_duration(s).map_err(|e| e.to_string())?;
+    let d = istio::parse_duration(s).map_err(|e| e.to_string())?;
     match Duration::try_from(d) {
         Ok(d) if d > Duration::ZERO => Ok(d),
         _ => Err(err()),

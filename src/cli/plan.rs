@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use meshtrust::istio::{self, format_duration};
-use meshtrust::plan::{self, CheckOptions, ClusterInput, PlanFinding, PlanOptions, RotationKind};
+use meshtrust::plan::{self, CheckOptions, ClusterInput, Code, Finding, PlanOptions, RotationKind};
 
 use super::common::{self, CliError, Outcome};
 use super::profile::ProfileArgs;
@@ -149,7 +149,11 @@ pub(crate) fn run(args: Args) -> Result<Outcome, CliError> {
 }
 
 /// Refusal codes that mean an input could not be read (exit 2, not 1).
-const UNREADABLE_INPUT: [&str; 3] = ["current-unreadable", "new-unreadable", "new-incomplete"];
+const UNREADABLE_INPUT: [Code; 3] = [
+    Code::CurrentUnreadable,
+    Code::NewUnreadable,
+    Code::NewIncomplete,
+];
 
 fn make(a: MakeArgs) -> Result<Outcome, CliError> {
     let profile = a.profile.profile().map_err(CliError)?;
@@ -320,10 +324,10 @@ fn assemble_new(a: &MakeArgs) -> Result<istio::CaSecret, CliError> {
 #[derive(Serialize)]
 struct CheckReport<'a> {
     ok: bool,
-    findings: &'a [PlanFinding],
+    findings: &'a [Finding],
 }
 
-fn print_findings(findings: &[PlanFinding], json: bool, ok: bool) -> Result<(), CliError> {
+fn print_findings(findings: &[Finding], json: bool, ok: bool) -> Result<(), CliError> {
     if json {
         common::print_json(&CheckReport { ok, findings })
     } else {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use meshtrust::istio::Severity;
-use meshtrust::plan::{self, CheckOptions, PlanFinding, PlanOptions};
+use meshtrust::plan::{self, CheckOptions, Code, Finding, PlanOptions};
 use meshtrust::sim::{self, Direction, LogEntry, Outcome, SimConfig};
 
 use super::common::{self, CliError, Outcome as Exit};
@@ -72,7 +72,7 @@ struct Report<'a> {
     /// check covers all of them).
     plan_check_ok: bool,
     /// The error findings of `plan check`.
-    plan_check_errors: Vec<&'a PlanFinding>,
+    plan_check_errors: Vec<&'a Finding>,
     start: String,
     end: String,
     phases: Vec<&'a str>,
@@ -87,7 +87,7 @@ fn deviation(d: &LogEntry) -> JsonDeviation<'_> {
     }
 }
 
-fn report<'a>(o: &'a Outcome, check_errors: &'a [PlanFinding]) -> Report<'a> {
+fn report<'a>(o: &'a Outcome, check_errors: &'a [Finding]) -> Report<'a> {
     Report {
         plan_check_ok: check_errors.is_empty(),
         plan_check_errors: check_errors.iter().collect(),
@@ -161,7 +161,7 @@ pub(crate) fn run(a: Args) -> Result<Exit, CliError> {
         margin: PlanOptions::default().margin,
         waits_known: has_json,
     };
-    let check_errors: Vec<PlanFinding> = plan::check_plan(&p, &check)
+    let check_errors: Vec<Finding> = plan::check_plan(&p, &check)
         .into_iter()
         .chain(plan::check_rollback(&p, &check))
         .filter(|f| f.severity == Severity::Error)
@@ -186,7 +186,7 @@ pub(crate) fn run(a: Args) -> Result<Exit, CliError> {
 
 /// Why a plan `plan check` refuses can still simulate without a failed connection, said
 /// next to the simulation's result so that "Result: OK" never stands alone.
-fn check_disagreement(o: &Outcome, errors: &[PlanFinding], seed: u64, workloads: usize) -> String {
+fn check_disagreement(o: &Outcome, errors: &[Finding], seed: u64, workloads: usize) -> String {
     let mut s = format!(
         "\nBUT plan check refuses this plan ({} error(s)):\n",
         errors.len()
@@ -201,9 +201,9 @@ fn check_disagreement(o: &Outcome, errors: &[PlanFinding], seed: u64, workloads:
         let why: Vec<&str> = errors
             .iter()
             .map(|f| match f.code {
-                "early-root-removal" => "the recorded wait is shorter than a leaf lifetime, and in this run every leaf under the dropped root had already been renewed or had expired before the removal (the simulated leaf ages and renewal instants); a proxy whose leaf is older or renews later loses mTLS",
-                "missing-trigger" => "proxies renewed under the new signer at their normal rotation before any connection needed it; without the trigger a proxy renews only at its own rotation",
-                "cross-matrix" | "signer-not-trusted" => "no simulated connection paired the two proxies whose certificates disagree at that moment",
+                Code::EarlyRootRemoval => "the recorded wait is shorter than a leaf lifetime, and in this run every leaf under the dropped root had already been renewed or had expired before the removal (the simulated leaf ages and renewal instants); a proxy whose leaf is older or renews later loses mTLS",
+                Code::MissingTrigger => "proxies renewed under the new signer at their normal rotation before any connection needed it; without the trigger a proxy renews only at its own rotation",
+                Code::CrossMatrix | Code::SignerNotTrusted => "no simulated connection paired the two proxies whose certificates disagree at that moment",
                 _ => "the simulation replays one schedule of one mesh; the check covers every schedule and proxy the plan allows",
             })
             .collect();

@@ -5,17 +5,14 @@
 //! the old root A): a proxy that trusts only A verifies `leaf -> IB -> B' -> A`, one that
 //! trusts B verifies `leaf -> IB -> B`, and no trust bundle ever holds two roots.
 
-use std::path::{Path, PathBuf};
-
 use time::OffsetDateTime;
 
 use super::signer::ForeignKey;
 use super::{
-    Clamp, GenerateError, ISTIO_CA_KEY_USAGE, Issuer, Warning, check_path_len, clamp, ext, files,
-    name, params, push_aki, whole_seconds,
+    Clamp, GenerateError, ISTIO_CA_KEY_USAGE, Issuer, Warning, check_path_len, clamp, ext, name,
+    params, push_aki, whole_seconds,
 };
 use crate::cert::{Certificate, KeyUsage};
-use crate::fsio::OutFile;
 
 /// A cross-signed CA certificate (no key: the subject's key stays with its owner).
 #[derive(Debug, Clone)]
@@ -154,17 +151,4 @@ fn check(
     cert.verify_signed_by(issuer.certificate())
         .map_err(|e| GenerateError::SelfCheck(format!("signature does not verify: {e}")))?;
     Ok(cert)
-}
-
-/// The path [`cross_signed_files`] writes: `OUT/cross-signed-cert.pem`.
-pub fn cross_signed_path(out: &Path) -> PathBuf {
-    out.join(files::CROSS_SIGNED_CERT)
-}
-
-/// `OUT/cross-signed-cert.pem` (0644): the cross-signed certificate alone.
-pub fn cross_signed_files(out: &Path, cross: &CrossSigned) -> Vec<OutFile> {
-    vec![OutFile::public(
-        cross_signed_path(out),
-        cross.cert_pem.clone().into_bytes(),
-    )]
 }

@@ -32,9 +32,9 @@
 
 use std::fmt;
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, BundleError};
 use crate::cert::{Certificate, Role};
-use crate::key::PrivateKey;
+use crate::key::{KeyError, PrivateKey};
 
 use super::CaSecret;
 
@@ -106,7 +106,7 @@ pub enum AssembleError {
         /// The input.
         part: Part,
         /// What is wrong, with line numbers.
-        reason: String,
+        reason: Unreadable,
     },
     /// The first certificate is not a CA.
     #[error("certificate: {subject:?} is not a CA (basicConstraints cA is not set)")]
@@ -120,7 +120,7 @@ pub enum AssembleError {
         /// The certificate's subject.
         subject: String,
         /// Why.
-        reason: String,
+        reason: KeyError,
     },
     /// A certificate's issuer is in none of the inputs.
     #[error(
@@ -148,19 +148,34 @@ pub enum AssembleError {
     },
 }
 
+/// Why an input of [`assemble`] is unreadable ([`AssembleError::Unreadable`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unreadable {
+    /// Not PEM holding certificates (with the line).
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The key does not parse.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The certificate input holds no certificate.
+    #[error("holds no certificate")]
+    NoCertificate,
+}
+
 /// Orders `m` into Istio's layout (see the module docs).
 pub fn assemble(m: &PkiMaterial<'_>) -> Result<Assembled, AssembleError> {
     let bundle = |part: Part, bytes: &[u8]| {
         Bundle::parse(bytes).map_err(|e| AssembleError::Unreadable {
             part,
-            reason: e.to_string(),
+            reason: e.into(),
         })
     };
     let cert_bundle = bundle(Part::Cert, m.cert)?;
     let mut certs = cert_bundle.certificates();
     let ca = certs.next().cloned().ok_or(AssembleError::Unreadable {
         part: Part::Cert,
-        reason: "holds no certificate".to_owned(),
+        reason: Unreadable::NoCertificate,
     })?;
     if !ca.is_ca() {
         return Err(AssembleError::NotCa {
@@ -169,12 +184,12 @@ pub fn assemble(m: &PkiMaterial<'_>) -> Result<Assembled, AssembleError> {
     }
     let key = PrivateKey::from_pem(m.key).map_err(|e| AssembleError::Unreadable {
         part: Part::Key,
-        reason: e.to_string(),
+        reason: e.into(),
     })?;
     key.check_matches(&ca)
-        .map_err(|e| AssembleError::KeyMismatch {
+        .map_err(|reason| AssembleError::KeyMismatch {
             subject: ca.subject().to_owned(),
-            reason: e.to_string(),
+            reason,
         })?;
     let mut notes = Vec::new();
     let mut pool: Vec<(Part, Certificate)> = certs.map(|c| (Part::Cert, c.clone())).collect();

@@ -27,9 +27,6 @@
 //! | `ca-crl-unsigned` | error (1.27.0+) | ca-crl.pem lacks a CRL signed by every cert of cert-chain.pem ("missing CRL signed by certificates") |
 //! | `kubernetes-tls-layout` | info | tls.crt/tls.key/ca.crt layout (chain = tls.crt + ca.crt) |
 
-use std::fmt;
-
-use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::behaviour::{self, Completeness, Proxy, RootsTaken};
@@ -37,66 +34,9 @@ use super::profile::IstioProfile;
 use super::secret::{self, CaSecret, FileError, Layout, SecretKind};
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Role};
+use crate::finding::{Code, Finding, Severity};
 use crate::key::PrivateKey;
 use crate::verify::{self, CertPool, VerifyOptions};
-
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// For information.
-    Info,
-    /// Works, but is wrong or risky.
-    Warning,
-    /// istiod refuses or misuses the secret, or a rotation with it breaks traffic.
-    Error,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        })
-    }
-}
-
-/// One result of a check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Stable kebab-case code (see the module docs); scripts match on it.
-    pub code: &'static str,
-    /// Severity.
-    pub severity: Severity,
-    /// One line for a human.
-    pub message: String,
-}
-
-impl Finding {
-    pub(crate) fn new(
-        code: &'static str,
-        severity: Severity,
-        message: impl Into<String>,
-    ) -> Finding {
-        Finding {
-            code,
-            severity,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.severity, self.code, self.message)
-    }
-}
-
-/// True when any finding is an error.
-pub fn has_errors(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| f.severity == Severity::Error)
-}
 
 const EXPIRY_WARNING_DAYS: i64 = 90;
 /// How far an intermediate may outlive its root before it is an error (Istio's own tools make
@@ -166,7 +106,7 @@ impl<'a> Parsed<'a> {
             r.map_err(|e| {
                 if !matches!(e, FileError::Missing { .. }) {
                     out.push(Finding::new(
-                        "unreadable-file",
+                        Code::UnreadableFile,
                         Severity::Error,
                         e.to_string(),
                     ));
@@ -178,7 +118,7 @@ impl<'a> Parsed<'a> {
         if let Ok(b) = secret.ca_cert_bundle() {
             if b.len() > 1 || !b.other_blocks().is_empty() {
                 out.push(Finding::new(
-                    "ca-cert-extra-blocks",
+                    Code::CaCertExtraBlocks,
                     Severity::Warning,
                     format!(
                         "{} holds {} blocks; istiod uses only the first",
@@ -215,14 +155,14 @@ fn notes(secret: &CaSecret) -> Vec<Finding> {
     let mut out = Vec::new();
     if secret.file(secret::ISTIO_GENERATED).is_some() {
         out.push(Finding::new(
-            "istio-generated",
+            Code::IstioGenerated,
             Severity::Info,
             "holds `istio-generated`: this is the self-signed CA's storage (USE_CACERTS_FOR_SELF_SIGNED_CA), not a plugged-in CA",
         ));
     }
     if secret.layout == Layout::KubernetesTls {
         out.push(Finding::new(
-            "kubernetes-tls-layout",
+            Code::KubernetesTlsLayout,
             Severity::Info,
             "kubernetes.io/tls layout: signing cert tls.crt, key tls.key, roots ca.crt, chain = tls.crt + ca.crt",
         ));
@@ -241,17 +181,17 @@ fn completeness(secret: &CaSecret, profile: &IstioProfile, out: &mut Vec<Finding
         Completeness::Complete => {}
         Completeness::Incomplete { .. } => {
             out.push(Finding::new(
-                "incomplete-ca-bundle",
+                Code::IncompleteCaBundle,
                 Severity::Error,
                 message,
             ));
         }
         Completeness::SelfSignedFallback { .. } => {
-            out.push(Finding::new("missing-ca-key", Severity::Warning, message));
+            out.push(Finding::new(Code::MissingCaKey, Severity::Warning, message));
             return false;
         }
         Completeness::Missing { .. } => {
-            out.push(Finding::new("missing-file", Severity::Error, message));
+            out.push(Finding::new(Code::MissingFile, Severity::Error, message));
         }
     }
     true
@@ -262,7 +202,7 @@ fn published_keys(secret: &CaSecret, out: &mut Vec<Finding>) {
     for f in [secret.root_file(), secret::CERT_CHAIN] {
         if secret.file(f).is_some_and(secret::holds_private_key) {
             out.push(Finding::new(
-                "private-key-in-bundle",
+                Code::PrivateKeyInBundle,
                 Severity::Error,
                 format!("{f} holds a private key block; it is published to every namespace: remove it and rotate that key"),
             ));
@@ -277,7 +217,7 @@ fn signer(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
     };
     if !c.is_ca() {
         out.push(Finding::new(
-            "ca-cert-not-ca",
+            Code::CaCertNotCa,
             Severity::Error,
             format!(
                 "{} ({}) is not a CA: \"certificate is not authorized to sign other certificates\"",
@@ -288,7 +228,7 @@ fn signer(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
     }
     if let Some(Err(e)) = cx.key.as_ref().map(|k| k.check_matches(c)) {
         out.push(Finding::new(
-            "ca-key-mismatch",
+            Code::CaKeyMismatch,
             Severity::Error,
             format!("{}: {e}", cx.secret.key_file()),
         ));
@@ -299,7 +239,7 @@ fn signer(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
 fn empty_roots(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
     if cx.roots.as_ref().is_some_and(|r| r.is_empty()) {
         out.push(Finding::new(
-            "empty-root-cert",
+            Code::EmptyRootCert,
             Severity::Error,
             format!("{} holds no certificate", cx.secret.root_file()),
         ));
@@ -321,14 +261,14 @@ fn load_verify(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
     match verify::verify(c, &inter_pool, &root_pool, &VerifyOptions::at(cx.now)) {
         Ok(path) if !behaviour::go_server_auth_ok(path.certificates()) => {
             out.push(Finding::new(
-                "ca-cert-unverified",
+                Code::CaCertUnverified,
                 Severity::Error,
                 format!("{cert_f} does not verify against {root_f} for istiod (Go x509.Verify, 1.22.0+): a certificate of its chain has an extendedKeyUsage without serverAuth (\"incompatible key usage\")"),
             ));
         }
         Ok(path) => cx.anchor = Some(path.anchor().clone()),
         Err(e) => out.push(Finding::new(
-            "ca-cert-unverified",
+            Code::CaCertUnverified,
             Severity::Error,
             format!("{cert_f} does not verify against {root_f} with cert-chain.pem: {e}"),
         )),
@@ -343,7 +283,11 @@ fn crl(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
     };
     let certs: Vec<Certificate> = ch.certificates().cloned().collect();
     if let Some(e) = behaviour::crl_problem(cx.secret, &certs, cx.profile.istio_version) {
-        out.push(Finding::new("ca-crl-unsigned", Severity::Error, e));
+        out.push(Finding::new(
+            Code::CaCrlUnsigned,
+            Severity::Error,
+            e.to_string(),
+        ));
     }
 }
 
@@ -356,7 +300,7 @@ fn chain_order(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
             match ch.certificates().next() {
                 Some(first) if first == c => {}
                 Some(first) => out.push(Finding::new(
-                    "cert-chain-not-ca-cert-first",
+                    Code::CertChainNotCaCertFirst,
                     Severity::Warning,
                     format!(
                         "cert-chain.pem starts with {} instead of ca-cert: istiod reports that certificate's expiry as the CA's and caps leaf TTL on it",
@@ -364,7 +308,7 @@ fn chain_order(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
                     ),
                 )),
                 None if c.role() != Role::Root => out.push(Finding::new(
-                    "cert-chain-not-ca-cert-first",
+                    Code::CertChainNotCaCertFirst,
                     Severity::Warning,
                     "cert-chain.pem is empty although ca-cert is not a root: peers get no intermediates",
                 )),
@@ -374,7 +318,7 @@ fn chain_order(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
         let root_in_chain = ch.certificates().any(|x| x.role() == Role::Root);
         if root_in_chain && ch.len() > 1 {
             out.push(Finding::new(
-                "cert-chain-root-repeated",
+                Code::CertChainRootRepeated,
                 Severity::Info,
                 "cert-chain.pem includes the root: every leaf response carries it twice (istio issue 39001); harmless",
             ));
@@ -391,7 +335,7 @@ fn multi_root(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
         let distinct = r.trust_set().len();
         if distinct > 1 && !profile.multiroot {
             out.push(Finding::new(
-                "multiple-roots-without-multiroot",
+                Code::MultipleRootsWithoutMultiroot,
                 Severity::Error,
                 format!(
                     "{root_f} holds {distinct} roots but ISTIO_MULTIROOT_MESH is off: istiod ignores root changes (\"updating new ROOT-CA not supported\"), so a rotation cannot proceed"
@@ -407,7 +351,7 @@ fn multi_root(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
             };
             if let Some(which) = which {
                 out.push(Finding::new(
-                    "ztunnel-multiroot-unsupported",
+                    Code::ZtunnelMultirootUnsupported,
                     Severity::Error,
                     format!(
                         "with istiod {i}, ztunnel {z} trusts {which} of a multi-root bundle ({distinct} roots here): istiod 1.24.4 and 1.25.1 send only the last root (move istiod to 1.24.5+ or 1.25.2+), and ztunnel before {} takes only the first",
@@ -439,7 +383,7 @@ fn same_named_roots(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
         for c in issuers {
             if c.authority_key_id().is_none() && named_twice(c.issuer_der()) {
                 out.push(Finding::new(
-                    "same-name-roots-without-aki",
+                    Code::SameNameRootsWithoutAki,
                     Severity::Warning,
                     format!(
                         "{} has no authorityKeyIdentifier and {root_f} holds several roots named \"{}\": Envoy (BoringSSL) may pick the wrong one and refuse peers; reissue the intermediate with AKI or give the new root a distinct name",
@@ -460,7 +404,7 @@ fn self_signed(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
         if let (Some(c), Some(r)) = (&cx.ca_cert, &cx.roots) {
             if !r.trust_set().contains(&c.fingerprint()) {
                 out.push(Finding::new(
-                    "self-signed-root-mismatch",
+                    Code::SelfSignedRootMismatch,
                     Severity::Error,
                     format!(
                         "{} is the self-signed CA but its ca-cert.pem is not in root-cert.pem",
@@ -507,7 +451,7 @@ fn expiry(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
                 c.not_after()
             };
             out.push(Finding::new(
-                "ca-expired",
+                Code::CaExpired,
                 Severity::Error,
                 format!("{file}: {} {when} {}", describe(c), date.date()),
             ));
@@ -515,7 +459,7 @@ fn expiry(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
             let days = (c.not_after_unix() - t) / 86_400;
             if days < EXPIRY_WARNING_DAYS {
                 out.push(Finding::new(
-                    "ca-expiring",
+                    Code::CaExpiring,
                     Severity::Warning,
                     format!(
                         "{file}: {} expires in {days} days ({})",
@@ -542,7 +486,7 @@ fn signer_lifetime(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
         let left = c.not_after_unix() - t;
         if left > 0 && (left as u64) < profile.leaf_ttl.as_secs() {
             out.push(Finding::new(
-                "ca-shorter-than-leaf-ttl",
+                Code::CaShorterThanLeafTtl,
                 Severity::Warning,
                 format!(
                     "{cert_f} expires in {}h, less than the {}h leaf TTL: {}",
@@ -562,13 +506,13 @@ fn signer_lifetime(cx: &mut Parsed<'_>, out: &mut Vec<Finding>) {
                 // Istio's tools/certs make the intermediate seconds after the root with the same
                 // lifetime, so it always overshoots a little: harmless, but say so.
                 out.push(Finding::new(
-                    "intermediate-outlives-root",
+                    Code::IntermediateOutlivesRoot,
                     Severity::Info,
                     format!("{cert_f} ends {over} s after its root (as Istio's tools/certs make them); harmless under a day"),
                 ));
             } else if over > OUTLIVE_TOLERANCE_SECS {
                 out.push(Finding::new(
-                    "intermediate-outlives-root",
+                    Code::IntermediateOutlivesRoot,
                     Severity::Error,
                     format!(
                         "{cert_f} ({}) is valid until {}, after its root {} ({}): leaves would outlive their trust",

@@ -18,22 +18,33 @@
 mod assemble;
 pub mod behaviour;
 mod check;
+mod layout;
 mod profile;
 mod secret;
+mod signer;
 mod write;
 
-pub use assemble::{AssembleError, Assembled, Part, PkiMaterial, assemble};
+pub use crate::finding::{Code, Finding, Severity, has_errors};
+pub use assemble::{AssembleError, Assembled, Part, PkiMaterial, Unreadable, assemble};
+pub use check::check;
 pub(crate) use check::describe;
-pub use check::{Finding, Severity, check, has_errors};
+pub use layout::{
+    CROSS_SIGNED_CERT, WORKLOAD_CERT, WORKLOAD_KEY, cross_signed_files, cross_signed_path,
+    intermediate_files, intermediate_paths, leaf_files, leaf_paths, root_files, root_paths,
+};
 pub use profile::{
     DataPlane, DurationError, IstioProfile, IstioVersion, ProfileError, VersionParseError,
     format_duration, parse_duration,
 };
 pub use secret::{
-    CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, FileError,
+    CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, DataKeyError, FileError,
     ISTIO_CA_ROOT_TYPE, ISTIO_GENERATED, KEY, KNOWN_KEYS, Layout, MAX_DATA_KEY_LEN,
     MAX_MANIFEST_BYTES, ROOT_CERT, ReadError, SecretForm, SecretKind, TLS_CRT, TLS_KEY,
     check_data_key, from_dir_files, parse_manifest, read_dir, read_path,
+};
+pub(crate) use signer::issuer_from;
+pub use signer::{
+    CaDirError, ChainUse, ROOT_KEY, SignerError, SigningDir, read_ca_dir, read_root_dir,
 };
 pub(crate) use write::shell_word;
 pub use write::{write_dir, write_manifest};

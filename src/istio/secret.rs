@@ -424,7 +424,7 @@ pub enum ReadError {
         /// The key, escaped and shortened for display.
         key: String,
         /// What is wrong.
-        reason: String,
+        reason: DataKeyError,
     },
     /// A `data` value is not strict base64.
     #[error("line {line}: data.{key} is not valid base64 ({reason})")]
@@ -631,31 +631,55 @@ pub const MAX_DATA_KEY_LEN: usize = 253;
 /// assert!(check_data_key("root\u{14}cert").is_err());
 /// assert!(check_data_key("..data").is_err());
 /// ```
-pub fn check_data_key(key: &str) -> Result<(), String> {
+pub fn check_data_key(key: &str) -> Result<(), DataKeyError> {
     if key.is_empty() {
-        return Err("empty".to_owned());
+        return Err(DataKeyError::Empty);
     }
     if key.len() > MAX_DATA_KEY_LEN {
-        return Err(format!(
-            "{} characters, at most {MAX_DATA_KEY_LEN}",
-            key.chars().count()
-        ));
+        return Err(DataKeyError::TooLong {
+            chars: key.chars().count(),
+        });
     }
     if let Some((i, c)) = key
         .chars()
         .enumerate()
         .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
     {
-        return Err(format!(
-            "character {:?} at position {}; only [-._a-zA-Z0-9] is allowed",
-            c,
-            i + 1
-        ));
+        return Err(DataKeyError::Character {
+            character: c,
+            position: i + 1,
+        });
     }
     if key == "." || key == ".." || key.starts_with("..") {
-        return Err("must not be '.' or '..' or start with '..'".to_owned());
+        return Err(DataKeyError::Dots);
     }
     Ok(())
+}
+
+/// Why Kubernetes refuses a Secret's data key ([`check_data_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataKeyError {
+    /// The key is empty.
+    #[error("empty")]
+    Empty,
+    /// Longer than [`MAX_DATA_KEY_LEN`] bytes.
+    #[error("{chars} characters, at most {MAX_DATA_KEY_LEN}")]
+    TooLong {
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// A character outside `[-._a-zA-Z0-9]`.
+    #[error("character {character:?} at position {position}; only [-._a-zA-Z0-9] is allowed")]
+    Character {
+        /// The character.
+        character: char,
+        /// Its 1-based position, in characters.
+        position: usize,
+    },
+    /// `.`, `..`, or starting with `..`.
+    #[error("must not be '.' or '..' or start with '..'")]
+    Dots,
 }
 
 /// A key for an error message: escaped, at most 64 characters.

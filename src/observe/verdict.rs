@@ -15,7 +15,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::cert::{Certificate, Fingerprint};
-use crate::istio::CaSecret;
 use crate::plan::Plan;
 
 use super::evaluate::{MeshState, ProxyState, Warning};
@@ -75,20 +74,6 @@ struct PhaseView {
     roots: Vec<(String, Vec<u8>, Vec<Certificate>)>,
 }
 
-fn signer_of(s: &CaSecret) -> Option<(Certificate, Vec<Certificate>)> {
-    let signer = s.ca_cert().ok()?;
-    let chain = s
-        .cert_chain()
-        .map(|b| {
-            b.certificates()
-                .filter(|c| **c != signer)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    Some((signer, chain))
-}
-
 fn views(plan: &Plan) -> Vec<PhaseView> {
     plan.phases
         .iter()
@@ -98,7 +83,11 @@ fn views(plan: &Plan) -> Vec<PhaseView> {
                 .clusters
                 .iter()
                 .filter_map(|c| {
-                    let (s, above) = signer_of(&c.secret)?;
+                    // An unreadable cert-chain.pem leaves the signer alone.
+                    let (s, above) = match c.secret.signer_and_chain() {
+                        Ok(sc) => sc,
+                        Err(_) => (c.secret.ca_cert().ok()?, Vec::new()),
+                    };
                     Some((c.cluster.clone(), s, above))
                 })
                 .collect(),

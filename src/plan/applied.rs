@@ -16,28 +16,25 @@ use std::path::{Path, PathBuf};
 use super::io::{
     PlanDir, read_plan_dir, recorded_runbook_options, render_plan_json_with, render_runbook_with,
 };
-use super::{CheckOptions, DEFAULT_CLUSTER, Phase, Plan, PlanDirError, PlanFinding, check_plan};
+use super::{CheckOptions, DEFAULT_CLUSTER, Phase, Plan, PlanDirError, check_plan};
 use crate::cert::Fingerprint;
+use crate::finding::{Code, Finding, Severity};
 use crate::fsio::{self, OutFile};
-use crate::istio::{self, CaSecret, IstioProfile, Severity};
+use crate::istio::{self, CaSecret, IstioProfile};
 
 /// The file each phase (cluster) directory holds for `kubectl apply`.
 pub const SECRET_YAML: &str = "secret.yaml";
 
 fn finding(
-    code: &'static str,
+    code: Code,
     severity: Severity,
     phase: &Phase,
     cluster: &str,
     message: String,
-) -> PlanFinding {
-    PlanFinding {
-        code,
-        severity,
-        phase: phase.name.clone(),
-        cluster: (cluster != DEFAULT_CLUSTER).then(|| cluster.to_owned()),
-        message,
-    }
+) -> Finding {
+    Finding::new(code, severity, message)
+        .in_phase(phase.name.clone())
+        .in_cluster((cluster != DEFAULT_CLUSTER).then(|| cluster.to_owned()))
 }
 
 /// The directory holding a cluster's files in a phase: the phase directory itself for a
@@ -122,7 +119,7 @@ pub fn mixed_line_endings(bytes: &[u8]) -> bool {
 /// or applies anything else. Where secret.yaml reads, its namespace and Secret type are
 /// adopted into `plan` (the files do not record them), so a sealed secret.yaml keeps them.
 /// Root files mixing CRLF and LF get a warning.
-pub fn check_applied(dir: &Path, plan: &mut Plan) -> Vec<PlanFinding> {
+pub fn check_applied(dir: &Path, plan: &mut Plan) -> Vec<Finding> {
     let mut out = Vec::new();
     for phase in &mut plan.phases {
         let snapshot = phase.clone();
@@ -130,7 +127,7 @@ pub fn check_applied(dir: &Path, plan: &mut Plan) -> Vec<PlanFinding> {
             let root_file = c.secret.root_file();
             if c.secret.file(root_file).is_some_and(mixed_line_endings) {
                 out.push(finding(
-                    "mixed-line-endings",
+                    Code::MixedLineEndings,
                     Severity::Warning,
                     &snapshot,
                     &c.cluster,
@@ -142,7 +139,7 @@ pub fn check_applied(dir: &Path, plan: &mut Plan) -> Vec<PlanFinding> {
                 Ok(b) => b,
                 Err(e) => {
                     out.push(finding(
-                        "secret-yaml-missing",
+                        Code::SecretYamlMissing,
                         Severity::Error,
                         &snapshot,
                         &c.cluster,
@@ -155,7 +152,7 @@ pub fn check_applied(dir: &Path, plan: &mut Plan) -> Vec<PlanFinding> {
                 Ok(s) => s,
                 Err(e) => {
                     out.push(finding(
-                        "secret-yaml-unreadable",
+                        Code::SecretYamlUnreadable,
                         Severity::Error,
                         &snapshot,
                         &c.cluster,
@@ -167,7 +164,7 @@ pub fn check_applied(dir: &Path, plan: &mut Plan) -> Vec<PlanFinding> {
             let diffs = applied_differences(&applied, &c.secret);
             if !diffs.is_empty() {
                 out.push(finding(
-                    "secret-yaml-mismatch",
+                    Code::SecretYamlMismatch,
                     Severity::Error,
                     &snapshot,
                     &c.cluster,
@@ -187,11 +184,11 @@ pub fn check_applied(dir: &Path, plan: &mut Plan) -> Vec<PlanFinding> {
 
 /// True for the read findings that [`seal_plan_dir`] repairs: a changed file hash in
 /// plan.json, and a secret.yaml that is missing, unreadable or stale.
-fn sealable(f: &PlanFinding) -> bool {
+fn sealable(f: &Finding) -> bool {
     matches!(
         f.code,
-        "secret-yaml-missing" | "secret-yaml-unreadable" | "secret-yaml-mismatch"
-    ) || (f.code == "plan-json-mismatch"
+        Code::SecretYamlMissing | Code::SecretYamlUnreadable | Code::SecretYamlMismatch
+    ) || (f.code == Code::PlanJsonMismatch
         && (f.message.contains(" has sha256 ") || f.message.ends_with("(plan.json records it)")))
 }
 
@@ -199,7 +196,7 @@ fn sealable(f: &PlanFinding) -> bool {
 #[derive(Debug, Clone)]
 pub struct SealReport {
     /// Every finding of the re-check (the repaired ones included, as info).
-    pub findings: Vec<PlanFinding>,
+    pub findings: Vec<Finding>,
     /// The files rewritten; empty when the plan was refused.
     pub written: Vec<PathBuf>,
 }
@@ -230,7 +227,7 @@ pub fn seal_plan_dir(
     if let Some(p) = profile {
         plan.profile = p;
     }
-    let mut findings: Vec<PlanFinding> = read
+    let mut findings: Vec<Finding> = read
         .into_iter()
         .map(|mut f| {
             if sealable(&f) {
@@ -241,15 +238,13 @@ pub fn seal_plan_dir(
         })
         .collect();
     if !has_json {
-        findings.push(PlanFinding {
-            code: "plan-json-missing",
-            severity: Severity::Error,
-            phase: "plan.json".to_owned(),
-            cluster: None,
-            message:
-                "no plan.json: the waits and actions are unknown, nothing to seal (plan again)"
-                    .to_owned(),
-        });
+        findings.push(
+            Finding::error(
+                Code::PlanJsonMissing,
+                "no plan.json: the waits and actions are unknown, nothing to seal (plan again)",
+            )
+            .in_phase("plan.json"),
+        );
     }
     let opts = CheckOptions {
         waits_known: has_json,

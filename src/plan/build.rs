@@ -5,13 +5,14 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::{
-    Action, ClusterInput, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanError, PlanFinding,
-    PlanOptions, RotationKind, checks, cross_signed,
+    Action, ClusterInput, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanError, PlanOptions,
+    RotationKind, checks, cross_signed,
 };
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Fingerprint};
+use crate::finding::{Code, Finding, Severity};
 use crate::istio::behaviour::{self, Proxy, RootsTaken};
-use crate::istio::{self, CaSecret, IstioProfile, Layout, SecretKind, Severity, format_duration};
+use crate::istio::{self, CaSecret, IstioProfile, Layout, SecretKind, format_duration};
 use crate::verify::{self, CertPool, VerifyOptions};
 
 /// What the planner knows about one cluster's inputs, after checking them.
@@ -27,14 +28,11 @@ pub(super) struct Material {
     pub(super) new_signer: Certificate,
 }
 
-fn refuse(code: &'static str, cluster: &str, message: impl Into<String>) -> PlanFinding {
-    PlanFinding {
-        code,
-        severity: Severity::Error,
-        phase: "inputs".to_owned(),
-        cluster: Some(cluster.to_owned()),
-        message: message.into(),
-    }
+/// A refusal of the planner: an error on phase `inputs` naming the cluster.
+pub(super) fn refuse(code: Code, cluster: &str, message: impl Into<String>) -> Finding {
+    Finding::error(code, message)
+        .in_phase("inputs")
+        .in_cluster(Some(cluster.to_owned()))
 }
 
 /// The planner's gates on the mesh itself, from the Istio model ([`behaviour`]): the
@@ -46,10 +44,7 @@ fn refuse(code: &'static str, cluster: &str, message: impl Into<String>) -> Plan
 ///   (istio issue 55793, [`behaviour::csr_response`]);
 /// - `ztunnel-multiroot-unsupported`: ztunnel before 1.24.6 / 1.25.3 / 1.26.0 trusts only the
 ///   first root ([`behaviour::roots_taken`]).
-pub fn profile_refusals(
-    profile: &IstioProfile,
-    changes_roots: bool,
-) -> Vec<(&'static str, String)> {
+pub fn profile_refusals(profile: &IstioProfile, changes_roots: bool) -> Vec<(Code, String)> {
     let mut out = Vec::new();
     if !changes_roots {
         return out;
@@ -57,7 +52,7 @@ pub fn profile_refusals(
     let (i, z) = (profile.istio_version, profile.ztunnel());
     if !profile.multiroot {
         out.push((
-            "multiroot-off",
+            Code::MultirootOff,
             "ISTIO_MULTIROOT_MESH is off: istiod (1.22.0+) ignores every change of root-cert.pem (\"Multi root is disabled\"); enable it on istiod first".to_owned(),
         ));
     }
@@ -68,7 +63,7 @@ pub fn profile_refusals(
             "1.25.3 (1.25.2 for sidecars only)"
         };
         out.push((
-            "istiod-roots-split",
+            Code::IstiodRootsSplit,
             format!(
                 "istiod {i} (only 1.24.4 and 1.25.1, istio issue 55793) sends only the LAST root in CSR responses: ztunnel and sidecars without the push trust one root while two are needed; move istiod to {to} before any root change"
             ),
@@ -78,7 +73,7 @@ pub fn profile_refusals(
         && behaviour::roots_taken(i, z, Proxy::Ztunnel, false) == RootsTaken::FirstOnly
     {
         out.push((
-            "ztunnel-multiroot-unsupported",
+            Code::ZtunnelMultirootUnsupported,
             format!(
                 "ztunnel {z} (before {}) trusts only the first root of a multi-root bundle: traffic breaks while two roots are trusted; upgrade ztunnel",
                 behaviour::ztunnel_multi_root_fixed_in()
@@ -103,7 +98,7 @@ pub fn plan(
     now: OffsetDateTime,
 ) -> Result<Plan, PlanError> {
     if clusters.is_empty() {
-        return Err(PlanError::Input("no cluster given".to_owned()));
+        return Err(PlanError::NoCluster);
     }
     profile.validate()?;
     let mut names = std::collections::HashSet::new();
@@ -113,10 +108,7 @@ pub fn plan(
             || c.name.contains(['/', '\\'])
             || !names.insert(c.name.as_str())
         {
-            return Err(PlanError::Input(format!(
-                "invalid or duplicate cluster name {:?}",
-                c.name
-            )));
+            return Err(PlanError::ClusterName(c.name.clone()));
         }
     }
 
@@ -167,7 +159,7 @@ pub fn plan(
     for m in &material {
         if m.new_signer.not_after() < horizon {
             refusals.push(refuse(
-                "new-ca-expires-early",
+                Code::NewCaExpiresEarly,
                 &m.name,
                 format!(
                     "the new CA {} expires {} but must sign leaves until at least {} (rotation of {} plus one {} leaf lifetime)",
@@ -205,33 +197,29 @@ pub fn plan(
 }
 
 /// Reads and checks one cluster's inputs.
-fn examine(
-    c: &ClusterInput,
-    now: OffsetDateTime,
-    refusals: &mut Vec<PlanFinding>,
-) -> Option<Material> {
+fn examine(c: &ClusterInput, now: OffsetDateTime, refusals: &mut Vec<Finding>) -> Option<Material> {
     let n = &c.name;
     let before = refusals.len();
     let current_signer = c
         .current
         .ca_cert()
-        .map_err(|e| refusals.push(refuse("current-unreadable", n, e.to_string())))
+        .map_err(|e| refusals.push(refuse(Code::CurrentUnreadable, n, e.to_string())))
         .ok();
     let current_roots = c
         .current
         .root_bundle()
-        .map_err(|e| refusals.push(refuse("current-unreadable", n, e.to_string())))
+        .map_err(|e| refusals.push(refuse(Code::CurrentUnreadable, n, e.to_string())))
         .ok();
     if c.current.file(c.current.key_file()).is_none() {
         refusals.push(refuse(
-            "current-unreadable",
+            Code::CurrentUnreadable,
             n,
             format!("the current secret has no {}", c.current.key_file()),
         ));
     }
     if c.new.kind != SecretKind::PluggedIn || c.new.layout != Layout::Istio {
         refusals.push(refuse(
-            "new-not-cacerts",
+            Code::NewNotCacerts,
             n,
             "the new CA must be a cacerts-layout directory (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)",
         ));
@@ -239,7 +227,7 @@ fn examine(
     for f in istio::CACERTS_FILES {
         if c.new.file(f).is_none() {
             refusals.push(refuse(
-                "new-incomplete",
+                Code::NewIncomplete,
                 n,
                 format!("the new CA has no {f}"),
             ));
@@ -248,24 +236,28 @@ fn examine(
     let new_signer = c
         .new
         .ca_cert()
-        .map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string())))
+        .map_err(|e| refusals.push(refuse(Code::NewUnreadable, n, e.to_string())))
         .ok();
     let new_roots = c
         .new
         .root_bundle()
-        .map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string())))
+        .map_err(|e| refusals.push(refuse(Code::NewUnreadable, n, e.to_string())))
         .ok();
     let new_chain = c
         .new
         .cert_chain()
-        .map_err(|e| refusals.push(refuse("new-unreadable", n, e.to_string())))
+        .map_err(|e| refusals.push(refuse(Code::NewUnreadable, n, e.to_string())))
         .ok();
     match c.new.ca_key() {
-        Err(e) => refusals.push(refuse("new-unreadable", n, e.to_string())),
+        Err(e) => refusals.push(refuse(Code::NewUnreadable, n, e.to_string())),
         Ok(k) => {
             if let Some(s) = &new_signer {
                 if let Err(e) = k.check_matches(s) {
-                    refusals.push(refuse("ca-key-mismatch", n, format!("new ca-key.pem: {e}")));
+                    refusals.push(refuse(
+                        Code::CaKeyMismatch,
+                        n,
+                        format!("new ca-key.pem: {e}"),
+                    ));
                 }
             }
         }
@@ -274,7 +266,7 @@ fn examine(
         if let Some(s) = &current_signer {
             if let Err(e) = k.check_matches(s) {
                 refusals.push(refuse(
-                    "ca-key-mismatch",
+                    Code::CaKeyMismatch,
                     n,
                     format!("current {}: {e}", c.current.key_file()),
                 ));
@@ -284,7 +276,7 @@ fn examine(
     if let (Some(s), Some(r), Some(ch)) = (&new_signer, &new_roots, &new_chain) {
         if r.is_empty() {
             refusals.push(refuse(
-                "new-unreadable",
+                Code::NewUnreadable,
                 n,
                 "the new root-cert.pem holds no certificate",
             ));
@@ -293,7 +285,7 @@ fn examine(
             let inter = CertPool::from_certificates(ch.certificates());
             if let Err(e) = verify::verify(s, &inter, &roots, &VerifyOptions::at(now)) {
                 refusals.push(refuse(
-                    "new-intermediate-unchained",
+                    Code::NewIntermediateUnchained,
                     n,
                     format!("the new ca-cert.pem does not chain to the new root-cert.pem: {e}"),
                 ));
@@ -339,7 +331,7 @@ fn examine(
 fn infer_kind(
     material: &[Material],
     opts: &PlanOptions,
-    refusals: &mut Vec<PlanFinding>,
+    refusals: &mut Vec<Finding>,
 ) -> RotationKind {
     let m = &material[0];
     let same_roots = m
@@ -363,7 +355,7 @@ fn infer_kind(
             .is_subset(&m.current_roots.trust_set());
         if m.new_signer == m.current_signer {
             refusals.push(refuse(
-                "nothing-to-rotate",
+                Code::NothingToRotate,
                 &m.name,
                 "the new ca-cert.pem is the current one",
             ));
@@ -371,23 +363,23 @@ fn infer_kind(
         match kind {
             RotationKind::RootRotation | RotationKind::MultiCluster | RotationKind::SelfSignedToPluggedIn | RotationKind::CrossSigned if same_roots => {
                 refusals.push(refuse(
-                    "same-root",
+                    Code::SameRoot,
                     &m.name,
                     "the new root is already the current root: this is an intermediate rotation (use --kind intermediate-rotation)",
                 ));
             }
             RotationKind::IntermediateRotation if !same_roots => refusals.push(refuse(
-                "kind-mismatch",
+                Code::KindMismatch,
                 &m.name,
                 "an intermediate rotation keeps the root, but the new root-cert.pem holds a root the cluster does not trust",
             )),
             RotationKind::SelfSignedToPluggedIn if m.current.kind != SecretKind::SelfSigned => refusals.push(refuse(
-                "kind-mismatch",
+                Code::KindMismatch,
                 &m.name,
                 "the current secret is a plugged-in cacerts, not istiod's self-signed istio-ca-secret",
             )),
             RotationKind::RootRotation | RotationKind::CrossSigned if m.current.kind == SecretKind::SelfSigned => refusals.push(refuse(
-                "kind-mismatch",
+                Code::KindMismatch,
                 &m.name,
                 "the current CA is istiod's self-signed one: use --kind self-signed-to-plugged-in",
             )),
@@ -397,7 +389,7 @@ fn infer_kind(
     if material.len() > 1 {
         if kind != RotationKind::MultiCluster {
             refusals.push(refuse(
-                "kind-mismatch",
+                Code::KindMismatch,
                 &material[0].name,
                 "several clusters make a multi-cluster rotation",
             ));
@@ -406,7 +398,7 @@ fn infer_kind(
         for m in &material[1..] {
             if m.new_roots.trust_set() != first {
                 refusals.push(refuse(
-                    "new-roots-differ",
+                    Code::NewRootsDiffer,
                     &m.name,
                     format!("its new root-cert.pem differs from cluster {}'s: the clusters must move to one shared root", material[0].name),
                 ));
@@ -414,7 +406,7 @@ fn infer_kind(
         }
     } else if kind == RotationKind::MultiCluster {
         refusals.push(refuse(
-            "kind-mismatch",
+            Code::KindMismatch,
             &material[0].name,
             "a multi-cluster rotation needs two clusters or more",
         ));

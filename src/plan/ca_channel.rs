@@ -9,19 +9,16 @@
 
 use time::OffsetDateTime;
 
-use super::{Action, Plan, PlanFinding, checks::finding};
+use super::{Action, Plan, checks::finding};
 use crate::cert::Certificate;
+use crate::finding::{Code, Finding, Severity};
+use crate::istio::CaSecret;
 use crate::istio::behaviour;
-use crate::istio::{CaSecret, Severity};
 use crate::verify::{self, CertPool, VerifyOptions};
 
 /// Findings for every phase whose signer the roots an older ztunnel still holds do not
 /// anchor. Nothing for a mesh without ztunnel or a ztunnel that re-reads its roots.
-pub(super) fn ztunnel_ca_channel(
-    plan: &Plan,
-    now: OffsetDateTime,
-    multi: bool,
-) -> Vec<PlanFinding> {
+pub(super) fn ztunnel_ca_channel(plan: &Plan, now: OffsetDateTime, multi: bool) -> Vec<Finding> {
     let profile = &plan.profile;
     let z = profile.ztunnel();
     if !profile.data_plane.has_ztunnel() || behaviour::ztunnel_watches_ca_root(z) {
@@ -41,7 +38,7 @@ pub(super) fn ztunnel_ca_channel(
             };
             if !reaches_istiod(secret, &held, now) {
                 out.push(finding(
-                    "ztunnel-ca-channel",
+                    Code::ZtunnelCaChannel,
                     Severity::Error,
                     phase,
                     cluster,

@@ -23,12 +23,13 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{Action, Phase, Plan, PlanFinding};
+use super::{Action, Phase, Plan};
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Fingerprint, SpiffeId};
-use crate::generate::{self, Issuer, KeyType, LeafSpec};
+use crate::finding::{Code, Finding, Severity};
+use crate::generate::{self, KeyType, LeafSpec};
 use crate::istio::behaviour::{self, RootChange, RootRule};
-use crate::istio::{self, CaSecret, Severity, format_duration};
+use crate::istio::{self, CaSecret, ChainUse, format_duration};
 use crate::verify::{self, CertPool, VerifyOptions};
 
 /// How to check a plan.
@@ -76,7 +77,16 @@ fn view(secret: &CaSecret, now: OffsetDateTime, with_leaf: bool) -> View {
         _ => None,
     };
     let leaf = match (&signer, secret.ca_key()) {
-        (Some(s), Ok(k)) if with_leaf => Issuer::new(s.clone(), k).ok().and_then(|issuer| {
+        (Some(s), Ok(k)) if with_leaf => istio::issuer_from(
+            s.clone(),
+            k,
+            Vec::new(),
+            None,
+            ChainUse::SignerOnly,
+            secret.signing_cert_file(),
+        )
+        .ok()
+        .and_then(|issuer| {
             let id = SpiffeId::istio("cluster.local", "meshtrust-check", "probe").ok()?;
             let mut spec = LeafSpec::istio(id);
             spec.key_type = KeyType::EcP256;
@@ -97,24 +107,16 @@ fn view(secret: &CaSecret, now: OffsetDateTime, with_leaf: bool) -> View {
 }
 
 pub(super) fn finding(
-    code: &'static str,
+    code: Code,
     severity: Severity,
     phase: &Phase,
     cluster: &str,
     multi: bool,
     message: String,
-) -> PlanFinding {
-    PlanFinding {
-        code,
-        severity,
-        phase: phase.name.clone(),
-        cluster: if multi {
-            Some(cluster.to_owned())
-        } else {
-            None
-        },
-        message,
-    }
+) -> Finding {
+    Finding::new(code, severity, message)
+        .in_phase(phase.name.clone())
+        .in_cluster(multi.then(|| cluster.to_owned()))
 }
 
 /// The invariants [`check_plan`] proves (DESIGN.md 3-7); [`check_invariants`] checks a subset.
@@ -160,7 +162,7 @@ impl Invariant {
 
 /// Checks a plan (see the module docs for the codes). Returns every finding; the plan is safe
 /// when none is an error ([`super::has_errors`]).
-pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
+pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<Finding> {
     check_invariants(plan, opts, &Invariant::ALL)
 }
 
@@ -173,23 +175,24 @@ pub fn check_plan(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
 /// let findings = check_invariants(plan, opts, &[Invariant::RootContainment, Invariant::SignerTrust]);
 /// # }
 /// ```
-pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -> Vec<PlanFinding> {
+pub fn check_invariants(plan: &Plan, opts: &CheckOptions, which: &[Invariant]) -> Vec<Finding> {
     let mut out = Vec::new();
     if plan.phases.len() < 2 {
-        out.push(PlanFinding {
-            code: "too-few-phases",
-            severity: Severity::Error,
-            phase: plan
-                .phases
-                .first()
-                .map(|p| p.name.clone())
-                .unwrap_or_default(),
-            cluster: None,
-            message: format!(
-                "a rotation needs the current state and at least one phase; found {}",
-                plan.phases.len()
+        out.push(
+            Finding::error(
+                Code::TooFewPhases,
+                format!(
+                    "a rotation needs the current state and at least one phase; found {}",
+                    plan.phases.len()
+                ),
+            )
+            .in_phase(
+                plan.phases
+                    .first()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
             ),
-        });
+        );
         return out;
     }
     let cx = Ctx::new(plan, opts, which.contains(&Invariant::CrossMatrix));
@@ -249,7 +252,7 @@ impl<'a> Ctx<'a> {
 
 impl Invariant {
     /// This invariant's findings.
-    fn check(self, cx: &Ctx<'_>) -> Vec<PlanFinding> {
+    fn check(self, cx: &Ctx<'_>) -> Vec<Finding> {
         match self {
             Invariant::LoadChecks => load_checks(cx),
             Invariant::RootContainment => root_containment(cx),
@@ -266,7 +269,7 @@ impl Invariant {
 }
 
 /// Invariant 1: istiod's load checks of every phase's secret ([`istio::check`]).
-fn load_checks(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+fn load_checks(cx: &Ctx<'_>) -> Vec<Finding> {
     let (plan, profile, now, multi) = (cx.plan, &cx.plan.profile, cx.opts.now, cx.multi);
     let mut out = Vec::new();
     for p in plan.phases.iter() {
@@ -284,7 +287,7 @@ fn load_checks(cx: &Ctx<'_>) -> Vec<PlanFinding> {
 
 /// Invariant 2: istiod accepts every change of the root file ([`behaviour::root_change`]), unless the
 /// phase restarts istiod or switches its mode.
-fn root_containment(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+fn root_containment(cx: &Ctx<'_>) -> Vec<Finding> {
     let (plan, profile, opts, multi) = (cx.plan, &cx.plan.profile, cx.opts, cx.multi);
     let mut out = Vec::new();
     for (k, cluster, v, pv) in cx.transitions() {
@@ -307,7 +310,7 @@ fn root_containment(cx: &Ctx<'_>) -> Vec<PlanFinding> {
                     RootChange::Accepted | RootChange::Unchanged => {}
                     // Without plan.json the phase's restarts are unknown: say what it needs.
                     RootChange::IgnoredMultirootOff => out.push(finding(
-                        "multiroot-off",
+                        Code::MultirootOff,
                         if opts.waits_known { Severity::Error } else { Severity::Warning },
                         cur,
                         cluster,
@@ -322,7 +325,7 @@ fn root_containment(cx: &Ctx<'_>) -> Vec<PlanFinding> {
                         ),
                     )),
                     RootChange::Refused { rule } => out.push(finding(
-                        "root-containment",
+                        Code::RootContainment,
                         Severity::Error,
                         cur,
                         cluster,
@@ -347,7 +350,7 @@ fn root_containment(cx: &Ctx<'_>) -> Vec<PlanFinding> {
 }
 
 /// Invariant 3: A phase that changes the signer signs with a CA every cluster's previous bundle trusts.
-fn signer_trust(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+fn signer_trust(cx: &Ctx<'_>) -> Vec<Finding> {
     let (plan, now, multi, views) = (cx.plan, cx.opts.now, cx.multi, &cx.views);
     let mut out = Vec::new();
     for (k, cluster, v, pv) in cx.transitions() {
@@ -366,7 +369,7 @@ fn signer_trust(cx: &Ctx<'_>) -> Vec<PlanFinding> {
                 );
                 if let Err(e) = ok {
                     out.push(finding(
-                        "signer-not-trusted",
+                        Code::SignerNotTrusted,
                         Severity::Error,
                         cur,
                         cluster,
@@ -391,7 +394,7 @@ fn signer_trust(cx: &Ctx<'_>) -> Vec<PlanFinding> {
 
 /// Invariant 4: A signer switch to another root changes the root bytes (every leaf is re-issued) and
 /// keeps the trust set.
-fn trigger(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+fn trigger(cx: &Ctx<'_>) -> Vec<Finding> {
     let (plan, multi) = (cx.plan, cx.multi);
     let mut out = Vec::new();
     for (k, cluster, v, pv) in cx.transitions() {
@@ -406,7 +409,7 @@ fn trigger(cx: &Ctx<'_>) -> Vec<PlanFinding> {
         if v.anchor.is_some() && pv.anchor.is_some() && v.anchor != pv.anchor {
             if v.root_bytes == pv.root_bytes {
                 out.push(finding(
-                            "missing-trigger",
+                            Code::MissingTrigger,
                             Severity::Error,
                             cur,
                             cluster,
@@ -416,7 +419,7 @@ fn trigger(cx: &Ctx<'_>) -> Vec<PlanFinding> {
             } else if let (Some(a), Some(b)) = (&pv.roots, &v.roots) {
                 if a.trust_set() != b.trust_set() {
                     out.push(finding(
-                                "trigger-changes-trust",
+                                Code::TriggerChangesTrust,
                                 Severity::Error,
                                 cur,
                                 cluster,
@@ -433,13 +436,13 @@ fn trigger(cx: &Ctx<'_>) -> Vec<PlanFinding> {
 /// Invariant 5: Leaves of each phase verify against the bundles of the same, the next and the previous
 /// phase across clusters; a cross-signed plan's presented order, and what an older ztunnel
 /// presents ([`super::presented`]).
-fn cross_matrix(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+fn cross_matrix(cx: &Ctx<'_>) -> Vec<Finding> {
     let (plan, now, multi, views) = (cx.plan, cx.opts.now, cx.multi, &cx.views);
     let mut out = Vec::new();
     for (k, cluster, _, pv) in cx.transitions() {
         if pv.is_none() {
             out.push(finding(
-                "cross-matrix",
+                Code::CrossMatrix,
                 Severity::Error,
                 &plan.phases[k],
                 cluster,
@@ -480,7 +483,7 @@ fn cross_matrix(cx: &Ctx<'_>) -> Vec<PlanFinding> {
                     );
                     if let Err(e) = r {
                         out.push(finding(
-                            "cross-matrix",
+                            Code::CrossMatrix,
                             Severity::Error,
                             &plan.phases[bp],
                             oname,
@@ -507,7 +510,7 @@ fn cross_matrix(cx: &Ctx<'_>) -> Vec<PlanFinding> {
 }
 
 /// Invariant 6: A root leaves only after every leaf chaining to it has expired.
-fn no_early_removal(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+fn no_early_removal(cx: &Ctx<'_>) -> Vec<Finding> {
     let (plan, profile, opts, now, multi, views) = (
         cx.plan,
         &cx.plan.profile,
@@ -550,7 +553,7 @@ fn no_early_removal(cx: &Ctx<'_>) -> Vec<PlanFinding> {
                     .unwrap_or_else(|| removed.short());
                 if j + 1 == k {
                     out.push(finding(
-                        "early-root-removal",
+                        Code::EarlyRootRemoval,
                         Severity::Error,
                         cur,
                         cluster,
@@ -567,7 +570,7 @@ fn no_early_removal(cx: &Ctx<'_>) -> Vec<PlanFinding> {
                         .fold(Duration::ZERO, Duration::saturating_add);
                     if waited < profile.leaf_ttl {
                         out.push(finding(
-                            "early-root-removal",
+                            Code::EarlyRootRemoval,
                             Severity::Error,
                             cur,
                             cluster,
@@ -583,7 +586,7 @@ fn no_early_removal(cx: &Ctx<'_>) -> Vec<PlanFinding> {
                     }
                 } else {
                     out.push(finding(
-                        "waits-unknown",
+                        Code::WaitsUnknown,
                         Severity::Info,
                         cur,
                         cluster,
@@ -619,7 +622,7 @@ fn signers_trusted_by(phase: &[(String, View)], roots: &Bundle, now: OffsetDateT
 }
 
 /// Invariant 7: The end state: the last phase trusts only its signer's root, and the signer changed.
-fn final_state(cx: &Ctx<'_>) -> Vec<PlanFinding> {
+fn final_state(cx: &Ctx<'_>) -> Vec<Finding> {
     let (plan, views, multi) = (cx.plan, &cx.views, cx.multi);
     let mut out = Vec::new();
     let (first, last) = (&views[0], &views[views.len() - 1]);
@@ -629,7 +632,7 @@ fn final_state(cx: &Ctx<'_>) -> Vec<PlanFinding> {
             let set = roots.trust_set();
             if set.len() != 1 || !set.contains(&anchor) {
                 out.push(finding(
-                    "final-trust",
+                    Code::FinalTrust,
                     Severity::Error,
                     last_phase,
                     cluster,
@@ -647,7 +650,7 @@ fn final_state(cx: &Ctx<'_>) -> Vec<PlanFinding> {
             .and_then(|(_, v)| v.signer.as_ref());
         if before.is_some() && before == v.signer.as_ref() {
             out.push(finding(
-                "no-rotation",
+                Code::NoRotation,
                 Severity::Error,
                 last_phase,
                 cluster,
@@ -720,7 +723,7 @@ pub fn rollback_actions(plan: &Plan, k: usize) -> Vec<Action> {
 /// `k >= 1`) the way [`check_invariants`] checks forward steps: the step is the two-phase plan
 /// `[k, k - 1]` with [`rollback_actions`]. Each violation is a `rollback-unsafe` finding on
 /// phase `k` naming the forward code.
-pub fn check_rollback(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
+pub fn check_rollback(plan: &Plan, opts: &CheckOptions) -> Vec<Finding> {
     let mut out = Vec::new();
     for k in 1..plan.phases.len() {
         let mut back = plan.phases[k - 1].clone();
@@ -732,19 +735,20 @@ pub fn check_rollback(plan: &Plan, opts: &CheckOptions) -> Vec<PlanFinding> {
             if f.severity != Severity::Error {
                 continue;
             }
-            out.push(PlanFinding {
-                code: "rollback-unsafe",
-                severity: Severity::Error,
-                phase: plan.phases[k].name.clone(),
-                cluster: f.cluster.clone(),
-                message: format!(
-                    "going back from {} to {} is not safe: [{}] {}",
-                    plan.phases[k].name,
-                    plan.phases[k - 1].name,
-                    f.code,
-                    f.message
-                ),
-            });
+            out.push(
+                Finding::error(
+                    Code::RollbackUnsafe,
+                    format!(
+                        "going back from {} to {} is not safe: [{}] {}",
+                        plan.phases[k].name,
+                        plan.phases[k - 1].name,
+                        f.code,
+                        f.message
+                    ),
+                )
+                .in_phase(plan.phases[k].name.clone())
+                .in_cluster(f.cluster.clone()),
+            );
         }
     }
     out

@@ -17,36 +17,25 @@
 
 use std::time::Duration;
 
-use super::build::{Material, fp_list, roots_check, signer_check};
-use super::{
-    Action, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanFinding, PlanOptions, RotationKind,
-};
+use super::build::{Material, fp_list, refuse, roots_check, signer_check};
+use super::{Action, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanOptions, RotationKind};
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Role};
+use crate::finding::{Code, Finding};
 use crate::istio::behaviour;
-use crate::istio::{self, CaSecret, IstioProfile, Severity, format_duration};
-
-fn refuse(code: &'static str, cluster: &str, message: String) -> PlanFinding {
-    PlanFinding {
-        code,
-        severity: Severity::Error,
-        phase: "inputs".to_owned(),
-        cluster: Some(cluster.to_owned()),
-        message,
-    }
-}
+use crate::istio::{self, CaSecret, IstioProfile, format_duration};
 
 /// Checks the inputs of a cross-signed rotation: one cluster, a B' for the new root's subject
 /// and key issued by a root the cluster trusts now. Returns the chain IB + B' to sign with.
 pub(super) fn inputs(
     material: &[Material],
     cross: Option<&Certificate>,
-    refusals: &mut Vec<PlanFinding>,
+    refusals: &mut Vec<Finding>,
 ) -> Option<Vec<u8>> {
     let m = &material[0];
     if material.len() > 1 {
         refusals.push(refuse(
-            "kind-mismatch",
+            Code::KindMismatch,
             &m.name,
             "a cross-signed rotation is planned one cluster at a time".to_owned(),
         ));
@@ -54,7 +43,7 @@ pub(super) fn inputs(
     }
     let Some(cross) = cross else {
         refusals.push(refuse(
-            "cross-signed-missing",
+            Code::CrossSignedMissing,
             &m.name,
             "a cross-signed rotation needs B' (the new root's key issued by the old root): make it with `meshtrust generate cross-sign` and pass it with --cross-signed".to_owned(),
         ));
@@ -63,7 +52,7 @@ pub(super) fn inputs(
     let new_root = m.new_roots.certificates().find(|c| c.role() == Role::Root);
     let Some(b) = new_root.filter(|_| m.new_roots.trust_set().len() == 1) else {
         refusals.push(refuse(
-            "cross-signed-mismatch",
+            Code::CrossSignedMismatch,
             &m.name,
             "the new root-cert.pem must hold exactly one root, B".to_owned(),
         ));
@@ -71,7 +60,7 @@ pub(super) fn inputs(
     };
     if cross.subject_der() != b.subject_der() || cross.spki_der() != b.spki_der() {
         refusals.push(refuse(
-            "cross-signed-mismatch",
+            Code::CrossSignedMismatch,
             &m.name,
             format!(
                 "the cross-signed certificate {} is not for the new root {}: it must carry B's subject and public key",
@@ -86,7 +75,7 @@ pub(super) fn inputs(
         .any(|a| cross.issuer_der() == a.subject_der() && cross.verify_signed_by(a).is_ok());
     if !anchored || !cross.is_ca() {
         refusals.push(refuse(
-            "cross-signed-unanchored",
+            Code::CrossSignedUnanchored,
             &m.name,
             format!(
                 "the cross-signed certificate {} must be a CA issued by a root the cluster trusts now (its root-cert.pem)",
@@ -96,7 +85,7 @@ pub(super) fn inputs(
     }
     if m.current_roots.trust_set().len() != 1 {
         refusals.push(refuse(
-            "cross-signed-mismatch",
+            Code::CrossSignedMismatch,
             &m.name,
             "the current root-cert.pem must hold exactly one root, A: a cross-signed rotation never trusts two roots".to_owned(),
         ));

@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::runbook;
 pub use super::runbook::RunbookOptions;
-use super::{Action, ClusterPhase, DEFAULT_CLUSTER, Gate, Phase, Plan, PlanFinding, RotationKind};
+use super::{Action, ClusterPhase, DEFAULT_CLUSTER, Gate, Phase, Plan, RotationKind};
 use crate::cert::{Certificate, Fingerprint};
+use crate::finding::{Code, Finding, Severity};
 use crate::fsio::{self, OutFile};
-use crate::istio::{self, CaSecret, IstioProfile, Severity, format_duration};
+use crate::istio::{self, CaSecret, IstioProfile, format_duration};
 
 /// The machine-readable plan (plan.json). Keys are a contract for scripts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -357,12 +358,12 @@ pub enum PlanDirError {
     #[error("{0}: exists and is not empty (choose a new directory)")]
     Exists(PathBuf),
     /// File system error.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Io {
         /// Path.
         path: PathBuf,
         /// What happened.
-        message: String,
+        source: std::io::Error,
     },
     /// Writing the files failed (nothing was left behind).
     #[error(transparent)]
@@ -370,9 +371,9 @@ pub enum PlanDirError {
     /// No phase directories.
     #[error("{0}: no phase directories (NN-name) found")]
     NoPhases(PathBuf),
-    /// The profile to check with could not be settled ([`check_dir`]).
+    /// The profile to check with could not be settled ([`check_dir`]): the caller's error.
     #[error("{0}")]
-    Profile(String),
+    Profile(Box<dyn std::error::Error + Send + Sync>),
     /// A phase directory could not be read as a CA secret.
     #[error("{path}: {source}")]
     Secret {
@@ -382,14 +383,14 @@ pub enum PlanDirError {
         source: istio::ReadError,
     },
     /// plan.json is malformed.
-    #[error("{path}: line {line}: {message}")]
+    #[error("{path}: line {line}: {source}")]
     Json {
         /// Path.
         path: PathBuf,
         /// Line.
         line: usize,
         /// What is wrong.
-        message: String,
+        source: serde_json::Error,
     },
 }
 
@@ -407,9 +408,9 @@ pub fn write_plan_dir_with(
     dir: &Path,
     opts: &RunbookOptions,
 ) -> Result<Vec<PathBuf>, PlanDirError> {
-    let io = |path: &Path, e: std::io::Error| PlanDirError::Io {
+    let io = |path: &Path, source: std::io::Error| PlanDirError::Io {
         path: path.to_owned(),
-        message: e.to_string(),
+        source,
     };
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
@@ -471,19 +472,16 @@ pub fn write_plan_dir_with(
 /// An error writing into the staging directory, told about the output directory the user
 /// named (the staging directory is an implementation detail).
 fn staging_error(e: fsio::FsError, staging: &Path, dir: &Path) -> PlanDirError {
-    let (path, message) = match &e {
-        fsio::FsError::Io { path, op, source } => (path.clone(), format!("{op}: {source}")),
-        fsio::FsError::Exists { path }
-        | fsio::FsError::Duplicate { path }
-        | fsio::FsError::NotAFile { path } => (path.clone(), e.to_string()),
+    let Ok(rel) = e.path().strip_prefix(staging) else {
+        return PlanDirError::Fs(e);
     };
-    match path.strip_prefix(staging) {
-        Ok(rel) => PlanDirError::Io {
-            path: dir.join(rel),
-            message: message.replace(&staging.display().to_string(), &dir.display().to_string()),
-        },
-        Err(_) => PlanDirError::Fs(e),
-    }
+    let path = dir.join(rel);
+    PlanDirError::Fs(match e {
+        fsio::FsError::Io { op, source, .. } => fsio::FsError::Io { path, op, source },
+        fsio::FsError::Exists { .. } => fsio::FsError::Exists { path },
+        fsio::FsError::Duplicate { .. } => fsio::FsError::Duplicate { path },
+        fsio::FsError::NotAFile { .. } => fsio::FsError::NotAFile { path },
+    })
 }
 
 fn is_phase_name(name: &str) -> bool {
@@ -498,9 +496,9 @@ fn is_phase_name(name: &str) -> bool {
 /// runbook applies, is read back and compared with the phase's PEM files
 /// ([`super::check_applied`]).
 pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
-    let io = |path: &Path, e: std::io::Error| PlanDirError::Io {
+    let io = |path: &Path, source: std::io::Error| PlanDirError::Io {
         path: path.to_owned(),
-        message: e.to_string(),
+        source,
     };
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| io(dir, e))?
@@ -516,10 +514,10 @@ pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
     let json_path = dir.join("plan.json");
     let json: Option<PlanJson> = match std::fs::read(&json_path) {
         Ok(bytes) => Some(
-            serde_json::from_slice(&bytes).map_err(|e| PlanDirError::Json {
+            serde_json::from_slice(&bytes).map_err(|source| PlanDirError::Json {
                 path: json_path.clone(),
-                line: e.line(),
-                message: e.to_string(),
+                line: source.line(),
+                source,
             })?,
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -600,40 +598,43 @@ pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
                     .components()
                     .all(|c| matches!(c, std::path::Component::Normal(_)));
                 if !inside {
-                    findings.push(PlanFinding {
-                        code: "plan-json-mismatch",
-                        severity: Severity::Error,
-                        phase: name.clone(),
-                        cluster: None,
-                        message: format!(
-                            "plan.json names {file:?}, a path outside the phase directory"
-                        ),
-                    });
+                    findings.push(
+                        Finding::error(
+                            Code::PlanJsonMismatch,
+                            format!("plan.json names {file:?}, a path outside the phase directory"),
+                        )
+                        .in_phase(name.clone()),
+                    );
                     continue;
                 }
                 let path = pdir.join(file);
                 let got = std::fs::read(&path).ok().map(|b| Fingerprint::of(&b));
                 if got.as_ref() != Some(want) {
-                    findings.push(PlanFinding {
-                        code: "plan-json-mismatch",
-                        severity: Severity::Error,
-                        phase: name.clone(),
-                        cluster: if multi { file.split('/').next().map(str::to_owned) } else { None },
-                        message: match got {
-                            Some(g) => format!("{file} has sha256 {g}, plan.json recorded {want}: the file was changed after planning"),
-                            None => format!("{file} is missing (plan.json records it)"),
-                        },
-                    });
+                    let message = match got {
+                        Some(g) => format!(
+                            "{file} has sha256 {g}, plan.json recorded {want}: the file was changed after planning"
+                        ),
+                        None => format!("{file} is missing (plan.json records it)"),
+                    };
+                    findings.push(
+                        Finding::error(Code::PlanJsonMismatch, message)
+                            .in_phase(name.clone())
+                            .in_cluster(if multi {
+                                file.split('/').next().map(str::to_owned)
+                            } else {
+                                None
+                            }),
+                    );
                 }
             }
         } else if json.is_some() {
-            findings.push(PlanFinding {
-                code: "plan-json-mismatch",
-                severity: Severity::Error,
-                phase: name.clone(),
-                cluster: None,
-                message: "this phase directory is not in plan.json".to_owned(),
-            });
+            findings.push(
+                Finding::error(
+                    Code::PlanJsonMismatch,
+                    "this phase directory is not in plan.json",
+                )
+                .in_phase(name.clone()),
+            );
         }
         phases.push(Phase {
             name: name.clone(),
@@ -649,13 +650,13 @@ pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
     if let Some(j) = &json {
         for p in &j.phases {
             if !names.contains(&p.name) {
-                findings.push(PlanFinding {
-                    code: "plan-json-mismatch",
-                    severity: Severity::Error,
-                    phase: p.name.clone(),
-                    cluster: None,
-                    message: "plan.json records this phase but its directory is missing".to_owned(),
-                });
+                findings.push(
+                    Finding::error(
+                        Code::PlanJsonMismatch,
+                        "plan.json records this phase but its directory is missing",
+                    )
+                    .in_phase(p.name.clone()),
+                );
             }
         }
     }
@@ -696,7 +697,7 @@ pub struct PlanDir {
     pub has_json: bool,
     /// What reading found: plan.json hashes that differ, secret.yaml files that are not the
     /// phase's PEM files.
-    pub findings: Vec<PlanFinding>,
+    pub findings: Vec<Finding>,
 }
 
 /// Reads and checks a plan directory as `meshtrust plan check` does: [`read_plan_dir`], the
@@ -715,23 +716,23 @@ pub struct PlanDir {
 /// assert!(!meshtrust::plan::has_errors(&checked.findings));
 /// # Ok(()) }
 /// ```
-pub fn check_dir(
+pub fn check_dir<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
     dir: &Path,
-    profile: impl FnOnce(Option<&IstioProfile>) -> Result<IstioProfile, String>,
+    profile: impl FnOnce(Option<&IstioProfile>) -> Result<IstioProfile, E>,
     now: time::OffsetDateTime,
 ) -> Result<PlanDir, PlanDirError> {
     let mut read = read_plan_dir(dir)?;
     let recorded = read.has_json.then(|| read.plan.profile.clone());
-    read.plan.profile = profile(recorded.as_ref()).map_err(PlanDirError::Profile)?;
+    read.plan.profile = profile(recorded.as_ref()).map_err(|e| PlanDirError::Profile(e.into()))?;
     if recorded.as_ref().is_some_and(|r| *r != read.plan.profile) {
-        read.findings.push(PlanFinding {
-            code: "profile-override",
-            severity: Severity::Info,
-            phase: "plan.json".to_owned(),
-            cluster: None,
-            message: "checking with a profile that differs from the one recorded in plan.json"
-                .to_owned(),
-        });
+        read.findings.push(
+            Finding::new(
+                Code::ProfileOverride,
+                Severity::Info,
+                "checking with a profile that differs from the one recorded in plan.json",
+            )
+            .in_phase("plan.json"),
+        );
     }
     let opts = super::CheckOptions {
         now,

@@ -57,8 +57,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
 use crate::cert::Fingerprint;
-use crate::istio::{CaSecret, IstioProfile, Severity};
+use crate::finding::Severity;
+use crate::istio::{CaSecret, IstioProfile};
 
+pub use crate::finding::{Code, Finding, has_errors};
 pub use applied::{
     SECRET_YAML, SealReport, applied_differences, check_applied, mixed_line_endings, seal_plan_dir,
 };
@@ -454,46 +456,20 @@ impl Plan {
     }
 }
 
-/// One result of a plan check; codes are stable (see [`check_plan`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlanFinding {
-    /// Stable kebab-case code.
-    pub code: &'static str,
-    /// Severity.
-    pub severity: Severity,
-    /// The phase it concerns (directory name).
-    pub phase: String,
-    /// The cluster, in multi-cluster plans.
-    pub cluster: Option<String>,
-    /// One line for a human.
-    pub message: String,
-}
-
-impl fmt::Display for PlanFinding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.severity, self.code, self.phase)?;
-        if let Some(c) = &self.cluster {
-            write!(f, " [{c}]")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// True when any finding is an error.
-pub fn has_errors(findings: &[PlanFinding]) -> bool {
-    findings.iter().any(|f| f.severity == Severity::Error)
-}
-
 /// Why no plan was made.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
     /// The inputs cannot be rotated safely; each finding says why.
     #[error("refusing to plan: {}", .0.iter().filter(|f| f.severity == Severity::Error).map(|f| format!("[{}] {}", f.code, f.message)).collect::<Vec<_>>().join("; "))]
-    Refused(Vec<PlanFinding>),
-    /// Malformed inputs (no cluster, duplicate names...).
-    #[error("{0}")]
-    Input(String),
+    Refused(Vec<Finding>),
+    /// No cluster was given.
+    #[error("no cluster given")]
+    NoCluster,
+    /// A cluster name that is empty, starts with `.`, holds a path separator, or is given
+    /// twice (names are directory names in multi-cluster plans).
+    #[error("invalid or duplicate cluster name {0:?}")]
+    ClusterName(String),
     /// The profile itself is invalid.
     #[error(transparent)]
     Profile(#[from] crate::istio::ProfileError),

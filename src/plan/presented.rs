@@ -6,11 +6,11 @@
 
 use time::OffsetDateTime;
 
+use super::Plan;
 use super::checks::{View, finding};
-use super::{Plan, PlanFinding};
 use crate::bundle::Bundle;
 use crate::cert::Certificate;
-use crate::istio::Severity;
+use crate::finding::{Code, Finding, Severity};
 use crate::istio::behaviour::{self, Proxy};
 use crate::verify::{self, CertPool, VerifyError, VerifyOptions};
 
@@ -85,12 +85,12 @@ pub(super) fn presented_order(
     views: &[Vec<(String, View)>],
     now: OffsetDateTime,
     multi: bool,
-) -> Vec<PlanFinding> {
+) -> Vec<Finding> {
     refusals(plan, views, Proxy::Sidecar, Proxy::Sidecar, now)
         .into_iter()
         .map(|r| {
             finding(
-                "presented-order",
+                Code::PresentedOrder,
                 Severity::Error,
                 &plan.phases[r.k],
                 r.cluster,
@@ -115,7 +115,7 @@ pub(super) fn ztunnel_chain(
     views: &[Vec<(String, View)>],
     now: OffsetDateTime,
     multi: bool,
-) -> Vec<PlanFinding> {
+) -> Vec<Finding> {
     let profile = &plan.profile;
     let (istiod, z) = (profile.istio_version, profile.ztunnel());
     if !profile.data_plane.has_ztunnel() || behaviour::ztunnel_presents_whole_chain(istiod, z) {
@@ -130,7 +130,7 @@ pub(super) fn ztunnel_chain(
                 continue;
             }
             out.push(finding(
-                "ztunnel-chain-truncated",
+                Code::ZtunnelChainTruncated,
                 Severity::Error,
                 &plan.phases[r.k],
                 r.cluster,

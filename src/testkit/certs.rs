@@ -117,7 +117,7 @@ pub struct CertSpec {
     pub ski: Option<Vec<u8>>,
     /// Adds a critical extension no verifier understands.
     pub critical_unknown_extension: bool,
-    /// Signature algorithm; `None` uses the issuer key's default ([`super::KeyType::default_signature`]).
+    /// Signature algorithm; `None` uses the issuer key's default ([`super::default_signature`]).
     pub signature: Option<SigAlg>,
     /// When set, the outer signatureAlgorithm differs from the one in tbsCertificate: the
     /// signature is made (validly) with this one, the TBS names [`CertSpec::signature`].

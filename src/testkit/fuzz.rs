@@ -483,9 +483,15 @@ pub fn plan_check(data: &[u8]) {
         margin: Duration::from_secs(600),
         waits_known,
     };
-    type Key = (&'static str, istio::Severity, String, Option<String>);
-    let key =
-        |f: &plan::PlanFinding| -> Key { (f.code, f.severity, f.phase.clone(), f.cluster.clone()) };
+    type Key = (
+        crate::finding::Code,
+        istio::Severity,
+        Option<String>,
+        Option<String>,
+    );
+    let key = |f: &crate::finding::Finding| -> Key {
+        (f.code, f.severity, f.phase.clone(), f.cluster.clone())
+    };
     let all: BTreeSet<Key> = check_plan(&p, &opts).iter().map(key).collect();
     let mut union = BTreeSet::new();
     for i in Invariant::ALL {

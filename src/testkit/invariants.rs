@@ -36,10 +36,11 @@ use time::OffsetDateTime;
 
 use crate::bundle::{self, Bundle, BundleError};
 use crate::cert::{Certificate, Fingerprint};
+use crate::finding::{Finding, Severity};
 use crate::istio::behaviour::{self, RootChange};
-use crate::istio::{CaSecret, IstioProfile, IstioVersion, Severity};
+use crate::istio::{CaSecret, IstioProfile, IstioVersion};
 use crate::plan::{
-    CheckOptions, ClusterPhase, DEFAULT_CLUSTER, Invariant, Phase, Plan, PlanFinding, RotationKind,
+    CheckOptions, ClusterPhase, DEFAULT_CLUSTER, Invariant, Phase, Plan, RotationKind,
     check_invariants,
 };
 
@@ -146,7 +147,7 @@ pub enum Violation {
         /// The invariant.
         invariant: Invariant,
         /// The error findings of [`check_invariants`] for it.
-        findings: Vec<PlanFinding>,
+        findings: Vec<Finding>,
     },
 }
 
@@ -281,11 +282,11 @@ pub fn root_file_accepted(prev: &[u8], next: &[u8], version: IstioVersion) -> Ve
 /// assert_eq!(plan_invariant(&plan, &case.check_options(), Invariant::LoadChecks), Ok(()));
 /// let bad = PlanMutation::MismatchKey(2).apply(&plan).unwrap(); // ca-key.pem of another CA
 /// let v = plan_invariant(&bad, &case.check_options(), Invariant::LoadChecks).unwrap_err();
-/// assert!(matches!(v, Violation::Plan { invariant: Invariant::LoadChecks, ref findings } if findings[0].code == "ca-key-mismatch"));
+/// assert!(matches!(v, Violation::Plan { invariant: Invariant::LoadChecks, ref findings } if findings[0].code == meshtrust::finding::Code::CaKeyMismatch));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn plan_invariant(plan: &Plan, opts: &CheckOptions, invariant: Invariant) -> Verdict {
-    let findings: Vec<PlanFinding> = check_invariants(plan, opts, &[invariant])
+    let findings: Vec<Finding> = check_invariants(plan, opts, &[invariant])
         .into_iter()
         .filter(|f| f.severity == Severity::Error)
         .collect();

@@ -212,7 +212,7 @@ fn pool(kind: KeyType) -> &'static [TestKey] {
 }
 
 impl TestKey {
-    /// Key number `index` (modulo [`KeyType::pool_size`]) of a fixed per-kind pool: the
+    /// Key number `index` (modulo [`pool_size`]) of a fixed per-kind pool: the
     /// committed RSA keys, or ECDSA / Ed25519 keys generated once per process. Reusing pooled
     /// keys keeps property tests fast; distinct indices below the pool size give distinct keys.
     ///

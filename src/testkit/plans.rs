@@ -13,7 +13,7 @@
 //!     for m in PlanMutation::all_for(&plan) {
 //!         if let Some(bad) = m.apply(&plan) {
 //!             let findings = meshtrust::plan::check_plan(&bad, &case.check_options());
-//!             prop_assert!(findings.iter().any(|f| m.expected_codes().contains(&f.code)), "{m:?}: {findings:?}");
+//!             prop_assert!(findings.iter().any(|f| m.expected_codes().contains(&f.code.as_str())), "{m:?}: {findings:?}");
 //!         }
 //!     }
 //! });
@@ -327,7 +327,7 @@ pub fn profile_expectation(
     // The planner's own gates (one definition, on the Istio model).
     let codes: Vec<&'static str> = crate::plan::profile_refusals(profile, changes_roots)
         .into_iter()
-        .map(|(code, _)| code)
+        .map(|(code, _)| code.as_str())
         .collect();
     if codes.is_empty() {
         ProfileExpectation::Plannable
@@ -529,7 +529,7 @@ pub fn build_case(
 /// let m = PlanMutation::DropPhase(1);                  // skip "trust both"
 /// assert!(PlanMutation::all_for(&plan).contains(&m));
 /// let findings = meshtrust::plan::check_plan(&m.apply(&plan).unwrap(), &case.check_options());
-/// assert!(findings.iter().any(|f| m.expected_codes().contains(&f.code)));
+/// assert!(findings.iter().any(|f| m.expected_codes().contains(&f.code.as_str())));
 /// assert!(PlanMutation::DropPhase(9).apply(&plan).is_none());
 /// # Ok::<(), meshtrust::plan::PlanError>(())
 /// ```
@@ -916,7 +916,7 @@ pub enum ScenarioFailure {
         /// The mutation.
         mutation: PlanMutation,
         /// What the checks reported.
-        findings: Vec<crate::plan::PlanFinding>,
+        findings: Vec<crate::finding::Finding>,
     },
 }
 
@@ -976,7 +976,7 @@ impl PlanScenario {
                 let mut got: Vec<&str> = findings
                     .iter()
                     .filter(|f| f.severity == istio::Severity::Error)
-                    .map(|f| f.code)
+                    .map(|f| f.code.as_str())
                     .collect();
                 got.sort_unstable();
                 got.dedup();
@@ -1040,7 +1040,8 @@ impl PlanScenario {
                 continue;
             }
             if !findings.iter().any(|f| {
-                f.severity == istio::Severity::Error && m.expected_codes().contains(&f.code)
+                f.severity == istio::Severity::Error
+                    && m.expected_codes().contains(&f.code.as_str())
             }) {
                 return Err(ScenarioFailure::MutationMissed {
                     mutation: m,

@@ -2,6 +2,7 @@
 //! file layouts and key types.
 
 use super::*;
+use crate::istio::{intermediate_files, leaf_files, root_files};
 
 #[test]
 fn invalid_specs_are_typed_errors() {

@@ -10,7 +10,7 @@ use super::{fixed_in, fixed_list};
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, ExtendedKeyUsage};
 use crate::generate::Issuer;
-use crate::istio::{self, CaSecret, IstioVersion, Layout, SecretKind};
+use crate::istio::{self, CaSecret, ChainUse, IstioVersion, Layout, SecretKind, SignerError};
 use crate::pem::{self, Label};
 use crate::verify::{self, CertPool, VerifyOptions};
 
@@ -275,22 +275,20 @@ pub fn load(
         ));
     }
     if let Some(e) = crl_problem(secret, &chain, istiod) {
-        return Err(e);
+        return Err(e.to_string());
     }
     let above: Vec<Certificate> = chain
         .iter()
         .skip_while(|c| **c == ca_cert)
         .cloned()
         .collect();
-    let plain = || {
-        Issuer::new(ca_cert.clone(), key.clone()).map_err(|e| format!("{cert_f} cannot sign: {e}"))
-    };
     // The chain above the signer caps leaf lifetimes; a cert-chain.pem that is not a clean
     // chain (hand-edited) still loads, and then only ca-cert caps them.
-    let issuer = match plain()?.with_chain(above) {
-        Ok(i) => i,
-        Err(_) => plain()?,
-    };
+    let issuer = istio::issuer_from(ca_cert.clone(), key, above, None, ChainUse::Istiod, cert_f)
+        .map_err(|e| match e {
+            SignerError::Signer { source, .. } => format!("{cert_f} cannot sign: {source}"),
+            other => other.to_string(),
+        })?;
     Ok(LoadedCa {
         ca_cert: ca_cert.clone(),
         issuer,
@@ -308,29 +306,45 @@ pub fn crl_problem(
     secret: &CaSecret,
     chain: &[Certificate],
     istiod: IstioVersion,
-) -> Option<String> {
+) -> Option<CrlProblem> {
     let crl = secret
         .file(istio::CA_CRL)
         .filter(|_| crl_required(istiod))?;
-    crl_signed_by_chain(crl, chain)
-        .err()
-        .map(|e| format!("{} (istiod {CRL_FROM}+): {e}", istio::CA_CRL))
+    crl_signed_by_chain(crl, chain).err()
 }
 
-fn crl_signed_by_chain(crl: &[u8], chain: &[Certificate]) -> Result<(), String> {
+/// Why istiod (1.27.0+) refuses a secret's `ca-crl.pem` ([`crl_problem`]); the message names
+/// the file and the version, as istiod's refusal does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CrlProblem {
+    /// The file is not PEM.
+    #[error("{file} (istiod {CRL_FROM}+): {0}", file = istio::CA_CRL)]
+    Pem(#[from] pem::PemError),
+    /// A certificate of cert-chain.pem signed none of its CRLs.
+    #[error(
+        "{} (istiod {CRL_FROM}+): missing CRL signed by certificates ({subject} signs none)",
+        istio::CA_CRL
+    )]
+    Unsigned {
+        /// That certificate's subject.
+        subject: String,
+    },
+}
+
+fn crl_signed_by_chain(crl: &[u8], chain: &[Certificate]) -> Result<(), CrlProblem> {
     let mut crls = Vec::new();
     for b in pem::blocks(crl) {
-        let b = b.map_err(|e| e.to_string())?;
+        let b = b?;
         if b.label == Label::Other("X509 CRL".into()) {
             crls.push(b.der);
         }
     }
     for c in chain {
         if !crls.iter().any(|der| crl_signed_by(der, c)) {
-            return Err(format!(
-                "missing CRL signed by certificates ({} signs none)",
-                c.subject()
-            ));
+            return Err(CrlProblem::Unsigned {
+                subject: c.subject().to_owned(),
+            });
         }
     }
     Ok(())

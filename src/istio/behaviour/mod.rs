@@ -57,10 +57,10 @@ pub use dataplane::{
     ztunnel_watch_fixed_in, ztunnel_watches_ca_root, ztunnel_whole_chain_fixed_in,
 };
 pub use istiod::{
-    BACKDATE_SECS, Completeness, CsrResponse, LoadedCa, RootChange, RootRule, chain_split_fixed_in,
-    clamp_fixed_in, clamps_leaf_to_signer, completeness, completeness_checked_from, crl_problem,
-    crl_required, csr_response, go_server_auth_ok, leaf_validity, load, root_change, root_rule,
-    self_signed_root_file, self_signed_root_spec,
+    BACKDATE_SECS, Completeness, CrlProblem, CsrResponse, LoadedCa, RootChange, RootRule,
+    chain_split_fixed_in, clamp_fixed_in, clamps_leaf_to_signer, completeness,
+    completeness_checked_from, crl_problem, crl_required, csr_response, go_server_auth_ok,
+    leaf_validity, load, root_change, root_rule, self_signed_root_file, self_signed_root_spec,
 };
 
 /// Which proxy a rule is about.

@@ -106,7 +106,7 @@ pub struct RootNode {
     pub lifetime: Lifetime,
     /// In the trusted roots file.
     pub trusted: bool,
-    /// Signature variant ([`signature_for`]).
+    /// Signature variant ([`signature_for`](super::signature_for)).
     pub signature: u8,
 }
 
@@ -120,7 +120,7 @@ pub struct CaNode {
     pub key: KeyType,
     /// Validity.
     pub lifetime: Lifetime,
-    /// Signature variant of its issuer ([`signature_for`]).
+    /// Signature variant of its issuer ([`signature_for`](super::signature_for)).
     pub signature: u8,
 }
 
@@ -134,7 +134,7 @@ pub struct CrossNode {
     pub issuer: usize,
     /// Validity.
     pub lifetime: Lifetime,
-    /// Signature variant of the issuer ([`signature_for`]).
+    /// Signature variant of the issuer ([`signature_for`](super::signature_for)).
     pub signature: u8,
 }
 
@@ -148,7 +148,7 @@ pub struct LeafNode {
     pub key: KeyType,
     /// Validity.
     pub lifetime: Lifetime,
-    /// Signature variant of its issuer ([`signature_for`]).
+    /// Signature variant of its issuer ([`signature_for`](super::signature_for)).
     pub signature: u8,
     /// Istio workload shape (empty subject, URI SAN) instead of `CN=leaf<i>.mesh.example`.
     pub workload: bool,
@@ -194,7 +194,7 @@ pub struct TopologySpec {
     pub leaves: Vec<LeafNode>,
     /// The chain pool also holds every root (as Istio's cert-chain.pem holds its root).
     pub roots_in_chain: bool,
-    /// Orders the chain pool ([`shuffled`]).
+    /// Orders the chain pool ([`shuffled`](super::shuffled)).
     pub seed: u64,
 }
 

@@ -159,7 +159,7 @@ impl TopologySpec {
     }
 
     /// The model: the trusted roots (indices into `roots`, ascending) that anchor leaf
-    /// `leaf` at [`TOPOLOGY_AT`] through the chain pool. A path needs every certificate
+    /// `leaf` at [`TOPOLOGY_AT`](super::TOPOLOGY_AT) through the chain pool. A path needs every certificate
     /// valid at that instant; with `anchors_checked` false the anchor's own validity is not
     /// required (rustls-webpki's rule). Found by a search over names and keys only: an
     /// oracle independent of any X.509 code.
@@ -206,7 +206,7 @@ impl TopologySpec {
         (0..found.len()).filter(|&i| found[i]).collect()
     }
 
-    /// True when every certificate of the topology is valid at [`TOPOLOGY_AT`].
+    /// True when every certificate of the topology is valid at [`TOPOLOGY_AT`](super::TOPOLOGY_AT).
     pub fn all_valid(&self) -> bool {
         self.roots
             .iter()
