@@ -13,9 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::io::{
-    PlanDir, read_plan_dir, recorded_runbook_options, render_plan_json_with, render_runbook_with,
-};
+use super::io::{PlanDir, read_plan_dir, recorded_runbook_options};
+use super::json::render_plan_json_with;
+use super::runbook::render_runbook_with;
 use super::{CheckOptions, DEFAULT_CLUSTER, Phase, Plan, PlanDirError, check_plan};
 use crate::cert::Fingerprint;
 use crate::finding::{Code, Finding, Severity};

@@ -6,348 +6,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use super::runbook;
+use super::json::{PlanJson, render_plan_json_with};
 pub use super::runbook::RunbookOptions;
-use super::{Action, ClusterPhase, DEFAULT_CLUSTER, Gate, Phase, Plan, RotationKind};
-use crate::cert::{Certificate, Fingerprint};
+use super::runbook::render_runbook_with;
+use super::{ClusterPhase, DEFAULT_CLUSTER, Phase, Plan, RotationKind};
+use crate::cert::Fingerprint;
 use crate::finding::{Code, Finding, Severity};
 use crate::fsio::{self, OutFile};
-use crate::istio::{self, CaSecret, IstioProfile, format_duration};
+use crate::istio::{self, CaSecret, IstioProfile};
 
-/// The machine-readable plan (plan.json). Keys are a contract for scripts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct PlanJson {
-    /// Format version (1).
-    pub format: u32,
-    /// Rotation kind.
-    pub kind: RotationKind,
-    /// The mesh the plan was made for.
-    pub profile: IstioProfile,
-    /// Cluster names.
-    pub clusters: Vec<String>,
-    /// Roots retired by the rotation.
-    pub old_roots: Vec<Fingerprint>,
-    /// Roots trusted at the end.
-    pub new_roots: Vec<Fingerprint>,
-    /// The phases, in order.
-    pub phases: Vec<PhaseJson>,
-    /// The kube context of each cluster (`--context`), when given.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub contexts: BTreeMap<String, String>,
-}
-
-/// One phase in plan.json.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct PhaseJson {
-    /// Directory name.
-    pub name: String,
-    /// What it does.
-    pub title: String,
-    /// Whether the root bytes change on purpose to re-issue leaves.
-    pub trigger: bool,
-    /// Every file of the phase (path relative to the phase directory) and its SHA-256.
-    pub files: BTreeMap<String, Fingerprint>,
-    /// Union of the trust sets of the phase's clusters (SHA-256 fingerprints, sorted).
-    pub trust_set: Vec<Fingerprint>,
-    /// The signing CA (single-cluster plans; null for multi-cluster, see `clusters`).
-    pub signer: Option<Fingerprint>,
-    /// Per cluster: trust set and signer.
-    pub clusters: Vec<ClusterJson>,
-    /// What to do to enter the phase, in order.
-    pub actions: Vec<ActionJson>,
-    /// What to wait for and verify before the next phase.
-    pub gate: Option<Gate>,
-}
-
-/// One cluster of a phase in plan.json.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct ClusterJson {
-    /// Cluster name.
-    pub cluster: String,
-    /// Its trust set.
-    pub trust_set: Vec<Fingerprint>,
-    /// Its signer.
-    pub signer: Option<Fingerprint>,
-}
-
-/// An action with its command line.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct ActionJson {
-    /// The action.
-    #[serde(flatten)]
-    pub action: Action,
-    /// The command to run from the phase directory.
-    pub command: String,
-}
 
 fn phase_dir(root: &Path, phase: &Phase, cluster: &str, multi: bool) -> PathBuf {
     let d = root.join(&phase.name);
     if multi { d.join(cluster) } else { d }
-}
-
-fn signer_of(s: &CaSecret) -> Option<Certificate> {
-    s.ca_cert().ok()
-}
-
-/// plan.json for a plan.
-pub fn render_plan_json(plan: &Plan) -> String {
-    render_plan_json_with(plan, &RunbookOptions::default())
-}
-
-/// plan.json for a plan whose commands carry each cluster's `--context` (recorded in
-/// `contexts`).
-pub fn render_plan_json_with(plan: &Plan, opts: &RunbookOptions) -> String {
-    let multi = plan.is_multi_cluster();
-    let phases = plan
-        .phases
-        .iter()
-        .map(|p| {
-            let mut files = BTreeMap::new();
-            let mut union: Vec<Fingerprint> = Vec::new();
-            let mut clusters = Vec::new();
-            for c in &p.clusters {
-                let prefix = if multi {
-                    format!("{}/", c.cluster)
-                } else {
-                    String::new()
-                };
-                for name in c.secret.file_names() {
-                    files.insert(
-                        format!("{prefix}{name}"),
-                        Fingerprint::of(c.secret.file(name).unwrap_or_default()),
-                    );
-                }
-                files.insert(
-                    format!("{prefix}secret.yaml"),
-                    Fingerprint::of(c.secret.to_manifest_yaml().as_bytes()),
-                );
-                let ts: Vec<Fingerprint> = c
-                    .secret
-                    .root_bundle()
-                    .map(|b| b.trust_set().fingerprints().copied().collect())
-                    .unwrap_or_default();
-                for fp in &ts {
-                    if !union.contains(fp) {
-                        union.push(*fp);
-                    }
-                }
-                clusters.push(ClusterJson {
-                    cluster: c.cluster.clone(),
-                    trust_set: ts,
-                    signer: signer_of(&c.secret).map(|s| s.fingerprint()),
-                });
-            }
-            union.sort();
-            PhaseJson {
-                name: p.name.clone(),
-                title: p.title.clone(),
-                trigger: p.trigger,
-                files,
-                trust_set: union,
-                signer: if multi {
-                    None
-                } else {
-                    clusters.first().and_then(|c| c.signer)
-                },
-                clusters,
-                actions: p
-                    .actions
-                    .iter()
-                    .map(|a| ActionJson {
-                        action: a.clone(),
-                        command: a.command_in(opts.context(plan, a.cluster())),
-                    })
-                    .collect(),
-                gate: p.gate.clone(),
-            }
-        })
-        .collect();
-    let json = PlanJson {
-        format: 1,
-        kind: plan.kind,
-        profile: plan.profile.clone(),
-        clusters: plan.clusters.clone(),
-        old_roots: plan.old_roots.clone(),
-        new_roots: plan.new_roots.clone(),
-        phases,
-        contexts: opts.contexts.clone(),
-    };
-    let mut s = serde_json::to_string_pretty(&json).unwrap_or_default();
-    s.push('\n');
-    s
-}
-
-/// RUNBOOK.md: the steps an operator follows, with the exact commands and fingerprints.
-pub fn render_runbook(plan: &Plan) -> String {
-    render_runbook_with(plan, &RunbookOptions::default())
-}
-
-/// RUNBOOK.md with every kubectl/istioctl line carrying its cluster's `--context`: the
-/// backup, the preconditions, per phase a drift check before each apply, server-side apply,
-/// the restarts, and how to go back; after a self-signed -> plugged-in rotation, retiring
-/// istio-ca-secret.
-pub fn render_runbook_with(plan: &Plan, opts: &RunbookOptions) -> String {
-    let multi = plan.is_multi_cluster();
-    let p = &plan.profile;
-    let mut s = String::new();
-    s.push_str(&format!(
-        "# Runbook: {} ({})\n\n",
-        plan.kind,
-        if multi {
-            plan.clusters.join(", ")
-        } else {
-            "one cluster".to_owned()
-        }
-    ));
-    s.push_str(&format!(
-        "Made for Istio {}, ISTIO_MULTIROOT_MESH={}, PROXY_CONFIG_XDS_AGENT={}, data plane {}{}, leaf TTL {}, grace ratio {}.\n",
-        p.istio_version,
-        p.multiroot,
-        p.xds_agent,
-        p.data_plane,
-        if p.data_plane.has_ztunnel() { format!(" (ztunnel {})", p.ztunnel()) } else { String::new() },
-        format_duration(p.leaf_ttl),
-        p.grace_ratio
-    ));
-    s.push_str(&format!(
-        "Minimum total duration: {}.\n\n",
-        format_duration(plan.min_duration())
-    ));
-    s.push_str(&plan.costs().map(|c| c + "\n").unwrap_or_default());
-    if !plan.old_roots.is_empty() {
-        s.push_str(&format!(
-            "Old root(s): {}\n",
-            plan.old_roots
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    s.push_str(&format!(
-        "New root(s): {}\n\n",
-        plan.new_roots
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    s.push_str("Before each step: `meshtrust plan check .` (from this directory) must exit 0. `meshtrust simulate .` replays the plan on a simulated mesh.\n\n");
-    s.push_str(&runbook::before_you_start(plan, opts));
-    for (k, phase) in plan.phases.iter().enumerate() {
-        s.push_str(&format!("## {}: {}\n\n", phase.name, phase.title));
-        for c in &phase.clusters {
-            let dir = if multi {
-                format!("{}/{}", phase.name, c.cluster)
-            } else {
-                phase.name.clone()
-            };
-            let roots = c.secret.root_bundle().ok();
-            let signer = signer_of(&c.secret);
-            if multi {
-                s.push_str(&format!("Cluster `{}`:\n\n", c.cluster));
-            }
-            s.push_str(&format!(
-                "- files: `{dir}/` ({})\n",
-                c.secret.file_names().collect::<Vec<_>>().join(", ")
-            ));
-            if let Some(sg) = &signer {
-                s.push_str(&format!(
-                    "- signer: {} sha256 `{}`\n",
-                    sg.subject(),
-                    sg.fingerprint()
-                ));
-            }
-            if let Some(r) = &roots {
-                s.push_str(&format!(
-                    "- root-cert.pem: {} blocks, trust set:\n",
-                    r.len()
-                ));
-                for cert in r.trust_set().iter() {
-                    s.push_str(&format!(
-                        "  - {} sha256 `{}`\n",
-                        cert.subject(),
-                        cert.fingerprint()
-                    ));
-                }
-            }
-            s.push('\n');
-        }
-        if phase.name == "00-current" {
-            s.push_str("This is the state the plan starts from; nothing to apply.\n\n");
-        }
-        if !phase.actions.is_empty() {
-            s.push_str("Steps, in order:\n\n");
-            let mut n = 0;
-            for a in &phase.actions {
-                let dir = if multi {
-                    format!("{}/{}", phase.name, a.cluster())
-                } else {
-                    phase.name.clone()
-                };
-                if matches!(a, Action::ApplySecret { .. }) {
-                    let drift = runbook::drift_check(plan, k, a.cluster(), opts);
-                    if !drift.is_empty() {
-                        n += 1;
-                        s.push_str(&format!(
-                            "{n}. drift check: the live secret still equals the previous phase (else stop: someone changed it)\n\n   ```sh\n   (cd {dir} && {drift})\n   ```\n\n"
-                        ));
-                    }
-                }
-                n += 1;
-                s.push_str(&format!(
-                    "{n}. {}\n\n   ```sh\n   (cd {dir} && {})\n   ```\n\n",
-                    a.describe(),
-                    a.command_in(opts.context(plan, a.cluster()))
-                ));
-            }
-        }
-        if k > 0 {
-            s.push_str(&runbook::rollback(plan, k, opts));
-        }
-        if let Some(g) = &phase.gate {
-            s.push_str(&format!(
-                "Before the next phase{}: wait at least **{}** after applying this one. {}\n\n",
-                if g.barrier {
-                    " (barrier: every cluster)"
-                } else {
-                    ""
-                },
-                format_duration(g.min_wait),
-                g.reason
-            ));
-            for c in &g.checks {
-                // In each cluster's context (one line per cluster in a multi-cluster plan).
-                let command = plan
-                    .clusters
-                    .iter()
-                    .map(|cl| opts.command(plan, cl, &c.command))
-                    .collect::<Vec<_>>()
-                    .join("\n  ");
-                s.push_str(&format!(
-                    "- {}:\n\n  ```sh\n  {command}\n  ```\n",
-                    c.description
-                ));
-                if !c.expect.is_empty() {
-                    s.push_str(&format!(
-                        "  expect sha256: {}\n",
-                        c.expect
-                            .iter()
-                            .map(|f| format!("`{f}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                s.push('\n');
-            }
-        }
-    }
-    if let Some(last) = plan.phases.last() {
-        s.push_str(&runbook::after_last_phase(plan, last, opts));
-    }
-    s
 }
 
 /// Why a plan directory could not be written or read.
@@ -496,89 +167,14 @@ fn is_phase_name(name: &str) -> bool {
 /// runbook applies, is read back and compared with the phase's PEM files
 /// ([`super::check_applied`]).
 pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
-    let io = |path: &Path, source: std::io::Error| PlanDirError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| io(dir, e))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| is_phase_name(n))
-        .collect();
-    names.sort();
-    if names.is_empty() {
-        return Err(PlanDirError::NoPhases(dir.to_owned()));
-    }
-    let json_path = dir.join("plan.json");
-    let json: Option<PlanJson> = match std::fs::read(&json_path) {
-        Ok(bytes) => Some(
-            serde_json::from_slice(&bytes).map_err(|source| PlanDirError::Json {
-                path: json_path.clone(),
-                line: source.line(),
-                source,
-            })?,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io(&json_path, e)),
-    };
+    let names = phase_names(dir)?;
+    let json = read_plan_json(dir)?;
     let mut findings = Vec::new();
     let mut phases = Vec::new();
     let mut cluster_names: Vec<String> = Vec::new();
     for name in &names {
         let pdir = dir.join(name);
-        let has_files = istio::KNOWN_KEYS.iter().any(|k| pdir.join(k).is_file());
-        let mut clusters = Vec::new();
-        if has_files {
-            let secret = istio::read_dir(&pdir).map_err(|source| PlanDirError::Secret {
-                path: pdir.clone(),
-                source,
-            })?;
-            clusters.push(ClusterPhase {
-                cluster: DEFAULT_CLUSTER.to_owned(),
-                secret,
-            });
-        } else {
-            let mut subs: Vec<String> = std::fs::read_dir(&pdir)
-                .map_err(|e| io(&pdir, e))?
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            subs.sort();
-            if let Some(j) = &json {
-                // Keep plan.json's cluster order when it names the same clusters.
-                let mut ordered: Vec<String> = j
-                    .clusters
-                    .iter()
-                    .filter(|c| subs.contains(c))
-                    .cloned()
-                    .collect();
-                ordered.extend(subs.iter().filter(|s| !j.clusters.contains(s)).cloned());
-                subs = ordered;
-            }
-            for sub in subs {
-                let sdir = pdir.join(&sub);
-                let secret = istio::read_dir(&sdir).map_err(|source| PlanDirError::Secret {
-                    path: sdir.clone(),
-                    source,
-                })?;
-                clusters.push(ClusterPhase {
-                    cluster: sub,
-                    secret,
-                });
-            }
-            if clusters.is_empty() {
-                return Err(PlanDirError::Secret {
-                    path: pdir,
-                    source: istio::ReadError::NotASecret {
-                        line: 1,
-                        message: "no CA files and no cluster directories".to_owned(),
-                    },
-                });
-            }
-        }
+        let clusters = read_phase_clusters(&pdir, json.as_ref())?;
         for c in &clusters {
             if !cluster_names.contains(&c.cluster) {
                 cluster_names.push(c.cluster.clone());
@@ -587,54 +183,16 @@ pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
         let recorded = json
             .as_ref()
             .and_then(|j| j.phases.iter().find(|p| &p.name == name));
-        if let Some(r) = recorded {
-            let multi = clusters.len() > 1
-                || clusters
-                    .first()
-                    .is_some_and(|c| c.cluster != DEFAULT_CLUSTER);
-            for (file, want) in &r.files {
-                // plan.json may be hand-edited: never read outside the phase directory.
-                let inside = Path::new(file)
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)));
-                if !inside {
-                    findings.push(
-                        Finding::error(
-                            Code::PlanJsonMismatch,
-                            format!("plan.json names {file:?}, a path outside the phase directory"),
-                        )
-                        .in_phase(name.clone()),
-                    );
-                    continue;
-                }
-                let path = pdir.join(file);
-                let got = std::fs::read(&path).ok().map(|b| Fingerprint::of(&b));
-                if got.as_ref() != Some(want) {
-                    let message = match got {
-                        Some(g) => format!(
-                            "{file} has sha256 {g}, plan.json recorded {want}: the file was changed after planning"
-                        ),
-                        None => format!("{file} is missing (plan.json records it)"),
-                    };
-                    findings.push(
-                        Finding::error(Code::PlanJsonMismatch, message)
-                            .in_phase(name.clone())
-                            .in_cluster(if multi {
-                                file.split('/').next().map(str::to_owned)
-                            } else {
-                                None
-                            }),
-                    );
-                }
-            }
-        } else if json.is_some() {
-            findings.push(
+        match recorded {
+            Some(r) => findings.extend(recorded_files_differ(name, &pdir, &r.files, &clusters)),
+            None if json.is_some() => findings.push(
                 Finding::error(
                     Code::PlanJsonMismatch,
                     "this phase directory is not in plan.json",
                 )
                 .in_phase(name.clone()),
-            );
+            ),
+            None => {}
         }
         phases.push(Phase {
             name: name.clone(),
@@ -647,17 +205,15 @@ pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
             gate: recorded.and_then(|r| r.gate.clone()),
         });
     }
-    if let Some(j) = &json {
-        for p in &j.phases {
-            if !names.contains(&p.name) {
-                findings.push(
-                    Finding::error(
-                        Code::PlanJsonMismatch,
-                        "plan.json records this phase but its directory is missing",
-                    )
-                    .in_phase(p.name.clone()),
-                );
-            }
+    for p in json.iter().flat_map(|j| &j.phases) {
+        if !names.contains(&p.name) {
+            findings.push(
+                Finding::error(
+                    Code::PlanJsonMismatch,
+                    "plan.json records this phase but its directory is missing",
+                )
+                .in_phase(p.name.clone()),
+            );
         }
     }
     let kind = json
@@ -684,6 +240,149 @@ pub fn read_plan_dir(dir: &Path) -> Result<PlanDir, PlanDirError> {
         has_json: json.is_some(),
         findings,
     })
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PlanDirError + '_ {
+    move |source| PlanDirError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The phase directories (`NN-slug`) of `dir`, in order.
+fn phase_names(dir: &Path) -> Result<Vec<String>, PlanDirError> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io_error(dir))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| is_phase_name(n))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(PlanDirError::NoPhases(dir.to_owned()));
+    }
+    Ok(names)
+}
+
+/// plan.json, when there is one.
+fn read_plan_json(dir: &Path) -> Result<Option<PlanJson>, PlanDirError> {
+    let path = dir.join("plan.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| PlanDirError::Json {
+                line: source.line(),
+                path,
+                source,
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(&path)(e)),
+    }
+}
+
+/// The secrets of one phase directory: its own files (one cluster), or one subdirectory per
+/// cluster, in plan.json's cluster order when it names the same clusters.
+fn read_phase_clusters(
+    pdir: &Path,
+    json: Option<&PlanJson>,
+) -> Result<Vec<ClusterPhase>, PlanDirError> {
+    let read = |path: &Path| {
+        istio::read_dir(path).map_err(|source| PlanDirError::Secret {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    if istio::KNOWN_KEYS.iter().any(|k| pdir.join(k).is_file()) {
+        return Ok(vec![ClusterPhase {
+            cluster: DEFAULT_CLUSTER.to_owned(),
+            secret: read(pdir)?,
+        }]);
+    }
+    let mut subs: Vec<String> = std::fs::read_dir(pdir)
+        .map_err(io_error(pdir))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    subs.sort();
+    if let Some(j) = json {
+        let mut ordered: Vec<String> = j
+            .clusters
+            .iter()
+            .filter(|c| subs.contains(c))
+            .cloned()
+            .collect();
+        ordered.extend(subs.iter().filter(|s| !j.clusters.contains(s)).cloned());
+        subs = ordered;
+    }
+    if subs.is_empty() {
+        return Err(PlanDirError::Secret {
+            path: pdir.to_owned(),
+            source: istio::ReadError::NotASecret {
+                line: 1,
+                message: "no CA files and no cluster directories".to_owned(),
+            },
+        });
+    }
+    subs.into_iter()
+        .map(|sub| {
+            Ok(ClusterPhase {
+                secret: read(&pdir.join(&sub))?,
+                cluster: sub,
+            })
+        })
+        .collect()
+}
+
+/// The files of phase `name` whose sha256 differs from what plan.json recorded (`files`:
+/// path relative to the phase directory -> fingerprint), or that are missing.
+fn recorded_files_differ(
+    name: &str,
+    pdir: &Path,
+    files: &BTreeMap<String, Fingerprint>,
+    clusters: &[ClusterPhase],
+) -> Vec<Finding> {
+    let multi = clusters.len() > 1
+        || clusters
+            .first()
+            .is_some_and(|c| c.cluster != DEFAULT_CLUSTER);
+    let mut findings = Vec::new();
+    for (file, want) in files {
+        // plan.json may be hand-edited: never read outside the phase directory.
+        let inside = Path::new(file)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !inside {
+            findings.push(
+                Finding::error(
+                    Code::PlanJsonMismatch,
+                    format!("plan.json names {file:?}, a path outside the phase directory"),
+                )
+                .in_phase(name.to_owned()),
+            );
+            continue;
+        }
+        let got = std::fs::read(pdir.join(file)).ok().map(|b| Fingerprint::of(&b));
+        if got.as_ref() != Some(want) {
+            let message = match got {
+                Some(g) => format!(
+                    "{file} has sha256 {g}, plan.json recorded {want}: the file was changed after planning"
+                ),
+                None => format!("{file} is missing (plan.json records it)"),
+            };
+            findings.push(
+                Finding::error(Code::PlanJsonMismatch, message)
+                    .in_phase(name.to_owned())
+                    .in_cluster(if multi {
+                        file.split('/').next().map(str::to_owned)
+                    } else {
+                        None
+                    }),
+            );
+        }
+    }
+    findings
 }
 
 /// A plan directory as [`read_plan_dir`] read it.

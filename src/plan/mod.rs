@@ -47,6 +47,7 @@ mod ca_channel;
 mod checks;
 mod cross_signed;
 mod io;
+mod json;
 mod presented;
 mod runbook;
 
@@ -69,9 +70,10 @@ pub use checks::{
     CheckOptions, Invariant, check_invariants, check_plan, check_rollback, rollback_actions,
     rollback_root_change_accepted,
 };
+pub use json::{render_plan_json, render_plan_json_with};
+pub use runbook::{render_runbook, render_runbook_with};
 pub use io::{
-    PlanDir, PlanDirError, RunbookOptions, check_dir, read_plan_dir, render_plan_json,
-    render_plan_json_with, render_runbook, render_runbook_with, write_plan_dir,
+    PlanDir, PlanDirError, RunbookOptions, check_dir, read_plan_dir, write_plan_dir,
     write_plan_dir_with,
 };
 

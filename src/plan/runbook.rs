@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::checks::{rollback_actions, rollback_root_change_accepted};
-use super::{CheckOptions, Phase, Plan, RotationKind, with_context};
+use super::{Action, CheckOptions, Gate, Phase, Plan, RotationKind, with_context};
 use crate::istio::{self, SecretKind, format_duration};
 
 /// How the runbook addresses each cluster.
@@ -138,7 +138,7 @@ pub(crate) fn rollback(plan: &Plan, k: usize, opts: &RunbookOptions) -> String {
             s.push_str(&format!("- delete `cacerts`{who} and restart istiod: without it istiod starts on its self-signed CA (`istio-ca-secret`, kept until the end of the rotation) and its root again:\n"));
             let cmd = format!(
                 "kubectl delete secret cacerts -n istio-system && {}",
-                super::Action::RestartIstiod {
+                Action::RestartIstiod {
                     cluster: c.cluster.clone(),
                     reason: String::new()
                 }
@@ -153,7 +153,7 @@ pub(crate) fn rollback(plan: &Plan, k: usize, opts: &RunbookOptions) -> String {
             let cmd = format!(
                 "(cd {dir} && {} && {})",
                 drift_check(plan, k + 1, &c.cluster, opts),
-                super::Action::ApplySecret {
+                Action::ApplySecret {
                     cluster: c.cluster.clone(),
                     secret: c.secret.name.clone()
                 }
@@ -185,7 +185,7 @@ pub(crate) fn rollback(plan: &Plan, k: usize, opts: &RunbookOptions) -> String {
         .filter(|a| {
             !matches!(
                 a,
-                super::Action::ApplySecret { .. } | super::Action::RestartIstiod { .. }
+                Action::ApplySecret { .. } | Action::RestartIstiod { .. }
             )
         })
         .map(|a| {
@@ -254,5 +254,192 @@ pub(crate) fn after_last_phase(plan: &Plan, last: &Phase, opts: &RunbookOptions)
         .collect();
     sh(&mut s, "", &cmds.join("\n"));
     s.push_str("Restarts: this plan restarts istiod once, at 01, where it enters plugged-in mode (istiod runs its self-signed CA until a restart finds `cacerts`, and the self-signed CA never watches /etc/cacerts). From then on istiod watches /etc/cacerts and reloads every later secret by itself, so the later phases need no istiod restart; the manual procedure restarts istiod at each step because it does not rely on that watch.\n");
+    s
+}
+
+/// RUNBOOK.md: the steps an operator follows, with the exact commands and fingerprints.
+pub fn render_runbook(plan: &Plan) -> String {
+    render_runbook_with(plan, &RunbookOptions::default())
+}
+
+/// RUNBOOK.md with every kubectl/istioctl line carrying its cluster's `--context`: the
+/// backup, the preconditions, per phase a drift check before each apply, server-side apply,
+/// the restarts, and how to go back; after a self-signed -> plugged-in rotation, retiring
+/// istio-ca-secret.
+pub fn render_runbook_with(plan: &Plan, opts: &RunbookOptions) -> String {
+    let mut s = header(plan);
+    s.push_str(&before_you_start(plan, opts));
+    for (k, phase) in plan.phases.iter().enumerate() {
+        s.push_str(&format!("## {}: {}\n\n", phase.name, phase.title));
+        s.push_str(&phase_files(plan, phase));
+        if phase.name == "00-current" {
+            s.push_str("This is the state the plan starts from; nothing to apply.\n\n");
+        }
+        s.push_str(&phase_steps(plan, k, opts));
+        if k > 0 {
+            s.push_str(&rollback(plan, k, opts));
+        }
+        if let Some(g) = &phase.gate {
+            s.push_str(&gate_section(plan, g, opts));
+        }
+    }
+    if let Some(last) = plan.phases.last() {
+        s.push_str(&after_last_phase(plan, last, opts));
+    }
+    s
+}
+
+/// The title, the profile the plan was made for, its duration, costs and roots.
+fn header(plan: &Plan) -> String {
+    let p = &plan.profile;
+    let join = |fps: &[crate::cert::Fingerprint]| {
+        fps.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = format!(
+        "# Runbook: {} ({})\n\n",
+        plan.kind,
+        if plan.is_multi_cluster() {
+            plan.clusters.join(", ")
+        } else {
+            "one cluster".to_owned()
+        }
+    );
+    s.push_str(&format!(
+        "Made for Istio {}, ISTIO_MULTIROOT_MESH={}, PROXY_CONFIG_XDS_AGENT={}, data plane {}{}, leaf TTL {}, grace ratio {}.\n",
+        p.istio_version,
+        p.multiroot,
+        p.xds_agent,
+        p.data_plane,
+        if p.data_plane.has_ztunnel() { format!(" (ztunnel {})", p.ztunnel()) } else { String::new() },
+        format_duration(p.leaf_ttl),
+        p.grace_ratio
+    ));
+    s.push_str(&format!(
+        "Minimum total duration: {}.\n\n",
+        format_duration(plan.min_duration())
+    ));
+    s.push_str(&plan.costs().map(|c| c + "\n").unwrap_or_default());
+    if !plan.old_roots.is_empty() {
+        s.push_str(&format!("Old root(s): {}\n", join(&plan.old_roots)));
+    }
+    s.push_str(&format!("New root(s): {}\n\n", join(&plan.new_roots)));
+    s.push_str("Before each step: `meshtrust plan check .` (from this directory) must exit 0. `meshtrust simulate .` replays the plan on a simulated mesh.\n\n");
+    s
+}
+
+/// The phase directory of `cluster` as the runbook names it.
+fn phase_path(plan: &Plan, phase: &Phase, cluster: &str) -> String {
+    if plan.is_multi_cluster() {
+        format!("{}/{cluster}", phase.name)
+    } else {
+        phase.name.clone()
+    }
+}
+
+/// Per cluster: the phase's files, its signer and its root file's trust set.
+fn phase_files(plan: &Plan, phase: &Phase) -> String {
+    let mut s = String::new();
+    for c in &phase.clusters {
+        if plan.is_multi_cluster() {
+            s.push_str(&format!("Cluster `{}`:\n\n", c.cluster));
+        }
+        s.push_str(&format!(
+            "- files: `{}/` ({})\n",
+            phase_path(plan, phase, &c.cluster),
+            c.secret.file_names().collect::<Vec<_>>().join(", ")
+        ));
+        if let Ok(sg) = c.secret.ca_cert() {
+            s.push_str(&format!(
+                "- signer: {} sha256 `{}`\n",
+                sg.subject(),
+                sg.fingerprint()
+            ));
+        }
+        if let Ok(r) = c.secret.root_bundle() {
+            s.push_str(&format!(
+                "- root-cert.pem: {} blocks, trust set:\n",
+                r.len()
+            ));
+            for cert in r.trust_set().iter() {
+                s.push_str(&format!(
+                    "  - {} sha256 `{}`\n",
+                    cert.subject(),
+                    cert.fingerprint()
+                ));
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Phase `k`'s actions, numbered, each apply preceded by its drift check.
+fn phase_steps(plan: &Plan, k: usize, opts: &RunbookOptions) -> String {
+    let phase = &plan.phases[k];
+    if phase.actions.is_empty() {
+        return String::new();
+    }
+    let mut s = "Steps, in order:\n\n".to_owned();
+    let mut n = 0;
+    for a in &phase.actions {
+        let dir = phase_path(plan, phase, a.cluster());
+        if matches!(a, Action::ApplySecret { .. }) {
+            let drift = drift_check(plan, k, a.cluster(), opts);
+            if !drift.is_empty() {
+                n += 1;
+                s.push_str(&format!(
+                    "{n}. drift check: the live secret still equals the previous phase (else stop: someone changed it)\n\n   ```sh\n   (cd {dir} && {drift})\n   ```\n\n"
+                ));
+            }
+        }
+        n += 1;
+        s.push_str(&format!(
+            "{n}. {}\n\n   ```sh\n   (cd {dir} && {})\n   ```\n\n",
+            a.describe(),
+            a.command_in(opts.context(plan, a.cluster()))
+        ));
+    }
+    s
+}
+
+/// The wait before the next phase and its checks, run in each cluster's context.
+fn gate_section(plan: &Plan, g: &Gate, opts: &RunbookOptions) -> String {
+    let mut s = format!(
+        "Before the next phase{}: wait at least **{}** after applying this one. {}\n\n",
+        if g.barrier {
+            " (barrier: every cluster)"
+        } else {
+            ""
+        },
+        format_duration(g.min_wait),
+        g.reason
+    );
+    for c in &g.checks {
+        // In each cluster's context (one line per cluster in a multi-cluster plan).
+        let command = plan
+            .clusters
+            .iter()
+            .map(|cl| opts.command(plan, cl, &c.command))
+            .collect::<Vec<_>>()
+            .join("\n  ");
+        s.push_str(&format!(
+            "- {}:\n\n  ```sh\n  {command}\n  ```\n",
+            c.description
+        ));
+        if !c.expect.is_empty() {
+            s.push_str(&format!(
+                "  expect sha256: {}\n",
+                c.expect
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        s.push('\n');
+    }
     s
 }
