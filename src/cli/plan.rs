@@ -157,58 +157,13 @@ const UNREADABLE_INPUT: [Code; 3] = [
 
 fn make(a: MakeArgs) -> Result<Outcome, CliError> {
     let profile = a.profile.profile().map_err(CliError)?;
-    let mut inputs = Vec::new();
     let mut runbook = plan::RunbookOptions::default();
     if let Some(ctx) = &a.context {
         runbook
             .contexts
             .insert(plan::DEFAULT_CLUSTER.to_owned(), ctx.clone());
     }
-    if a.cluster.is_empty() && a.new_cert.is_none() {
-        let (Some(cur), Some(new)) = (&a.current, &a.new) else {
-            return Err(CliError(
-                "--current and --new are required (or --cluster NAME=CURRENT,NEW)".to_owned(),
-            ));
-        };
-        inputs.push(ClusterInput::single(
-            common::read_secret(Some("--current"), cur)?,
-            common::read_secret(Some("--new"), new)?,
-        ));
-    } else if a.cluster.is_empty() {
-        let Some(cur) = &a.current else {
-            return Err(CliError("--current is required".to_owned()));
-        };
-        inputs.push(ClusterInput::single(
-            common::read_secret(Some("--current"), cur)?,
-            assemble_new(&a)?,
-        ));
-    } else {
-        for spec in &a.cluster {
-            let (name, paths) = spec.split_once('=').ok_or_else(|| {
-                CliError(format!(
-                    "--cluster {spec:?}: expected NAME=CURRENT_PATH,NEW_PATH"
-                ))
-            })?;
-            let (cur, new) = paths.split_once(',').ok_or_else(|| {
-                CliError(format!(
-                    "--cluster {spec:?}: expected NAME=CURRENT_PATH,NEW_PATH"
-                ))
-            })?;
-            let (new, context) = match new.split_once(',') {
-                Some((n, c)) if !c.is_empty() => (n, Some(c)),
-                _ => (new, None),
-            };
-            if let Some(c) = context {
-                runbook.contexts.insert(name.to_owned(), c.to_owned());
-            }
-            let opt = format!("--cluster {name}=");
-            inputs.push(ClusterInput {
-                name: name.to_owned(),
-                current: common::read_secret(Some(&opt), cur.as_ref())?,
-                new: common::read_secret(Some(&opt), new.as_ref())?,
-            });
-        }
-    }
+    let inputs = read_inputs(&a, &mut runbook)?;
     let cross_signed = match &a.cross_signed {
         Some(path) => Some(
             common::read_bundle(path)?
@@ -230,7 +185,7 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
         cross_signed,
         ..PlanOptions::default()
     };
-    let out = a.out.unwrap_or_default();
+    let out = a.out.clone().unwrap_or_default();
     let plan = match plan::plan(&inputs, &profile, &opts, time::OffsetDateTime::now_utc()) {
         Ok(p) => p,
         Err(plan::PlanError::Refused(findings)) => {
@@ -254,32 +209,89 @@ fn make(a: MakeArgs) -> Result<Outcome, CliError> {
     if a.json {
         common::write_stdout(plan::render_plan_json_with(&plan, &runbook).as_bytes())?;
     } else {
-        let mut s = format!(
-            "{} plan written to {} ({} phases, at least {}):\n",
-            plan.kind,
-            out.display(),
-            plan.phases.len(),
-            format_duration(plan.min_duration())
-        );
-        for p in &plan.phases {
-            let wait = p
-                .gate
-                .as_ref()
-                .map(|g| format!("  [then wait {}]", format_duration(g.min_wait)))
-                .unwrap_or_default();
-            s.push_str(&format!("  {:<20} {}{wait}\n", p.name, p.title));
-        }
-        if let Some(c) = plan.costs() {
-            s.push_str(&c);
-        }
-        s.push_str(&format!(
-            "Follow {}/RUNBOOK.md; check with `meshtrust plan check {}`.\n",
-            out.display(),
-            out.display()
-        ));
-        common::write_stdout(s.as_bytes())?;
+        common::write_stdout(summary(&plan, &out).as_bytes())?;
     }
     Ok(Outcome::Success)
+}
+
+/// The clusters' current and new secrets from --current/--new (or --new-cert...), or from
+/// every --cluster NAME=CURRENT,NEW[,CONTEXT] (whose contexts go into `runbook`).
+fn read_inputs(
+    a: &MakeArgs,
+    runbook: &mut plan::RunbookOptions,
+) -> Result<Vec<ClusterInput>, CliError> {
+    if a.cluster.is_empty() && a.new_cert.is_none() {
+        let (Some(cur), Some(new)) = (&a.current, &a.new) else {
+            return Err(CliError(
+                "--current and --new are required (or --cluster NAME=CURRENT,NEW)".to_owned(),
+            ));
+        };
+        return Ok(vec![ClusterInput::single(
+            common::read_secret(Some("--current"), cur)?,
+            common::read_secret(Some("--new"), new)?,
+        )]);
+    }
+    if a.cluster.is_empty() {
+        let Some(cur) = &a.current else {
+            return Err(CliError("--current is required".to_owned()));
+        };
+        return Ok(vec![ClusterInput::single(
+            common::read_secret(Some("--current"), cur)?,
+            assemble_new(a)?,
+        )]);
+    }
+    let mut inputs = Vec::new();
+    for spec in &a.cluster {
+        let malformed = || {
+            CliError(format!(
+                "--cluster {spec:?}: expected NAME=CURRENT_PATH,NEW_PATH"
+            ))
+        };
+        let (name, paths) = spec.split_once('=').ok_or_else(malformed)?;
+        let (cur, new) = paths.split_once(',').ok_or_else(malformed)?;
+        let (new, context) = match new.split_once(',') {
+            Some((n, c)) if !c.is_empty() => (n, Some(c)),
+            _ => (new, None),
+        };
+        if let Some(c) = context {
+            runbook.contexts.insert(name.to_owned(), c.to_owned());
+        }
+        let opt = format!("--cluster {name}=");
+        inputs.push(ClusterInput {
+            name: name.to_owned(),
+            current: common::read_secret(Some(&opt), cur.as_ref())?,
+            new: common::read_secret(Some(&opt), new.as_ref())?,
+        });
+    }
+    Ok(inputs)
+}
+
+/// What `meshtrust plan` prints after writing the plan to `out`.
+fn summary(plan: &plan::Plan, out: &std::path::Path) -> String {
+    let mut s = format!(
+        "{} plan written to {} ({} phases, at least {}):\n",
+        plan.kind,
+        out.display(),
+        plan.phases.len(),
+        format_duration(plan.min_duration())
+    );
+    for p in &plan.phases {
+        let wait = p
+            .gate
+            .as_ref()
+            .map(|g| format!("  [then wait {}]", format_duration(g.min_wait)))
+            .unwrap_or_default();
+        s.push_str(&format!("  {:<20} {}{wait}\n", p.name, p.title));
+    }
+    if let Some(c) = plan.costs() {
+        s.push_str(&c);
+    }
+    s.push_str(&format!(
+        "Follow {}/RUNBOOK.md; check with `meshtrust plan check {}`.\n",
+        out.display(),
+        out.display()
+    ));
+    s
 }
 
 /// The new CA from --new-cert, --new-key, --new-chain and --new-root, ordered into Istio's

@@ -19,6 +19,7 @@ mod assemble;
 pub mod behaviour;
 mod check;
 mod layout;
+mod manifest;
 mod profile;
 mod secret;
 mod signer;
@@ -32,15 +33,17 @@ pub use layout::{
     CROSS_SIGNED_CERT, WORKLOAD_CERT, WORKLOAD_KEY, cross_signed_files, cross_signed_path,
     intermediate_files, intermediate_paths, leaf_files, leaf_paths, root_files, root_paths,
 };
+pub use manifest::{
+    DataKeyError, MAX_DATA_KEY_LEN, MAX_MANIFEST_BYTES, check_data_key, parse_manifest,
+};
 pub use profile::{
     DataPlane, DurationError, IstioProfile, IstioVersion, ProfileError, VersionParseError,
     format_duration, parse_duration,
 };
 pub use secret::{
-    CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, DataKeyError, FileError,
-    ISTIO_CA_ROOT_TYPE, ISTIO_GENERATED, KEY, KNOWN_KEYS, Layout, MAX_DATA_KEY_LEN,
-    MAX_MANIFEST_BYTES, ROOT_CERT, ReadError, SecretForm, SecretKind, TLS_CRT, TLS_KEY,
-    check_data_key, from_dir_files, parse_manifest, read_dir, read_path,
+    CA_CERT, CA_CRL, CA_CRT, CA_KEY, CACERTS_FILES, CERT_CHAIN, CaSecret, FileError,
+    ISTIO_CA_ROOT_TYPE, ISTIO_GENERATED, KEY, KNOWN_KEYS, Layout, ROOT_CERT, ReadError, SecretForm,
+    SecretKind, TLS_CRT, TLS_KEY, from_dir_files, read_dir, read_path,
 };
 pub(crate) use signer::issuer_from;
 pub use signer::{

@@ -182,7 +182,8 @@ pub fn write_manifest(
 
 #[cfg(test)]
 mod tests {
-    use super::super::secret::{ReadError, SecretForm, check_data_key, parse_manifest};
+    use super::super::manifest::{check_data_key, parse_manifest};
+    use super::super::secret::{ReadError, SecretForm};
     use super::*;
     use proptest::prelude::*;
 

@@ -1,12 +1,15 @@
 //! Building plans: input checks, kind inference, and the phases of each kind.
 
+use super::gates::{
+    precondition_gate, propagation_actions, root_gates, signer_check, status_gates,
+};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::{
-    Action, ClusterInput, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanError, PlanOptions,
-    RotationKind, checks, cross_signed,
+    Action, ClusterInput, ClusterPhase, Gate, Phase, Plan, PlanError, PlanOptions, RotationKind,
+    checks, cross_signed,
 };
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Fingerprint};
@@ -200,78 +203,16 @@ pub fn plan(
 fn examine(c: &ClusterInput, now: OffsetDateTime, refusals: &mut Vec<Finding>) -> Option<Material> {
     let n = &c.name;
     let before = refusals.len();
-    let current_signer = c
-        .current
-        .ca_cert()
-        .map_err(|e| refusals.push(refuse(Code::CurrentUnreadable, n, e.to_string())))
-        .ok();
-    let current_roots = c
-        .current
-        .root_bundle()
-        .map_err(|e| refusals.push(refuse(Code::CurrentUnreadable, n, e.to_string())))
-        .ok();
-    if c.current.file(c.current.key_file()).is_none() {
+    let (current_signer, current_roots) = examine_current(c, refusals);
+    let (new_signer, new_roots, new_chain) = examine_new(c, refusals);
+    if let (Ok(k), Some(s)) = (c.current.ca_key(), &current_signer)
+        && let Err(e) = k.check_matches(s)
+    {
         refusals.push(refuse(
-            Code::CurrentUnreadable,
+            Code::CaKeyMismatch,
             n,
-            format!("the current secret has no {}", c.current.key_file()),
+            format!("current {}: {e}", c.current.key_file()),
         ));
-    }
-    if c.new.kind != SecretKind::PluggedIn || c.new.layout != Layout::Istio {
-        refusals.push(refuse(
-            Code::NewNotCacerts,
-            n,
-            "the new CA must be a cacerts-layout directory (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)",
-        ));
-    }
-    for f in istio::CACERTS_FILES {
-        if c.new.file(f).is_none() {
-            refusals.push(refuse(
-                Code::NewIncomplete,
-                n,
-                format!("the new CA has no {f}"),
-            ));
-        }
-    }
-    let new_signer = c
-        .new
-        .ca_cert()
-        .map_err(|e| refusals.push(refuse(Code::NewUnreadable, n, e.to_string())))
-        .ok();
-    let new_roots = c
-        .new
-        .root_bundle()
-        .map_err(|e| refusals.push(refuse(Code::NewUnreadable, n, e.to_string())))
-        .ok();
-    let new_chain = c
-        .new
-        .cert_chain()
-        .map_err(|e| refusals.push(refuse(Code::NewUnreadable, n, e.to_string())))
-        .ok();
-    match c.new.ca_key() {
-        Err(e) => refusals.push(refuse(Code::NewUnreadable, n, e.to_string())),
-        Ok(k) => {
-            if let Some(s) = &new_signer {
-                if let Err(e) = k.check_matches(s) {
-                    refusals.push(refuse(
-                        Code::CaKeyMismatch,
-                        n,
-                        format!("new ca-key.pem: {e}"),
-                    ));
-                }
-            }
-        }
-    }
-    if let Ok(k) = c.current.ca_key() {
-        if let Some(s) = &current_signer {
-            if let Err(e) = k.check_matches(s) {
-                refusals.push(refuse(
-                    Code::CaKeyMismatch,
-                    n,
-                    format!("current {}: {e}", c.current.key_file()),
-                ));
-            }
-        }
     }
     if let (Some(s), Some(r), Some(ch)) = (&new_signer, &new_roots, &new_chain) {
         if r.is_empty() {
@@ -295,37 +236,114 @@ fn examine(c: &ClusterInput, now: OffsetDateTime, refusals: &mut Vec<Finding>) -
     if refusals.len() > before {
         return None;
     }
-    let (current_signer, current_roots, new_signer, new_roots) =
-        (current_signer?, current_roots?, new_signer?, new_roots?);
-    let current_files = [
-        c.current
-            .file(c.current.signing_cert_file())
-            .unwrap_or_default()
-            .to_vec(),
-        c.current
-            .file(c.current.key_file())
-            .unwrap_or_default()
-            .to_vec(),
-        match c.current.kind {
-            // istio-ca-secret has an empty cert-chain.pem; a cacerts needs one starting with ca-cert.
-            SecretKind::SelfSigned => c
-                .current
-                .file(c.current.signing_cert_file())
-                .unwrap_or_default()
-                .to_vec(),
-            SecretKind::PluggedIn => c.current.chain_bytes().unwrap_or_default(),
-        },
-    ];
     Some(Material {
         name: c.name.clone(),
         current: c.current.clone(),
         new: c.new.clone(),
-        current_files,
-        current_roots,
-        current_signer,
-        new_roots,
-        new_signer,
+        current_files: current_files(&c.current),
+        current_roots: current_roots?,
+        current_signer: current_signer?,
+        new_roots: new_roots?,
+        new_signer: new_signer?,
     })
+}
+
+/// The current secret's signer and roots, refusing what cannot be read.
+fn examine_current(
+    c: &ClusterInput,
+    refusals: &mut Vec<Finding>,
+) -> (Option<Certificate>, Option<Bundle>) {
+    let n = &c.name;
+    let mut unreadable = |e: String| refusals.push(refuse(Code::CurrentUnreadable, n, e));
+    let signer = c
+        .current
+        .ca_cert()
+        .map_err(|e| unreadable(e.to_string()))
+        .ok();
+    let roots = c
+        .current
+        .root_bundle()
+        .map_err(|e| unreadable(e.to_string()))
+        .ok();
+    if c.current.file(c.current.key_file()).is_none() {
+        unreadable(format!(
+            "the current secret has no {}",
+            c.current.key_file()
+        ));
+    }
+    (signer, roots)
+}
+
+/// The new CA's signer, roots and chain: a complete cacerts whose key is the signer's.
+fn examine_new(
+    c: &ClusterInput,
+    refusals: &mut Vec<Finding>,
+) -> (Option<Certificate>, Option<Bundle>, Option<Bundle>) {
+    let n = &c.name;
+    if c.new.kind != SecretKind::PluggedIn || c.new.layout != Layout::Istio {
+        refusals.push(refuse(
+            Code::NewNotCacerts,
+            n,
+            "the new CA must be a cacerts-layout directory (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)",
+        ));
+    }
+    for f in istio::CACERTS_FILES {
+        if c.new.file(f).is_none() {
+            refusals.push(refuse(
+                Code::NewIncomplete,
+                n,
+                format!("the new CA has no {f}"),
+            ));
+        }
+    }
+    let mut unreadable = |e: String| refusals.push(refuse(Code::NewUnreadable, n, e));
+    let signer = c.new.ca_cert().map_err(|e| unreadable(e.to_string())).ok();
+    let roots = c
+        .new
+        .root_bundle()
+        .map_err(|e| unreadable(e.to_string()))
+        .ok();
+    let chain = c
+        .new
+        .cert_chain()
+        .map_err(|e| unreadable(e.to_string()))
+        .ok();
+    match c.new.ca_key() {
+        Err(e) => unreadable(e.to_string()),
+        Ok(k) => {
+            if let Some(s) = &signer
+                && let Err(e) = k.check_matches(s)
+            {
+                refusals.push(refuse(
+                    Code::CaKeyMismatch,
+                    n,
+                    format!("new ca-key.pem: {e}"),
+                ));
+            }
+        }
+    }
+    (signer, roots, chain)
+}
+
+/// The current secret's signing certificate, key and chain bytes, as the first phase keeps
+/// them.
+fn current_files(current: &CaSecret) -> [Vec<u8>; 3] {
+    let signing = current
+        .file(current.signing_cert_file())
+        .unwrap_or_default()
+        .to_vec();
+    [
+        signing.clone(),
+        current
+            .file(current.key_file())
+            .unwrap_or_default()
+            .to_vec(),
+        match current.kind {
+            // istio-ca-secret has an empty cert-chain.pem; a cacerts needs one starting with ca-cert.
+            SecretKind::SelfSigned => signing,
+            SecretKind::PluggedIn => current.chain_bytes().unwrap_or_default(),
+        },
+    ]
 }
 
 fn infer_kind(
@@ -442,144 +460,6 @@ fn new_files(m: &Material) -> [&[u8]; 3] {
     ]
 }
 
-/// Restarts that make proxies see a change now rather than at their next rotation. They
-/// follow an [`Action::AwaitIstiod`] unless `istiod_restarted` (a restarted istiod has loaded
-/// the secret already): a proxy restarted before istiod has loaded the new secret gets the
-/// old roots, and kubelet updates the mounted secret up to a sync period after the apply.
-fn propagation_actions(
-    cluster: &str,
-    profile: &IstioProfile,
-    istiod_restarted: bool,
-) -> Vec<Action> {
-    let mut a = Vec::new();
-    if profile.data_plane.has_ztunnel() {
-        a.push(Action::RestartZtunnel {
-            cluster: cluster.to_owned(),
-        });
-    }
-    if !profile.xds_agent {
-        if profile.data_plane.has_sidecars() {
-            a.push(Action::RestartSidecars {
-                cluster: cluster.to_owned(),
-            });
-        }
-        if profile.data_plane.has_ztunnel() {
-            a.push(Action::RestartWaypoints {
-                cluster: cluster.to_owned(),
-            });
-        }
-    }
-    // Confirm istiod took the secret (its ConfigMap equals root-cert.pem) in every data plane,
-    // before any restart and before the next phase: a refused secret is found here, not later.
-    if !istiod_restarted {
-        a.insert(
-            0,
-            Action::AwaitIstiod {
-                cluster: cluster.to_owned(),
-            },
-        );
-    }
-    a
-}
-
-/// Why ztunnel is restarted after the new roots reach the istio-ca-root-cert ConfigMap and
-/// before the signer switch, when its version needs it ([`behaviour::ztunnel_watches_ca_root`]).
-pub(super) fn ztunnel_channel_note(profile: &IstioProfile) -> String {
-    let z = profile.ztunnel();
-    if !profile.data_plane.has_ztunnel() || behaviour::ztunnel_watches_ca_root(z) {
-        return String::new();
-    }
-    format!(
-        "; ztunnel {z} (before {}) keeps the CA roots it read at start for its own connection to istiod, and istiod re-signs its serving certificate with the new signer: ztunnel is restarted in this phase, after istiod serves the new roots in the istio-ca-root-cert ConfigMap and before the signer switch, or it stops renewing (istio/ztunnel issue 1679)",
-        behaviour::ztunnel_watch_fixed_in()
-    )
-}
-
-pub(super) fn fp_list(b: &Bundle) -> Vec<Fingerprint> {
-    b.trust_set().fingerprints().copied().collect()
-}
-
-pub(super) fn roots_check(
-    profile: &IstioProfile,
-    expect: Vec<Fingerprint>,
-    what: &str,
-) -> Vec<GateCheck> {
-    let mut checks = vec![GateCheck {
-        description: format!("every sidecar, gateway and waypoint trusts {what} (the ROOTCA secret)"),
-        command: "istioctl proxy-config secret deploy/WORKLOAD -n NAMESPACE -o json | jq -r '.dynamicActiveSecrets[] | select(.name == \"ROOTCA\") | .secret.validationContext.trustedCa.inlineBytes' | base64 -d | meshtrust inspect -".to_owned(),
-        expect: expect.clone(),
-    }];
-    if profile.data_plane.has_ztunnel() {
-        checks.push(GateCheck {
-            description: format!(
-                "every ztunnel identity trusts {what}, read from its certificates (the table shows serials only; check one pod per node that carries traffic)"
-            ),
-            command: "istioctl ztunnel-config certificates ZTUNNEL_POD.istio-system -o json | meshtrust status --json - | jq '.proxies[] | {name, trusts}'".to_owned(),
-            expect,
-        });
-    }
-    checks
-}
-
-pub(super) fn signer_check(profile: &IstioProfile, signer: &Certificate) -> Vec<GateCheck> {
-    let mut checks = vec![GateCheck {
-        description: format!("every workload certificate is issued by {} (its chain shows this CA)", istio::describe(signer)),
-        command: "istioctl proxy-config secret deploy/WORKLOAD -n NAMESPACE -o json | jq -r '.dynamicActiveSecrets[] | select(.name == \"default\") | .secret.tlsCertificate.certificateChain.inlineBytes' | base64 -d | meshtrust inspect -".to_owned(),
-        expect: vec![signer.fingerprint()],
-    }];
-    if profile.data_plane.has_ztunnel() {
-        checks.push(GateCheck {
-            description: format!(
-                "every ztunnel identity's leaf is signed by {} (serial {}), read from its certificates",
-                signer.subject(),
-                signer.serial_hex()
-            ),
-            command: "istioctl ztunnel-config certificates ZTUNNEL_POD.istio-system -o json | meshtrust status --json - | jq '.proxies[] | {name, signer: .leaf.signer_sha256}'".to_owned(),
-            expect: vec![signer.fingerprint()],
-        });
-    }
-    checks
-}
-
-fn precondition_gate(profile: &IstioProfile, kind: RotationKind, reissue_now: bool) -> Gate {
-    let mut checks = Vec::new();
-    if kind != RotationKind::IntermediateRotation || reissue_now {
-        checks.push(GateCheck {
-            description: "every istiod Deployment (each revision: istiod, istiod-<rev>, label istio.io/rev) runs with ISTIO_MULTIROOT_MESH=\"true\" (fails listing the others)".to_owned(),
-            command: "kubectl get deployment -A -l app=istiod -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{\" rev=\"}{.metadata.labels.istio\\.io/rev}{\" \"}{.spec.template.spec.containers[?(@.name==\"discovery\")].env[?(@.name==\"ISTIO_MULTIROOT_MESH\")].value}{\"\\n\"}{end}' | awk '{ print } $3 != \"true\" { bad = 1 } END { exit bad + (NR == 0) }'".to_owned(),
-            expect: Vec::new(),
-        });
-    }
-    if profile.xds_agent {
-        checks.push(GateCheck {
-            description: "new proxies get PROXY_CONFIG_XDS_AGENT=true (mesh config proxyMetadata)".to_owned(),
-            command: "kubectl get configmap istio -n istio-system -o jsonpath='{.data.mesh}' | grep PROXY_CONFIG_XDS_AGENT".to_owned(),
-            expect: Vec::new(),
-        });
-        checks.push(GateCheck {
-            description: "every RUNNING proxy has PROXY_CONFIG_XDS_AGENT=true in its environment (pods injected before the flag was set lack it until restarted; fails listing them: restart them)".to_owned(),
-            command: "kubectl get pods -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{\" \"}{.spec.containers[?(@.name==\"istio-proxy\")].env[?(@.name==\"PROXY_CONFIG_XDS_AGENT\")].value}{.spec.initContainers[?(@.name==\"istio-proxy\")].env[?(@.name==\"PROXY_CONFIG_XDS_AGENT\")].value}{\" \"}{.spec.containers[?(@.name==\"istio-proxy\")].name}{.spec.initContainers[?(@.name==\"istio-proxy\")].name}{\"\\n\"}{end}' | awk '$NF == \"istio-proxy\" && $2 != \"true\" { print $1; n++ } END { exit n > 0 }'".to_owned(),
-            expect: Vec::new(),
-        });
-    }
-    if profile.data_plane.has_ztunnel() {
-        checks.push(GateCheck {
-            description: format!(
-                "ztunnel is {} in every cluster (it trusts every root), and istiod is not 1.24.4 or 1.25.1",
-                behaviour::ztunnel_multi_root_fixed_in()
-            ),
-            command: "kubectl get daemonset ztunnel -n istio-system -o jsonpath='{.spec.template.spec.containers[0].image}'".to_owned(),
-            expect: Vec::new(),
-        });
-    }
-    Gate {
-        min_wait: Duration::ZERO,
-        reason: "preconditions of the rotation".to_owned(),
-        barrier: false,
-        checks,
-    }
-}
-
 fn current_phase(
     material: &[Material],
     profile: &IstioProfile,
@@ -609,7 +489,6 @@ fn root_plan(
     profile: &IstioProfile,
     opts: &PlanOptions,
 ) -> Plan {
-    let multi = material.len() > 1;
     let mut p1 = Vec::new();
     let mut p2 = Vec::new();
     let mut p3 = Vec::new();
@@ -634,76 +513,12 @@ fn root_plan(
             secret: secret(nc, nk, nch, b.bytes()),
         });
 
-        a1.push(Action::ApplySecret {
-            cluster: m.name.clone(),
-            secret: "cacerts".to_owned(),
-        });
-        if m.current.kind == SecretKind::SelfSigned {
-            a1.push(Action::RestartIstiod {
-                cluster: m.name.clone(),
-                reason: "istiod runs its self-signed CA and watches /etc/cacerts only in plugged-in mode; a restart makes it load the new cacerts"
-                    .to_owned(),
-            });
-        } else if m.current.layout == Layout::KubernetesTls {
-            a1.push(Action::RestartIstiod {
-                cluster: m.name.clone(),
-                reason: "the secret moves from the kubernetes.io/tls layout to Istio's; a restart loads it cleanly".to_owned(),
-            });
-        }
-        let restarted = a1
-            .iter()
-            .any(|a| matches!(a, Action::RestartIstiod { cluster, .. } if *cluster == m.name));
-        a1.extend(propagation_actions(&m.name, profile, restarted));
-        a2.push(Action::ApplySecret {
-            cluster: m.name.clone(),
-            secret: "cacerts".to_owned(),
-        });
-        a2.extend(propagation_actions(&m.name, profile, false));
-        a3.push(Action::ApplySecret {
-            cluster: m.name.clone(),
-            secret: "cacerts".to_owned(),
-        });
-        a3.extend(propagation_actions(&m.name, profile, false));
+        let [x1, x2, x3] = root_actions(m, profile);
+        a1.extend(x1);
+        a2.extend(x2);
+        a3.extend(x3);
     }
-    let m0 = &material[0];
-    let both = fp_list(&m0.current_roots.append(&m0.new_roots));
-    let who = if multi { " in every cluster" } else { "" };
-    let gate1 = Gate {
-        min_wait: opts.propagation,
-        reason: format!(
-            "let istiod push the new roots and the restarts finish{who} ({}), then verify every proxy trusts both roots before any signer changes{}",
-            if behaviour::push_reaches_agent(profile.multiroot, profile.xds_agent) {
-                "ISTIO_MULTIROOT_MESH with PROXY_CONFIG_XDS_AGENT pushes roots at once"
-            } else {
-                "without PROXY_CONFIG_XDS_AGENT only restarted proxies have them"
-            },
-            ztunnel_channel_note(profile)
-        ),
-        barrier: multi,
-        checks: roots_check(profile, both, "both the old and the new roots"),
-    };
-    let wait2 = profile.leaf_ttl + opts.margin;
-    let gate2 = Gate {
-        min_wait: wait2,
-        reason: format!(
-            "the old root may go only when no leaf from the old intermediate can still be valid: one leaf lifetime ({}) plus a {} margin after the switch{}",
-            format_duration(profile.leaf_ttl),
-            format_duration(opts.margin),
-            if multi { " of the LAST cluster" } else { "" }
-        ),
-        barrier: multi,
-        checks: material
-            .iter()
-            .flat_map(|m| signer_check(profile, &m.new_signer))
-            .collect(),
-    };
-    let new_fps = fp_list(&m0.new_roots);
-    let gate3 = Gate {
-        min_wait: opts.propagation,
-        reason: "final state: verify every proxy trusts only the new root".to_owned(),
-        barrier: multi,
-        checks: roots_check(profile, new_fps, "only the new root"),
-    };
+    let [gate1, gate2, gate3] = root_gates(material, profile, opts);
     let phases = vec![
         current_phase(material, profile, kind, false),
         Phase {
@@ -740,6 +555,43 @@ fn root_plan(
         old_roots: Vec::new(),
         new_roots: Vec::new(),
     }
+}
+
+/// One cluster's actions in the three phases of a root rotation: apply, the istiod restart
+/// the current secret needs (self-signed or kubernetes.io/tls), and propagation.
+fn root_actions(m: &Material, profile: &IstioProfile) -> [Vec<Action>; 3] {
+    let mut a: [Vec<Action>; 3] = Default::default();
+    a[0].push(Action::ApplySecret {
+        cluster: m.name.clone(),
+        secret: "cacerts".to_owned(),
+    });
+    if m.current.kind == SecretKind::SelfSigned {
+        a[0].push(Action::RestartIstiod {
+            cluster: m.name.clone(),
+            reason: "istiod runs its self-signed CA and watches /etc/cacerts only in plugged-in mode; a restart makes it load the new cacerts"
+                .to_owned(),
+        });
+    } else if m.current.layout == Layout::KubernetesTls {
+        a[0].push(Action::RestartIstiod {
+            cluster: m.name.clone(),
+            reason: "the secret moves from the kubernetes.io/tls layout to Istio's; a restart loads it cleanly".to_owned(),
+        });
+    }
+    let restarted = a[0]
+        .iter()
+        .any(|a| matches!(a, Action::RestartIstiod { cluster, .. } if *cluster == m.name));
+    a[0].extend(propagation_actions(&m.name, profile, restarted));
+    a[1].push(Action::ApplySecret {
+        cluster: m.name.clone(),
+        secret: "cacerts".to_owned(),
+    });
+    a[1].extend(propagation_actions(&m.name, profile, false));
+    a[2].push(Action::ApplySecret {
+        cluster: m.name.clone(),
+        secret: "cacerts".to_owned(),
+    });
+    a[2].extend(propagation_actions(&m.name, profile, false));
+    a
 }
 
 /// Kind 3: a new intermediate under the same root.
@@ -818,41 +670,5 @@ fn intermediate_plan(material: &[Material], profile: &IstioProfile, opts: &PlanO
         phases,
         old_roots: Vec::new(),
         new_roots: Vec::new(),
-    }
-}
-
-/// Each gate's first check: one `meshtrust status --collect --plan .` (per cluster in
-/// multi-cluster plans) and the verdict it must print before the next phase. The gate's wait
-/// stays as the lower bound the model proves; the verdict, not the clock, is the signal to go
-/// on. The other checks stay as the manual equivalent.
-fn status_gates(plan: &mut Plan) {
-    let multi = plan.is_multi_cluster();
-    let names: Vec<String> = plan.phases.iter().map(|p| p.name.clone()).collect();
-    for (k, phase) in plan.phases.iter_mut().enumerate() {
-        let Some(gate) = phase.gate.as_mut() else {
-            continue;
-        };
-        let (verdict, what) = match names.get(k + 1) {
-            Some(next) => (
-                format!("SAFE to apply {next}"),
-                format!("the mesh has reached {} and {next} is safe", names[k]),
-            ),
-            None => (
-                "rotation complete: no phase left to apply".to_owned(),
-                format!("every proxy is in {}'s state", names[k]),
-            ),
-        };
-        let context = if multi { " --context CLUSTER" } else { "" };
-        gate.checks.insert(
-            0,
-            GateCheck {
-                description: format!(
-                    "{what}{}: the command must print `{verdict}` (and exit 0); the verdict, not the clock, is the signal to go on (the wait above is only the lower bound), and a blocker line names each proxy to wait for or restart",
-                    if multi { ", in every cluster" } else { "" }
-                ),
-                command: format!("meshtrust status --collect{context} --plan ."),
-                expect: Vec::new(),
-            },
-        );
     }
 }

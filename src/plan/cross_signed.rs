@@ -17,7 +17,8 @@
 
 use std::time::Duration;
 
-use super::build::{Material, fp_list, refuse, roots_check, signer_check};
+use super::build::{Material, refuse};
+use super::gates::{fp_list, roots_check, signer_check};
 use super::{Action, ClusterPhase, Gate, GateCheck, Phase, Plan, PlanOptions, RotationKind};
 use crate::bundle::Bundle;
 use crate::cert::{Certificate, Role};
@@ -198,7 +199,7 @@ pub(super) fn cross_signed_plan(
             name: "02-trust-new-root".to_owned(),
             title: format!(
                 "root-cert.pem becomes the new root; the chain keeps B', so proxies still trusting only the old root verify through it{}",
-                super::build::ztunnel_channel_note(profile)
+                super::gates::ztunnel_channel_note(profile)
             ),
             clusters: vec![ClusterPhase {
                 cluster: cluster.clone(),

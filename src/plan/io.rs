@@ -15,7 +15,6 @@ use crate::finding::{Code, Finding, Severity};
 use crate::fsio::{self, OutFile};
 use crate::istio::{self, CaSecret, IstioProfile};
 
-
 fn phase_dir(root: &Path, phase: &Phase, cluster: &str, multi: bool) -> PathBuf {
     let d = root.join(&phase.name);
     if multi { d.join(cluster) } else { d }
@@ -269,13 +268,15 @@ fn phase_names(dir: &Path) -> Result<Vec<String>, PlanDirError> {
 fn read_plan_json(dir: &Path) -> Result<Option<PlanJson>, PlanDirError> {
     let path = dir.join("plan.json");
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| PlanDirError::Json {
-                line: source.line(),
-                path,
-                source,
-            }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| PlanDirError::Json {
+                    line: source.line(),
+                    path,
+                    source,
+                })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_error(&path)(e)),
     }
@@ -363,7 +364,9 @@ fn recorded_files_differ(
             );
             continue;
         }
-        let got = std::fs::read(pdir.join(file)).ok().map(|b| Fingerprint::of(&b));
+        let got = std::fs::read(pdir.join(file))
+            .ok()
+            .map(|b| Fingerprint::of(&b));
         if got.as_ref() != Some(want) {
             let message = match got {
                 Some(g) => format!(

@@ -46,9 +46,11 @@ mod build;
 mod ca_channel;
 mod checks;
 mod cross_signed;
+mod gates;
 mod io;
 mod json;
 mod presented;
+mod rollback;
 mod runbook;
 
 use std::fmt;
@@ -66,16 +68,14 @@ pub use applied::{
     SECRET_YAML, SealReport, applied_differences, check_applied, mixed_line_endings, seal_plan_dir,
 };
 pub use build::{plan, profile_refusals};
-pub use checks::{
-    CheckOptions, Invariant, check_invariants, check_plan, check_rollback, rollback_actions,
-    rollback_root_change_accepted,
-};
-pub use json::{render_plan_json, render_plan_json_with};
-pub use runbook::{render_runbook, render_runbook_with};
+pub use checks::{CheckOptions, Invariant, check_invariants, check_plan};
 pub use io::{
     PlanDir, PlanDirError, RunbookOptions, check_dir, read_plan_dir, write_plan_dir,
     write_plan_dir_with,
 };
+pub use json::{render_plan_json, render_plan_json_with};
+pub use rollback::{check_rollback, rollback_actions, rollback_root_change_accepted};
+pub use runbook::{render_runbook, render_runbook_with};
 
 /// The name a single-cluster plan uses for its one cluster.
 pub const DEFAULT_CLUSTER: &str = "default";

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::checks::{rollback_actions, rollback_root_change_accepted};
+use super::rollback::{rollback_actions, rollback_root_change_accepted};
 use super::{Action, CheckOptions, Gate, Phase, Plan, RotationKind, with_context};
 use crate::istio::{self, SecretKind, format_duration};
 
@@ -182,12 +182,7 @@ pub(crate) fn rollback(plan: &Plan, k: usize, opts: &RunbookOptions) -> String {
     }
     let restarts: Vec<String> = rollback_actions(plan, k)
         .iter()
-        .filter(|a| {
-            !matches!(
-                a,
-                Action::ApplySecret { .. } | Action::RestartIstiod { .. }
-            )
-        })
+        .filter(|a| !matches!(a, Action::ApplySecret { .. } | Action::RestartIstiod { .. }))
         .map(|a| {
             let dir = if multi {
                 format!("{}/{}", prev.name, a.cluster())
