@@ -9,7 +9,7 @@ use super::operator::Operator;
 use super::queue::{Cause, Ev, Queue};
 use super::setup;
 use super::traffic::Traffic;
-use super::world::{ClusterId, ProxyId, RootSetId, World};
+use super::world::{ClusterId, ProxyId, RootSetId, SignerId, World};
 use super::{Outcome, ProxyKind, SimConfig, SimError, Stats};
 use crate::cert::{Certificate, Fingerprint};
 use crate::istio::CaSecret;
@@ -262,7 +262,7 @@ impl Mesh {
 fn stale_proxies(
     world: &mut World,
     c: ClusterId,
-    signer: usize,
+    signer: SignerId,
     roots_file: &[Certificate],
 ) -> usize {
     let want: Vec<(ProxyKind, RootSetId)> =

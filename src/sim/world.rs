@@ -152,7 +152,7 @@ impl World {
             .unwrap_or_default()
     }
 
-    /// The proxies of `kind` in cluster `c`.
+    /// The proxies of cluster `c` whose kind satisfies `kind`.
     pub(super) fn members(&self, c: ClusterId, kind: impl Fn(ProxyKind) -> bool) -> Vec<ProxyId> {
         self.proxies
             .iter()
