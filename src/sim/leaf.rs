@@ -4,11 +4,12 @@
 //! [`generate::leaf`]: crate::generate::leaf
 
 use super::SimError;
-use super::engine::{LeafId, Mesh};
+use super::queue::instant_unix;
+use super::world::{LeafId, World};
 use crate::cert::Certificate;
 use crate::istio::behaviour as istiod;
 
-impl Mesh {
+impl World {
     /// The real certificate of a leaf: issued with generate::leaf by its signer's key, at its
     /// issuance instant.
     pub(super) fn materialize(&mut self, lid: LeafId) -> Result<Certificate, SimError> {
@@ -49,7 +50,7 @@ impl Mesh {
         } else {
             (issued_real - istiod::BACKDATE_SECS, s.limit)
         };
-        let g = crate::generate::leaf(&spec, &s.issuer, self.instant_unix(issued_real))
+        let g = crate::generate::leaf(&spec, &s.issuer, instant_unix(issued_real))
             .map_err(|e| SimError::Internal(format!("issuing a leaf with {}: {e}", s.label)))?;
         let cert = g.certificate;
         if cert.not_before_unix() != nb || cert.not_after_unix() != na {
@@ -59,7 +60,7 @@ impl Mesh {
                 cert.not_after_unix()
             )));
         }
-        self.stats.certificates_issued += 1;
+        self.certificates_issued += 1;
         if let Some(l) = self.leaves.get_mut(lid) {
             l.cert = Some(cert.clone());
         }

@@ -113,6 +113,22 @@
 //!
 //! [`generate::leaf`]: crate::generate::leaf
 //!
+//! # Layout
+//!
+//! [`Mesh`] (`engine.rs`) composes the parts and runs the event loop; each part owns its
+//! state and the import graph between them has no cycle:
+//!
+//! - `world.rs`: clusters, proxies, leaves, signers, presented chains (`present.rs`) and
+//!   trust sets, interned and labelled; `leaf.rs` issues a leaf's real certificate;
+//! - `queue.rs`: the clock, the events, the queue and the schedule's seeded stream (`rng.rs`);
+//! - `istiod.rs`: each cluster's istiod and its reactions (self-signed fallback in
+//!   `fallback.rs`), every rule a call into [`istio::behaviour`](crate::istio::behaviour);
+//! - `operator.rs`: the plan's phases (`steps.rs` for phases without steps), one function per
+//!   action;
+//! - `traffic.rs`: the classes, the verdict cache and the failures, given the world;
+//! - `journal.rs`: the log, the deviations and the phase reports (`story.rs` tells them);
+//! - `setup.rs`: a mesh from a plan and a configuration.
+//!
 //! # Determinism
 //!
 //! The schedule (initial leaf ages, jitter, push and restart instants) comes from a SplitMix64
@@ -138,12 +154,18 @@
 
 mod engine;
 mod fallback;
+mod istiod;
+mod journal;
 mod leaf;
+mod operator;
 mod present;
+mod queue;
 mod rng;
+mod setup;
 mod steps;
 mod story;
 mod traffic;
+mod world;
 
 #[cfg(test)]
 mod tests;

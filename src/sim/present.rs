@@ -6,14 +6,18 @@
 
 use std::collections::HashMap;
 
-use super::engine::{Mesh, SignerId};
-use super::{ProxyKind, SimError};
+use super::ProxyKind;
 use crate::cert::{Certificate, Fingerprint};
+use crate::istio::IstioProfile;
 use crate::istio::behaviour::{self, Proxy};
 use crate::verify::CertPool;
 
 /// An interned presented chain (what follows the leaf).
 pub(super) type PresentedId = usize;
+
+/// What determines a presented chain: the proxy, the signer (its id in the world) and the
+/// SHA-256 of the CSR response's root file.
+pub(super) type PresentedInput = (Proxy, usize, Fingerprint);
 
 /// The certificates a proxy sends after its leaf, in its order.
 pub(super) struct PresentedRec {
@@ -30,13 +34,29 @@ pub(super) struct PresentedRec {
 pub(super) struct Presented {
     recs: Vec<PresentedRec>,
     by_content: HashMap<Vec<Fingerprint>, PresentedId>,
-    by_input: HashMap<(Proxy, SignerId, Fingerprint), PresentedId>,
+    by_input: HashMap<PresentedInput, PresentedId>,
 }
 
 impl Presented {
     /// The chain of `id`.
     pub(super) fn get(&self, id: PresentedId) -> Option<&PresentedRec> {
         self.recs.get(id)
+    }
+
+    /// The chain already interned for `input`.
+    pub(super) fn by_input(&self, input: &PresentedInput) -> Option<PresentedId> {
+        self.by_input.get(input).copied()
+    }
+
+    /// Interns `certs`, the chain of `input` ([`after_leaf`]).
+    pub(super) fn intern_for(
+        &mut self,
+        input: PresentedInput,
+        certs: Vec<Certificate>,
+    ) -> PresentedId {
+        let id = self.intern(certs);
+        self.by_input.insert(input, id);
+        id
     }
 
     /// Interns `certs` (what follows the leaf, in order).
@@ -55,39 +75,26 @@ impl Presented {
     }
 }
 
-impl Mesh {
-    /// What a proxy of `kind` presents after a leaf from signer `sid` that came with istiod's
-    /// root file `roots_file` (certificates in file order; `roots_bytes` its SHA-256):
-    /// [`behaviour::presented_chain`] for the profile's istiod and ztunnel versions, without
-    /// its first element (the leaf: the model puts it first and its answer does not depend on
-    /// it, so the signer's own certificate stands in for every leaf of that signer).
-    pub(super) fn presented_for(
-        &mut self,
-        kind: ProxyKind,
-        sid: SignerId,
-        roots_bytes: Fingerprint,
-        roots_file: &[Certificate],
-    ) -> Result<PresentedId, SimError> {
-        let proxy = kind.model();
-        let key = (proxy, sid, roots_bytes);
-        if let Some(&id) = self.presented.by_input.get(&key) {
-            return Ok(id);
-        }
-        let signer = self
-            .signers
-            .get(sid)
-            .ok_or_else(|| SimError::Internal(format!("no signer {sid}")))?;
-        let p = &self.profile;
-        let chain = behaviour::presented_chain(
-            proxy,
-            p.istio_version,
-            p.ztunnel(),
-            signer.issuer.certificate(),
-            &signer.chain,
-            roots_file,
-        );
-        let id = self.presented.intern(chain.into_iter().skip(1).collect());
-        self.presented.by_input.insert(key, id);
-        Ok(id)
-    }
+/// What a proxy of `kind` presents after a leaf from the signer `signer_cert` (with
+/// cert-chain.pem `signer_chain`) that came with istiod's root file `roots_file`
+/// (certificates in file order): [`behaviour::presented_chain`] for the profile's istiod and
+/// ztunnel versions, without its first element (the leaf: the model puts it first and its
+/// answer does not depend on it, so the signer's own certificate stands in for every leaf of
+/// that signer).
+pub(super) fn after_leaf(
+    profile: &IstioProfile,
+    kind: ProxyKind,
+    signer_cert: &Certificate,
+    signer_chain: &[Certificate],
+    roots_file: &[Certificate],
+) -> Vec<Certificate> {
+    let chain = behaviour::presented_chain(
+        kind.model(),
+        profile.istio_version,
+        profile.ztunnel(),
+        signer_cert,
+        signer_chain,
+        roots_file,
+    );
+    chain.into_iter().skip(1).collect()
 }

@@ -71,6 +71,16 @@ pub(super) fn render(o: &Outcome) -> String {
         .collect::<std::collections::BTreeSet<_>>()
         .len()
         > 1;
+    legend(&mut s, o);
+    for r in &o.phases {
+        phase(&mut s, o, r, multi);
+    }
+    verdict(&mut s, o, multi);
+    s
+}
+
+/// The run's settings, and the roots and signers with their labels.
+fn legend(s: &mut String, o: &Outcome) {
     let _ = writeln!(
         s,
         "Simulated {} proxies from {} for {} (seed {}).",
@@ -99,74 +109,85 @@ pub(super) fn render(o: &Outcome) -> String {
             r.fingerprint.short()
         );
     }
-    for r in &o.phases {
+}
+
+/// Phase `r`: its log, its leaves, the census at its end and its traffic.
+fn phase(s: &mut String, o: &Outcome, r: &PhaseReport, multi: bool) {
+    let _ = writeln!(
+        s,
+        "\n{} [{} .. {}]{}",
+        r.name,
+        offset(o.start, r.started),
+        offset(o.start, r.ended),
+        if r.title.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", r.title)
+        }
+    );
+    let lines: Vec<_> = o.log.iter().filter(|l| l.phase == r.name).collect();
+    for l in lines.iter().take(12) {
         let _ = writeln!(
             s,
-            "\n{} [{} .. {}]{}",
-            r.name,
-            offset(o.start, r.started),
-            offset(o.start, r.ended),
-            if r.title.is_empty() {
+            "  {} {}{}",
+            offset(o.start, l.time),
+            if l.cluster.is_empty() || !multi {
                 String::new()
             } else {
-                format!(": {}", r.title)
-            }
+                format!("[{}] ", l.cluster)
+            },
+            l.message
         );
-        let lines: Vec<_> = o.log.iter().filter(|l| l.phase == r.name).collect();
-        for l in lines.iter().take(12) {
-            let _ = writeln!(
-                s,
-                "  {} {}{}",
-                offset(o.start, l.time),
-                if l.cluster.is_empty() || !multi {
-                    String::new()
-                } else {
-                    format!("[{}] ", l.cluster)
-                },
-                l.message
-            );
-        }
-        if lines.len() > 12 {
-            let _ = writeln!(s, "  ... and {} more log lines", lines.len() - 12);
-        }
+    }
+    if lines.len() > 12 {
+        let _ = writeln!(s, "  ... and {} more log lines", lines.len() - 12);
+    }
+    let _ = writeln!(
+        s,
+        "  leaves: {} rotated, {} re-issued on a new trust bundle, {} after restarts; {} pushes",
+        r.rotations, r.reissued_on_push, r.restarts, r.pushes
+    );
+    let _ = writeln!(s, "  at the end:");
+    census_lines(s, r, multi);
+    traffic(s, o, r);
+}
+
+/// Phase `r`'s traffic, and its first failure.
+fn traffic(s: &mut String, o: &Outcome, r: &PhaseReport) {
+    if r.failed_connections == 0 {
         let _ = writeln!(
             s,
-            "  leaves: {} rotated, {} re-issued on a new trust bundle, {} after restarts; {} pushes",
-            r.rotations, r.reissued_on_push, r.restarts, r.pushes
+            "  traffic: {} checked at {}, none failed",
+            plural_of("connection", r.connections),
+            plural_of("event", r.events)
         );
-        let _ = writeln!(s, "  at the end:");
-        census_lines(&mut s, r, multi);
-        if r.failed_connections == 0 {
-            let _ = writeln!(
-                s,
-                "  traffic: {} checked at {}, none failed",
-                plural_of("connection", r.connections),
-                plural_of("event", r.events)
-            );
-        } else {
-            let _ = writeln!(
-                s,
-                "  traffic: {} checked at {}, {} FAILED",
-                plural_of("connection", r.connections),
-                plural_of("event", r.events),
-                thousands(r.failed_connections)
-            );
-            if let Some(f) = o.failures.iter().find(|f| f.phase == r.name) {
-                let _ = writeln!(
-                    s,
-                    "    first: {} {} -> {}: {} (a leaf from {}; it trusts {{{}}}, verifies as {}): {}",
-                    offset(o.start, f.time),
-                    f.from,
-                    f.to,
-                    f.direction,
-                    f.signer,
-                    f.trusts.join(", "),
-                    f.verifier,
-                    f.reason
-                );
-            }
-        }
+        return;
     }
+    let _ = writeln!(
+        s,
+        "  traffic: {} checked at {}, {} FAILED",
+        plural_of("connection", r.connections),
+        plural_of("event", r.events),
+        thousands(r.failed_connections)
+    );
+    if let Some(f) = o.failures.iter().find(|f| f.phase == r.name) {
+        let _ = writeln!(
+            s,
+            "    first: {} {} -> {}: {} (a leaf from {}; it trusts {{{}}}, verifies as {}): {}",
+            offset(o.start, f.time),
+            f.from,
+            f.to,
+            f.direction,
+            f.signer,
+            f.trusts.join(", "),
+            f.verifier,
+            f.reason
+        );
+    }
+}
+
+/// The totals, the deviations and the result.
+fn verdict(s: &mut String, o: &Outcome, multi: bool) {
     let _ = writeln!(
         s,
         "\n{} events, {} connections checked, {} failed.",
@@ -214,7 +235,6 @@ pub(super) fn render(o: &Outcome) -> String {
             }
         );
     }
-    s
 }
 
 #[cfg(test)]

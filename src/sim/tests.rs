@@ -227,9 +227,9 @@ fn each_leaf_presents_what_the_model_says() {
         .cloned()
         .collect();
     let mut kinds = std::collections::BTreeMap::new();
-    for x in &mesh.proxies {
-        let leaf = &mesh.leaves[x.leaf];
-        let signer = &mesh.signers[leaf.signer];
+    for (i, x) in mesh.world.proxies.iter().enumerate() {
+        let leaf = &mesh.world.leaves[x.leaf];
+        let signer = &mesh.world.signers[leaf.signer];
         let want = behaviour::presented_chain(
             x.kind.model(),
             profile.istio_version,
@@ -238,7 +238,7 @@ fn each_leaf_presents_what_the_model_says() {
             &signer.chain,
             &file,
         );
-        let got = &mesh.presented.get(leaf.presented).unwrap().certs;
+        let got = &mesh.world.presented.get(leaf.presented).unwrap().certs;
         assert_eq!(got[..], want[1..], "{}", x.name);
         let envoy_len = signer.chain.len() + file.len();
         assert_eq!(
@@ -247,7 +247,10 @@ fn each_leaf_presents_what_the_model_says() {
             "{}",
             x.name
         );
-        assert_eq!(x.class.map(|k| k.presented), Some(leaf.presented));
+        assert_eq!(
+            mesh.traffic.class_of(i).map(|k| k.presented),
+            Some(leaf.presented)
+        );
         kinds.insert(x.kind, leaf.presented);
     }
     assert_eq!(kinds.len(), 3);

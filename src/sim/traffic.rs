@@ -1,10 +1,13 @@
 //! The traffic check: every ordered pair of proxies at every event, decided per pair of
-//! classes (see the module docs of [`super`]), with the real chain verifier.
+//! classes (see the module docs of [`super`]), with the real chain verifier. [`Traffic`] owns
+//! the classes, the verdict cache and the failures; it reads the proxies and their
+//! certificates from the [`World`] it is given.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::engine::{LeafId, Mesh, ProxyId, RootSetId, SignerId};
 use super::present::PresentedId;
+use super::queue::Clock;
+use super::world::{LeafId, ProxyId, RootSetId, SignerId, World};
 use super::{Direction, Failure, ProxyKind, SimError};
 use crate::cert::Certificate;
 use crate::istio::behaviour;
@@ -37,7 +40,7 @@ fn policy(kind: ProxyKind) -> Policy {
     behaviour::verifier_policy(kind.model())
 }
 
-pub(super) struct ClassRec {
+struct ClassRec {
     pub members: BTreeSet<ProxyId>,
     /// Changes whenever the membership does.
     pub version: u64,
@@ -58,7 +61,7 @@ type VerdictKey = (Subject, PresentedId, RootSetId, RequiredEku, Policy);
 
 /// Verification results by [`VerdictKey`], and the last evaluation's result.
 #[derive(Default)]
-pub(super) struct VerdictCache {
+struct VerdictCache {
     verdicts: HashMap<VerdictKey, Verdict>,
     last: Option<Evaluation>,
     /// Per signer, the last real leaf a class verdict was computed on: any leaf of the signer
@@ -81,7 +84,7 @@ struct Evaluation {
 
 /// The verifier's reason for refusing a leaf, by (leaf, trust set, purpose), with the span
 /// over which it holds.
-pub(super) type Reasons =
+type Reasons =
     HashMap<(LeafId, RootSetId, RequiredEku, Policy), (i64, i64, (String, &'static str))>;
 
 /// The span around `t` over which the validity of every certificate of `certs` stays as it
@@ -102,20 +105,167 @@ fn stable_span<'a>(certs: impl IntoIterator<Item = &'a Certificate>, t: i64) -> 
     (from, until)
 }
 
-impl Mesh {
-    /// Checks every connection at the current instant; returns (checked, failed).
-    pub(super) fn evaluate(&mut self) -> Result<(u64, u64), SimError> {
-        if self.cfg.brute_force {
-            return self.evaluate_every_pair();
+/// A refused connection: client `from`, server `to`, the side that refused.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    from: ProxyId,
+    to: ProxyId,
+    direction: Direction,
+}
+
+/// A pair of classes whose connections failed at an evaluation: the classes and their
+/// versions then, and which side accepted.
+#[derive(Debug, Clone, Copy)]
+struct FailingPair {
+    client: ClassKey,
+    v1: u64,
+    server: ClassKey,
+    v2: u64,
+    client_ok: bool,
+    server_ok: bool,
+}
+
+/// The instant of an evaluation and the phase in effect (for the failures recorded).
+#[derive(Debug, Clone, Copy)]
+struct Moment<'a> {
+    clock: Clock,
+    phase: &'a str,
+}
+
+/// The traffic check's state: the proxies' classes, the verdicts, the connections counted and
+/// the failures recorded.
+pub(super) struct Traffic {
+    /// One class per leaf ([`super::SimConfig::exact_leaves`]).
+    exact_leaves: bool,
+    /// Every pair on its own ([`super::SimConfig::brute_force`]).
+    brute_force: bool,
+    max_failures: usize,
+    classes: BTreeMap<ClassKey, ClassRec>,
+    /// Each proxy's class.
+    class_of: Vec<Option<ClassKey>>,
+    class_version: u64,
+    verdicts: VerdictCache,
+    enumerated: HashSet<(ClassKey, u64, ClassKey, u64)>,
+    recorded: HashSet<(ProxyId, ProxyId, Direction, LeafId, RootSetId)>,
+    reasons: Reasons,
+    /// Connections checked.
+    pub connections: u64,
+    /// Connections that failed.
+    pub failed_connections: u64,
+    /// The distinct failures recorded (at most `max_failures`).
+    pub failures: Vec<Failure>,
+    /// More distinct failures happened than were recorded.
+    pub failures_truncated: bool,
+    /// Calls of the chain verifier.
+    pub verifications: u64,
+    /// Class pairs decided from the cache.
+    pub cache_hits: u64,
+}
+
+impl Traffic {
+    /// No class yet; `exact_leaves`, `brute_force` and `max_failures` as in
+    /// [`super::SimConfig`].
+    pub(super) fn new(exact_leaves: bool, brute_force: bool, max_failures: usize) -> Traffic {
+        Traffic {
+            exact_leaves,
+            brute_force,
+            max_failures,
+            classes: BTreeMap::new(),
+            class_of: Vec::new(),
+            class_version: 0,
+            verdicts: VerdictCache::default(),
+            enumerated: HashSet::new(),
+            recorded: HashSet::new(),
+            reasons: HashMap::new(),
+            connections: 0,
+            failed_connections: 0,
+            failures: Vec::new(),
+            failures_truncated: false,
+            verifications: 0,
+            cache_hits: 0,
         }
-        let n = self.proxies.len() as u64;
+    }
+
+    /// The class of proxy `p`.
+    pub(super) fn class_of(&self, p: ProxyId) -> Option<ClassKey> {
+        self.class_of.get(p).copied().flatten()
+    }
+
+    /// The class proxy `p` belongs to now.
+    fn class_key(&self, world: &World, p: ProxyId) -> Option<ClassKey> {
+        let x = world.proxies.get(p)?;
+        let leaf = world.leaves.get(x.leaf)?;
+        Some(ClassKey {
+            subject: if self.exact_leaves {
+                Subject::Leaf(x.leaf)
+            } else {
+                Subject::Chain(leaf.signer)
+            },
+            presented: leaf.presented,
+            roots: x.roots,
+            valid: x.valid,
+            kind: x.kind,
+        })
+    }
+
+    /// Moves proxy `p` to the class of its leaf, roots and validity now.
+    pub(super) fn reclass(&mut self, world: &World, p: ProxyId) {
+        let new = self.class_key(world, p);
+        let old = self.class_of(p);
+        if new == old {
+            return;
+        }
+        self.class_version += 1;
+        let v = self.class_version;
+        if let Some(old) = old {
+            let empty = match self.classes.get_mut(&old) {
+                Some(rec) => {
+                    rec.members.remove(&p);
+                    rec.version = v;
+                    rec.members.is_empty()
+                }
+                None => false,
+            };
+            if empty {
+                self.classes.remove(&old);
+            }
+        }
+        if let Some(new) = new {
+            let rec = self.classes.entry(new).or_insert_with(|| ClassRec {
+                members: BTreeSet::new(),
+                version: v,
+            });
+            rec.members.insert(p);
+            rec.version = v;
+        }
+        if self.class_of.len() <= p {
+            self.class_of.resize(p + 1, None);
+        }
+        if let Some(x) = self.class_of.get_mut(p) {
+            *x = new;
+        }
+    }
+
+    /// Checks every connection between the proxies of `world` at the clock's instant, in
+    /// `phase`; returns (checked, failed).
+    pub(super) fn evaluate(
+        &mut self,
+        world: &mut World,
+        clock: Clock,
+        phase: &str,
+    ) -> Result<(u64, u64), SimError> {
+        let m = Moment { clock, phase };
+        if self.brute_force {
+            return self.evaluate_every_pair(world, m);
+        }
+        let n = world.proxies.len() as u64;
         let checked = n.saturating_mul(n.saturating_sub(1));
-        let t = self.unix(self.now);
+        let t = clock.unix();
         if let Some(e) = self.verdicts.last {
             // Same classes, every verdict still in its span: the same outcome, and its
             // failures are already recorded (record() dedups by class versions).
             if e.class_version == self.class_version && e.from <= t && t <= e.until {
-                self.stats.cache_hits += 1;
+                self.cache_hits += 1;
                 self.connections = self.connections.saturating_add(e.checked);
                 self.failed_connections = self.failed_connections.saturating_add(e.failed);
                 return Ok((e.checked, e.failed));
@@ -138,22 +288,31 @@ impl Mesh {
                 // Each side verifies with its own policy: the server the client's chain, the
                 // client the server's.
                 let (client_ok, f1, u1) = self.accepts(
+                    world,
+                    clock,
                     client,
-                    server.roots,
-                    policy(server.kind),
+                    (server.roots, policy(server.kind)),
                     RequiredEku::ClientAuth,
                 )?;
                 let (server_ok, f2, u2) = self.accepts(
+                    world,
+                    clock,
                     server,
-                    client.roots,
-                    policy(client.kind),
+                    (client.roots, policy(client.kind)),
                     RequiredEku::ServerAuth,
                 )?;
                 from = from.max(f1).max(f2);
                 until = until.min(u1).min(u2);
                 if !(client_ok && server_ok) {
                     failed += pairs;
-                    failing.push((client, v1, server, v2, client_ok, server_ok));
+                    failing.push(FailingPair {
+                        client,
+                        v1,
+                        server,
+                        v2,
+                        client_ok,
+                        server_ok,
+                    });
                 }
             }
         }
@@ -166,17 +325,21 @@ impl Mesh {
             checked,
             failed,
         });
-        for (client, v1, server, v2, client_ok, server_ok) in failing {
-            self.record(client, v1, server, v2, client_ok, server_ok)?;
+        for f in failing {
+            self.record(world, m, f)?;
         }
         Ok((checked, failed))
     }
 
     /// The oracle of the class model: every ordered pair verified on its own, both ways, with
     /// the proxies' own leaves, no class and no cache.
-    fn evaluate_every_pair(&mut self) -> Result<(u64, u64), SimError> {
-        let n = self.proxies.len();
-        let at = self.instant(self.now);
+    fn evaluate_every_pair(
+        &mut self,
+        world: &mut World,
+        m: Moment<'_>,
+    ) -> Result<(u64, u64), SimError> {
+        let n = world.proxies.len();
+        let at = m.clock.instant();
         let (mut checked, mut failed) = (0u64, 0u64);
         let mut refused = Vec::new();
         for p in 0..n {
@@ -185,29 +348,41 @@ impl Mesh {
                     continue;
                 }
                 checked += 1;
-                let client_ok = self.verify_leaf_of(p, q, at, RequiredEku::ClientAuth)?;
-                let server_ok = self.verify_leaf_of(q, p, at, RequiredEku::ServerAuth)?;
+                let client_ok = self.verify_leaf_of(world, p, q, at, RequiredEku::ClientAuth)?;
+                let server_ok = self.verify_leaf_of(world, q, p, at, RequiredEku::ServerAuth)?;
                 if !(client_ok && server_ok) {
                     failed += 1;
                 }
                 if !client_ok {
-                    refused.push((p, q, Direction::ClientRejected));
+                    refused.push(Refusal {
+                        from: p,
+                        to: q,
+                        direction: Direction::ClientRejected,
+                    });
                 }
                 if !server_ok {
-                    refused.push((p, q, Direction::ServerRejected));
+                    refused.push(Refusal {
+                        from: p,
+                        to: q,
+                        direction: Direction::ServerRejected,
+                    });
                 }
             }
         }
         self.connections = self.connections.saturating_add(checked);
         self.failed_connections = self.failed_connections.saturating_add(failed);
-        for (p, q, d) in refused {
-            let verifier = if d == Direction::ClientRejected { q } else { p };
-            let (roots, pol) = self
+        for r in refused {
+            let verifier = if r.direction == Direction::ClientRejected {
+                r.to
+            } else {
+                r.from
+            };
+            let verifier = world
                 .proxies
                 .get(verifier)
                 .map(|x| (x.roots, policy(x.kind)))
                 .unwrap_or_default();
-            self.record_one(p, q, d, roots, pol)?;
+            self.record_one(world, m, r, verifier)?;
         }
         Ok((checked, failed))
     }
@@ -215,93 +390,106 @@ impl Mesh {
     /// Whether `verifier`'s trust set accepts `holder`'s leaf chain for `purpose` at `at`.
     fn verify_leaf_of(
         &mut self,
+        world: &mut World,
         holder: ProxyId,
         verifier: ProxyId,
         at: time::OffsetDateTime,
         purpose: RequiredEku,
     ) -> Result<bool, SimError> {
-        let (Some(h), Some(v)) = (self.proxies.get(holder), self.proxies.get(verifier)) else {
+        let (Some(h), Some(v)) = (world.proxies.get(holder), world.proxies.get(verifier)) else {
             return Err(SimError::Internal("unknown proxy".to_owned()));
         };
         let (leaf, roots, pol) = (h.leaf, v.roots, policy(v.kind));
-        let cert = self.materialize(leaf)?;
-        let presented = self
+        let cert = world.materialize(leaf)?;
+        let presented = world
             .leaves
             .get(leaf)
             .map(|l| l.presented)
             .unwrap_or_default();
-        let (Some(p), Some(r)) = (self.presented.get(presented), self.root_sets.get(roots)) else {
+        let (Some(p), Some(r)) = (world.presented.get(presented), world.root_sets.get(roots))
+        else {
             return Err(SimError::Internal("unknown chain or trust set".to_owned()));
         };
-        self.stats.verifications += 1;
+        self.verifications += 1;
         let opts = VerifyOptions::at(at).with_eku(purpose).with_policy(pol);
         Ok(verify::verify(&cert, &p.pool, &r.pool, &opts).is_ok())
     }
 
-    /// Whether the proxies of `class` have a leaf chain that `roots` accepts for `purpose` now,
-    /// and the span of Unix seconds over which that holds (a leaf's own validity is the
-    /// class's: a change of it changes the class).
+    /// The leaf that stands for the proxies of `class` in a verification at Unix second `t`.
+    fn standin(&mut self, world: &World, class: ClassKey, t: i64) -> Result<LeafId, SimError> {
+        let s = match class.subject {
+            Subject::Leaf(l) => return Ok(l),
+            Subject::Chain(s) => s,
+        };
+        let standin = self.verdicts.standins.get(&s).copied().filter(|&l| {
+            world
+                .leaves
+                .get(l)
+                .and_then(|x| x.cert.as_ref())
+                .is_some_and(|c| c.not_before_unix() <= t && t <= c.not_after_unix())
+        });
+        // Else any member stands for the class: its leaf is valid now.
+        let l = match standin {
+            Some(l) => l,
+            None => {
+                let member = self
+                    .classes
+                    .get(&class)
+                    .and_then(|r| r.members.first().copied())
+                    .ok_or_else(|| SimError::Internal("empty class".to_owned()))?;
+                world
+                    .proxies
+                    .get(member)
+                    .map(|p| p.leaf)
+                    .unwrap_or_default()
+            }
+        };
+        self.verdicts.standins.insert(s, l);
+        Ok(l)
+    }
+
+    /// Whether the proxies of `class` have a leaf chain that `verifier` (a trust set and a
+    /// policy) accepts for `purpose` now, and the span of Unix seconds over which that holds
+    /// (a leaf's own validity is the class's: a change of it changes the class).
     fn accepts(
         &mut self,
+        world: &mut World,
+        clock: Clock,
         class: ClassKey,
-        roots: RootSetId,
-        pol: Policy,
+        (roots, pol): (RootSetId, Policy),
         purpose: RequiredEku,
     ) -> Result<(bool, i64, i64), SimError> {
         if !class.valid {
             return Ok((false, i64::MIN, i64::MAX));
         }
-        let t = self.unix(self.now);
+        let t = clock.unix();
         let key = (class.subject, class.presented, roots, purpose, pol);
         if let Some(v) = self.verdicts.verdicts.get(&key) {
             if v.from <= t && t <= v.until {
-                self.stats.cache_hits += 1;
+                self.cache_hits += 1;
                 return Ok((v.ok, v.from, v.until));
             }
         }
-        let (leaf, signer) = match class.subject {
-            Subject::Leaf(l) => {
-                let s = self.leaves.get(l).map(|x| x.signer).unwrap_or_default();
-                (l, s)
-            }
-            Subject::Chain(s) => {
-                let standin = self.verdicts.standins.get(&s).copied().filter(|&l| {
-                    self.leaves
-                        .get(l)
-                        .and_then(|x| x.cert.as_ref())
-                        .is_some_and(|c| c.not_before_unix() <= t && t <= c.not_after_unix())
-                });
-                // Else any member stands for the class: its leaf is valid now.
-                let l = match standin {
-                    Some(l) => l,
-                    None => {
-                        let member = self
-                            .classes
-                            .get(&class)
-                            .and_then(|r| r.members.first().copied())
-                            .ok_or_else(|| SimError::Internal("empty class".to_owned()))?;
-                        self.proxies.get(member).map(|p| p.leaf).unwrap_or_default()
-                    }
-                };
-                self.verdicts.standins.insert(s, l);
-                (l, s)
-            }
+        let leaf = self.standin(world, class, t)?;
+        let signer = match class.subject {
+            Subject::Chain(s) => s,
+            Subject::Leaf(l) => world.leaves.get(l).map(|x| x.signer).unwrap_or_default(),
         };
-        let cert = self.materialize(leaf)?;
+        let cert = world.materialize(leaf)?;
         let (Some(s), Some(p), Some(r)) = (
-            self.signers.get(signer),
-            self.presented.get(class.presented),
-            self.root_sets.get(roots),
+            world.signers.get(signer),
+            world.presented.get(class.presented),
+            world.root_sets.get(roots),
         ) else {
             return Err(SimError::Internal(
                 "unknown signer, chain or trust set".to_owned(),
             ));
         };
-        let opts = VerifyOptions::at(self.instant(self.now))
+        let opts = VerifyOptions::at(clock.instant())
             .with_eku(purpose)
             .with_policy(pol);
         let ok = verify::verify(&cert, &p.pool, &r.pool, &opts).is_ok();
-        self.stats.verifications += 1;
+        self.verifications += 1;
         let exact = matches!(class.subject, Subject::Leaf(_));
         let (from, until) = stable_span(
             s.chain
@@ -318,19 +506,11 @@ impl Mesh {
     }
 
     /// Records the distinct failures between the members of two classes.
-    fn record(
-        &mut self,
-        client: ClassKey,
-        v1: u64,
-        server: ClassKey,
-        v2: u64,
-        client_ok: bool,
-        server_ok: bool,
-    ) -> Result<(), SimError> {
-        if !self.enumerated.insert((client, v1, server, v2)) {
+    fn record(&mut self, world: &mut World, m: Moment<'_>, f: FailingPair) -> Result<(), SimError> {
+        if !self.enumerated.insert((f.client, f.v1, f.server, f.v2)) {
             return Ok(());
         }
-        if self.failures.len() >= self.cfg.max_failures {
+        if self.failures.len() >= self.max_failures {
             self.failures_truncated = true;
             return Ok(());
         }
@@ -340,19 +520,28 @@ impl Mesh {
                 .map(|r| r.members.iter().copied().collect())
                 .unwrap_or_default()
         };
-        let (clients, servers) = (members(&client), members(&server));
+        let (clients, servers) = (members(&f.client), members(&f.server));
+        let (client, server) = (f.client, f.server);
         for &p in &clients {
             for &q in &servers {
                 if p == q {
                     continue;
                 }
-                if !client_ok {
-                    let pol = policy(server.kind);
-                    self.record_one(p, q, Direction::ClientRejected, server.roots, pol)?;
+                if !f.client_ok {
+                    let r = Refusal {
+                        from: p,
+                        to: q,
+                        direction: Direction::ClientRejected,
+                    };
+                    self.record_one(world, m, r, (server.roots, policy(server.kind)))?;
                 }
-                if !server_ok {
-                    let pol = policy(client.kind);
-                    self.record_one(p, q, Direction::ServerRejected, client.roots, pol)?;
+                if !f.server_ok {
+                    let r = Refusal {
+                        from: p,
+                        to: q,
+                        direction: Direction::ServerRejected,
+                    };
+                    self.record_one(world, m, r, (client.roots, policy(client.kind)))?;
                 }
                 if self.failures_truncated {
                     return Ok(());
@@ -362,57 +551,52 @@ impl Mesh {
         Ok(())
     }
 
+    /// Records refusal `r` by a verifier with trust set `roots` and policy `pol`, once per
+    /// (client, server, side, refused leaf, trust set).
     fn record_one(
         &mut self,
-        from: ProxyId,
-        to: ProxyId,
-        direction: Direction,
-        roots: RootSetId,
-        pol: Policy,
+        world: &mut World,
+        m: Moment<'_>,
+        r: Refusal,
+        (roots, pol): (RootSetId, Policy),
     ) -> Result<(), SimError> {
-        let (rejected, purpose) = match direction {
-            Direction::ClientRejected => (from, RequiredEku::ClientAuth),
-            Direction::ServerRejected => (to, RequiredEku::ServerAuth),
+        let (rejected, purpose) = match r.direction {
+            Direction::ClientRejected => (r.from, RequiredEku::ClientAuth),
+            Direction::ServerRejected => (r.to, RequiredEku::ServerAuth),
         };
-        let leaf = self
+        let leaf = world
             .proxies
             .get(rejected)
             .map(|p| p.leaf)
             .unwrap_or_default();
-        if !self.recorded.insert((from, to, direction, leaf, roots)) {
+        if !self
+            .recorded
+            .insert((r.from, r.to, r.direction, leaf, roots))
+        {
             return Ok(());
         }
-        if self.failures.len() >= self.cfg.max_failures {
+        if self.failures.len() >= self.max_failures {
             self.failures_truncated = true;
             return Ok(());
         }
-        let (reason, reason_kind) = self.reason(leaf, roots, pol, purpose)?;
+        let (reason, reason_kind) = self.reason(world, m.clock, leaf, (roots, pol), purpose)?;
         let name = |p: ProxyId| {
-            self.proxies
+            world
+                .proxies
                 .get(p)
                 .map(|x| x.name.clone())
                 .unwrap_or_default()
         };
-        let signer = self
-            .leaves
-            .get(leaf)
-            .map(|l| self.signer_label(l.signer))
-            .unwrap_or_default();
-        let trusts = self
-            .root_sets
-            .get(roots)
-            .map(|r| r.labels.clone())
-            .unwrap_or_default();
         let failure = Failure {
-            time: self.instant(self.now),
-            phase: self.phase_name(),
-            from: name(from),
-            to: name(to),
-            direction,
+            time: m.clock.instant(),
+            phase: m.phase.to_owned(),
+            from: name(r.from),
+            to: name(r.to),
+            direction: r.direction,
             reason,
             reason_kind,
-            signer,
-            trusts,
+            signer: world.leaf_signer_label(leaf),
+            trusts: world.trust_labels(roots),
             verifier: pol,
         };
         self.failures.push(failure);
@@ -423,36 +607,38 @@ impl Mesh {
     /// its class was refused would mean the class model is wrong: that is an error.
     fn reason(
         &mut self,
+        world: &mut World,
+        clock: Clock,
         leaf: LeafId,
-        roots: RootSetId,
-        pol: Policy,
+        (roots, pol): (RootSetId, Policy),
         purpose: RequiredEku,
     ) -> Result<(String, &'static str), SimError> {
-        let t = self.unix(self.now);
+        let t = clock.unix();
         if let Some((from, until, r)) = self.reasons.get(&(leaf, roots, purpose, pol)) {
             if *from <= t && t <= *until {
                 return Ok(r.clone());
             }
         }
-        let cert = self.materialize(leaf)?;
-        let presented = self
+        let cert = world.materialize(leaf)?;
+        let presented = world
             .leaves
             .get(leaf)
             .map(|l| l.presented)
             .unwrap_or_default();
-        let (Some(p), Some(r)) = (self.presented.get(presented), self.root_sets.get(roots)) else {
+        let (Some(p), Some(r)) = (world.presented.get(presented), world.root_sets.get(roots))
+        else {
             return Err(SimError::Internal("unknown chain or trust set".to_owned()));
         };
-        let opts = VerifyOptions::at(self.instant(self.now))
+        let opts = VerifyOptions::at(clock.instant())
             .with_eku(purpose)
             .with_policy(pol);
-        self.stats.verifications += 1;
+        self.verifications += 1;
         let out = match verify::verify(&cert, &p.pool, &r.pool, &opts) {
             Ok(_) => {
                 return Err(SimError::Internal(format!(
                     "the leaf of {} verifies against {} although its class was refused",
                     cert.san_uris().first().cloned().unwrap_or_default(),
-                    self.trust_label(roots)
+                    world.trust_label(roots)
                 )));
             }
             Err(e) => (
