@@ -416,7 +416,7 @@ pub enum ReadError {
         /// What is wrong.
         message: String,
     },
-    /// A `data` or `stringData` key Kubernetes refuses (see [`check_data_key`]).
+    /// A `data` or `stringData` key Kubernetes refuses (see [`check_data_key`](super::check_data_key)).
     #[error("line {line}: {section}.{key} is not a valid Secret key: {reason}")]
     InvalidKey {
         /// 1-based line of the key (of its section when the key's text is not found).

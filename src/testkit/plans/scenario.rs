@@ -18,7 +18,7 @@ const ISTIO_VERSIONS: [&str; 9] = [
 /// A whole planner scenario for structure-aware fuzzing: rotation kind, key types, depth,
 /// clusters, a profile (mostly well-formed, now and then any [`IstioProfile`] at all) and
 /// up to three plan mutations. [`PlanScenario::run`] plans it and checks everything that
-/// must hold; [`super::fuzz::plan_scenario`] feeds it from raw fuzzer bytes.
+/// must hold; [`crate::testkit::fuzz::plan_scenario`] feeds it from raw fuzzer bytes.
 ///
 /// ```
 /// use arbitrary::{Arbitrary, Unstructured};
@@ -125,7 +125,7 @@ pub enum ScenarioFailure {
     /// The planner did not do what the profile calls for.
     #[error("expected {expected:?}; the planner {}", match .got { Some(e) => format!("said: {e}"), None => "made a plan".to_owned() })]
     Planner {
-        /// What [`profile_expectation`] says.
+        /// What [`profile_expectation`](super::profile_expectation) says.
         expected: ProfileExpectation,
         /// The planner's error (None: it made a plan).
         got: Option<crate::plan::PlanError>,
@@ -199,7 +199,7 @@ impl PlanScenario {
     }
 
     /// Plans the scenario and checks: the planner refuses exactly as
-    /// [`profile_expectation`] says; an emitted plan has the scenario's kind, passes every
+    /// [`profile_expectation`](super::profile_expectation) says; an emitted plan has the scenario's kind, passes every
     /// plan invariant, every root file round-trips byte for byte, and it simulates clean on a
     /// mesh of [`PlanScenario::workloads`] proxies; each mutation known to break the plan
     /// ([`PlanMutation::all_for`]) is caught with one of its codes; and a mutated plan the
