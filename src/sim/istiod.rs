@@ -239,13 +239,7 @@ impl Istiods {
                 }
                 true
             }
-            Err(e) => {
-                env.deviate(
-                    Some(c),
-                    format!("istiod refused the new cacerts and keeps the old one: {e}"),
-                );
-                false
-            }
+            Err(e) => refused(c, &e, env),
         }
     }
 
@@ -267,13 +261,7 @@ impl Istiods {
                 self.push_all(c, env);
                 true
             }
-            Err(e) => {
-                env.deviate(
-                    Some(c),
-                    format!("istiod refused the new cacerts and keeps the old one: {e}"),
-                );
-                false
-            }
+            Err(e) => refused(c, &e, env),
         }
     }
 
@@ -590,4 +578,13 @@ impl Istiods {
         }
         ok
     }
+}
+
+/// istiod refused a new cacerts: it keeps the old one, which the plan did not intend.
+fn refused(c: ClusterId, why: &str, env: &mut Env<'_>) -> bool {
+    env.deviate(
+        Some(c),
+        format!("istiod refused the new cacerts and keeps the old one: {why}"),
+    );
+    false
 }
