@@ -396,35 +396,7 @@ fn runbook_gates_name_the_status_verdict_the_command_prints() {
 
 /// A two-cluster plan (shared roots, one intermediate per cluster) written to `dir/plan`.
 fn two_cluster_plan_dir(dir: &Path) -> plan::Plan {
-    let root = || {
-        let spec = generate::RootSpec {
-            key_type: KeyType::EcP256,
-            ..generate::RootSpec::istio()
-        };
-        generate::root(&spec, now()).unwrap()
-    };
-    let int = |root: &generate::Generated, cluster: &str| {
-        let spec = generate::IntermediateSpec {
-            key_type: KeyType::EcP256,
-            ..generate::IntermediateSpec::istio(cluster)
-        };
-        generate::intermediate(&spec, &root.issuer().unwrap(), now())
-            .unwrap()
-            .cacerts()
-    };
-    let (a, b) = (root(), root());
-    let inputs = ["cluster1", "cluster2"].map(|c| ClusterInput {
-        name: c.to_owned(),
-        current: int(&a, c),
-        new: int(&b, c),
-    });
-    let profile = IstioProfile {
-        multiroot: true,
-        xds_agent: true,
-        data_plane: DataPlane::Both,
-        ..IstioProfile::default()
-    };
-    let p = plan::plan(&inputs, &profile, &PlanOptions::default(), now()).unwrap();
+    let p = common::two_cluster_plan(now());
     plan::write_plan_dir(&p, &dir.join("plan")).unwrap();
     p
 }

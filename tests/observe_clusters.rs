@@ -4,13 +4,14 @@
 //! cluster's phase contents, and named with its cluster in the blockers; when nothing decides,
 //! it is listed unassigned with a warning.
 
+mod common;
+
 use meshtrust::Certificate;
-use meshtrust::generate::{self, IntermediateSpec, KeyType, RootSpec};
-use meshtrust::istio::{DataPlane, IstioProfile};
+use meshtrust::generate::{self, KeyType};
 use meshtrust::observe::{
     self, ClusterEvidence, MeshState, Observation, ProxyState, Reader, Verdict, Warning,
 };
-use meshtrust::plan::{self, ClusterInput, Plan, PlanOptions};
+use meshtrust::plan::Plan;
 use meshtrust::testkit::dumps;
 use time::OffsetDateTime;
 
@@ -18,41 +19,8 @@ fn now() -> OffsetDateTime {
     time::macros::datetime!(2026-06-01 12:00 UTC)
 }
 
-/// Roots A (now) and B (new), each with one intermediate per cluster: cluster1 and cluster2
-/// move from A to B together, each with its own signer.
 fn two_cluster_plan() -> Plan {
-    let root = || {
-        let spec = RootSpec {
-            key_type: KeyType::EcP256,
-            ..RootSpec::istio()
-        };
-        generate::root(&spec, now()).unwrap()
-    };
-    let int = |root: &generate::Generated, cluster: &str| {
-        let spec = IntermediateSpec {
-            key_type: KeyType::EcP256,
-            ..IntermediateSpec::istio(cluster)
-        };
-        generate::intermediate(&spec, &root.issuer().unwrap(), now())
-            .unwrap()
-            .cacerts()
-    };
-    let (a, b) = (root(), root());
-    let inputs = ["cluster1", "cluster2"].map(|c| ClusterInput {
-        name: c.to_owned(),
-        current: int(&a, c),
-        new: int(&b, c),
-    });
-    let profile = IstioProfile {
-        multiroot: true,
-        xds_agent: true,
-        data_plane: DataPlane::Both,
-        ..IstioProfile::default()
-    };
-    let p = plan::plan(&inputs, &profile, &PlanOptions::default(), now()).unwrap();
-    assert!(p.is_multi_cluster());
-    assert_eq!(p.clusters, ["cluster1", "cluster2"]);
-    p
+    common::two_cluster_plan(now())
 }
 
 fn evaluate(plan: &Plan, observations: Vec<Observation>) -> (MeshState, Verdict) {

@@ -4,8 +4,9 @@
 //! [`generate::leaf`]: crate::generate::leaf
 
 use super::SimError;
+use super::present::PresentedRec;
 use super::queue::instant_unix;
-use super::world::{LeafId, World};
+use super::world::{LeafId, RootSetId, RootSetRec, World};
 use crate::cert::Certificate;
 use crate::istio::behaviour as istiod;
 
@@ -65,5 +66,24 @@ impl World {
             l.cert = Some(cert.clone());
         }
         Ok(cert)
+    }
+
+    /// What a verification of `lid` against trust set `roots` needs: the leaf's real
+    /// certificate, the chain it is presented with, and the receiver's trust set.
+    pub(super) fn verification_inputs(
+        &mut self,
+        lid: LeafId,
+        roots: RootSetId,
+    ) -> Result<(Certificate, &PresentedRec, &RootSetRec), SimError> {
+        let cert = self.materialize(lid)?;
+        let presented = self
+            .leaves
+            .get(lid)
+            .map(|l| l.presented)
+            .unwrap_or_default();
+        let (Some(p), Some(r)) = (self.presented.get(presented), self.root_sets.get(roots)) else {
+            return Err(SimError::Internal("unknown chain or trust set".to_owned()));
+        };
+        Ok((cert, p, r))
     }
 }

@@ -400,16 +400,7 @@ impl Traffic {
             return Err(SimError::Internal("unknown proxy".to_owned()));
         };
         let (leaf, roots, pol) = (h.leaf, v.roots, policy(v.kind));
-        let cert = world.materialize(leaf)?;
-        let presented = world
-            .leaves
-            .get(leaf)
-            .map(|l| l.presented)
-            .unwrap_or_default();
-        let (Some(p), Some(r)) = (world.presented.get(presented), world.root_sets.get(roots))
-        else {
-            return Err(SimError::Internal("unknown chain or trust set".to_owned()));
-        };
+        let (cert, p, r) = world.verification_inputs(leaf, roots)?;
         self.verifications += 1;
         let opts = VerifyOptions::at(at).with_eku(purpose).with_policy(pol);
         Ok(verify::verify(&cert, &p.pool, &r.pool, &opts).is_ok())
@@ -619,16 +610,7 @@ impl Traffic {
                 return Ok(r.clone());
             }
         }
-        let cert = world.materialize(leaf)?;
-        let presented = world
-            .leaves
-            .get(leaf)
-            .map(|l| l.presented)
-            .unwrap_or_default();
-        let (Some(p), Some(r)) = (world.presented.get(presented), world.root_sets.get(roots))
-        else {
-            return Err(SimError::Internal("unknown chain or trust set".to_owned()));
-        };
+        let (cert, p, r) = world.verification_inputs(leaf, roots)?;
         let opts = VerifyOptions::at(clock.instant())
             .with_eku(purpose)
             .with_policy(pol);

@@ -90,3 +90,43 @@ pub fn versioned<'a>(args: &[&'a str]) -> Vec<&'a str> {
     }
     v
 }
+
+/// Roots A (now) and B (new), each with one intermediate per cluster: cluster1 and cluster2
+/// move from A to B together, each with its own signer (ECDSA P-256, made at `now`).
+pub fn two_cluster_plan(now: time::OffsetDateTime) -> meshtrust::plan::Plan {
+    use meshtrust::generate::{self, IntermediateSpec, KeyType, RootSpec};
+    use meshtrust::istio::{DataPlane, IstioProfile};
+    use meshtrust::plan::{self, ClusterInput, PlanOptions};
+    let root = || {
+        let spec = RootSpec {
+            key_type: KeyType::EcP256,
+            ..RootSpec::istio()
+        };
+        generate::root(&spec, now).unwrap()
+    };
+    let int = |root: &generate::Generated, cluster: &str| {
+        let spec = IntermediateSpec {
+            key_type: KeyType::EcP256,
+            ..IntermediateSpec::istio(cluster)
+        };
+        generate::intermediate(&spec, &root.issuer().unwrap(), now)
+            .unwrap()
+            .cacerts()
+    };
+    let (a, b) = (root(), root());
+    let inputs = ["cluster1", "cluster2"].map(|c| ClusterInput {
+        name: c.to_owned(),
+        current: int(&a, c),
+        new: int(&b, c),
+    });
+    let profile = IstioProfile {
+        multiroot: true,
+        xds_agent: true,
+        data_plane: DataPlane::Both,
+        ..IstioProfile::default()
+    };
+    let p = plan::plan(&inputs, &profile, &PlanOptions::default(), now).unwrap();
+    assert!(p.is_multi_cluster());
+    assert_eq!(p.clusters, ["cluster1", "cluster2"]);
+    p
+}

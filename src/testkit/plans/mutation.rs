@@ -133,17 +133,7 @@ impl PlanMutation {
             }
             PlanMutation::DropTrigger => {
                 let t = trigger.filter(|&t| t >= 1)?;
-                for ci in 0..p.phases[t].clusters.len() {
-                    let prev = p.phases[t - 1]
-                        .clusters
-                        .get(ci)?
-                        .secret
-                        .file(istio::ROOT_CERT)?
-                        .to_vec();
-                    p.phases[t].clusters[ci]
-                        .secret
-                        .set_file(istio::ROOT_CERT, prev);
-                }
+                copy_root_file(&mut p, t - 1, t)?;
                 p.phases[t].trigger = false;
             }
             PlanMutation::ReorderRoots(k) => {
@@ -169,17 +159,7 @@ impl PlanMutation {
                 let t = trigger?;
                 let last = n - 1;
                 (t < last).then_some(())?;
-                for ci in 0..p.phases[t].clusters.len() {
-                    let fin = p.phases[last]
-                        .clusters
-                        .get(ci)?
-                        .secret
-                        .file(istio::ROOT_CERT)?
-                        .to_vec();
-                    p.phases[t].clusters[ci]
-                        .secret
-                        .set_file(istio::ROOT_CERT, fin);
-                }
+                copy_root_file(&mut p, last, t)?;
             }
             PlanMutation::ShortenRemovalWait => {
                 let t = trigger?;
@@ -211,4 +191,22 @@ impl PlanMutation {
         }
         Some(p)
     }
+}
+
+/// Gives every cluster of phase `to` the root-cert.pem of phase `from`.
+fn copy_root_file(p: &mut Plan, from: usize, to: usize) -> Option<()> {
+    for ci in 0..p.phases.get(to)?.clusters.len() {
+        let bytes = p
+            .phases
+            .get(from)?
+            .clusters
+            .get(ci)?
+            .secret
+            .file(istio::ROOT_CERT)?
+            .to_vec();
+        p.phases[to].clusters[ci]
+            .secret
+            .set_file(istio::ROOT_CERT, bytes);
+    }
+    Some(())
 }
