@@ -339,7 +339,7 @@ impl Certificate {
         if s.is_empty() {
             "00".to_owned()
         } else {
-            s.iter().map(|b| format!("{b:02x}")).collect()
+            crate::text::hex(s)
         }
     }
 

@@ -80,7 +80,6 @@ pub use issuer::Issuer;
 pub use name::{Attribute, Name};
 pub use spec::{Clamp, IntermediateSpec, LeafSpec, RootSpec, Warning};
 
-use build::hex;
 use build::{
     add_days, check_ca_spec, check_path_len, clamp, issue, params, push_aki, self_check,
     whole_seconds,

@@ -35,3 +35,19 @@ pub fn thousands(n: u64) -> String {
     }
     out
 }
+
+/// Bytes as lowercase hex, two digits each, no separators (serials, fingerprints, names
+/// that cannot be decoded).
+///
+/// ```
+/// assert_eq!(meshtrust::text::hex(&[0x00, 0xab, 0x10]), "00ab10");
+/// ```
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}

@@ -82,12 +82,6 @@ pub(super) fn name_string(der_bytes: &[u8]) -> String {
     use der::Decode;
     match x509_cert::name::Name::from_der(der_bytes) {
         Ok(n) => n.to_string(),
-        Err(_) => format!(
-            "#{}",
-            der_bytes
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        ),
+        Err(_) => format!("#{}", crate::text::hex(der_bytes)),
     }
 }

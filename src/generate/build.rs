@@ -7,6 +7,7 @@ use super::signer::Signer;
 use super::{Clamp, GenerateError, Generated, Issuer, Name, Warning, ext};
 use crate::cert::{Certificate, KeyUsage};
 use crate::key::PrivateKey;
+use crate::text::hex;
 
 pub(super) fn push_aki(
     extensions: &mut Vec<rcgen::CustomExtension>,
@@ -201,8 +202,4 @@ pub(super) fn self_check(
     key.check_matches(&cert)
         .map_err(|e| GenerateError::SelfCheck(e.to_string()))?;
     Ok(cert)
-}
-
-pub(super) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -144,8 +144,8 @@ fn check(
     }
     if cert.issuer_der() != issuer.certificate().subject_der() {
         return Err(GenerateError::IssuerNameMismatch {
-            expected: super::hex(issuer.certificate().subject_der()),
-            actual: super::hex(cert.issuer_der()),
+            expected: crate::text::hex(issuer.certificate().subject_der()),
+            actual: crate::text::hex(cert.issuer_der()),
         });
     }
     cert.verify_signed_by(issuer.certificate())

@@ -32,10 +32,12 @@ pub const ROOT_KEY: &str = "root-key.pem";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ChainUse {
-    /// As istiod loads it: the certificates of cert-chain.pem above ca-cert go with every leaf
-    /// and cap its lifetime; a cert-chain.pem that is not a clean chain (hand-edited) still
-    /// loads, and then only ca-cert caps them. No trust bundle (istiod serves root-cert.pem
-    /// itself).
+    /// As istiod loads it ([`super::behaviour::load`], which cites istio/istio
+    /// security/pkg/pki/util/keycertbundle.go): the certificates of cert-chain.pem above
+    /// ca-cert go with every leaf; a cert-chain.pem that is not a clean chain (hand-edited)
+    /// still loads, and then the issuer holds ca-cert alone. No trust bundle (istiod serves
+    /// root-cert.pem itself). How long istiod makes a leaf valid, per version, is not this
+    /// issuer's cap but [`super::behaviour::leaf_validity`] (security/pkg/pki/ca/ca.go `sign`).
     Istiod,
     /// As the generator signs under a CA directory: cert-chain.pem above ca-cert must be a
     /// clean chain, and is completed with the root from root-cert.pem when it stops below one

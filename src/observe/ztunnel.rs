@@ -141,7 +141,7 @@ pub(super) fn decimal_to_hex(dec: &str) -> Option<String> {
             carry >>= 8;
         }
     }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::text::hex(&bytes);
     Some(super::normalize_serial(&hex))
 }
 
