@@ -14,6 +14,15 @@ use meshtrust::{Bundle, sim};
 mod cas;
 use cas::*;
 
+/// Plan check at `now()` with the planner's margin, waits known (plan.json present).
+fn check_options() -> plan::CheckOptions {
+    plan::CheckOptions {
+        now: now(),
+        margin: PlanOptions::default().margin,
+        waits_known: true,
+    }
+}
+
 #[test]
 fn cross_sign_makes_b_prime_like_openssl_would() {
     let c = cas();
@@ -95,14 +104,7 @@ fn plan_check_and_simulation_on_sidecar_and_ambient() {
         assert_eq!(chain1, [&c.ib.certificate, &c.b_prime.certificate]);
         // Two leaf lifetimes of waits.
         assert!(plan.min_duration() >= 2 * p.leaf_ttl);
-        let findings = plan::check_plan(
-            &plan,
-            &plan::CheckOptions {
-                now: now(),
-                margin: PlanOptions::default().margin,
-                waits_known: true,
-            },
-        );
+        let findings = plan::check_plan(&plan, &check_options());
         assert!(!plan::has_errors(&findings), "{findings:?}");
         for seed in [1, 2] {
             let out = sim::simulate(&plan, &sim::SimConfig::new(now(), seed, 40)).unwrap();
@@ -302,16 +304,7 @@ fn cli_generate_cross_sign_plan_check_simulate() {
 fn swapped_presented_order_is_refused() {
     let c = cas();
     let plan = plan_for(&c, &profile(DataPlane::Sidecar));
-    let check = |p: &plan::Plan| {
-        plan::check_plan(
-            p,
-            &plan::CheckOptions {
-                now: now(),
-                margin: PlanOptions::default().margin,
-                waits_known: true,
-            },
-        )
-    };
+    let check = |p: &plan::Plan| plan::check_plan(p, &check_options());
     assert!(
         !check(&plan)
             .iter()
@@ -440,14 +433,7 @@ fn old_ztunnel_presents_only_the_first_chain_certificate() {
     for (z, breaks) in [("1.24.3", true), ("1.24.6", false)] {
         let mut plan = fixed.clone();
         plan.profile.ztunnel_version = Some(z.parse().unwrap());
-        let findings = plan::check_plan(
-            &plan,
-            &plan::CheckOptions {
-                now: now(),
-                margin: PlanOptions::default().margin,
-                waits_known: true,
-            },
-        );
+        let findings = plan::check_plan(&plan, &check_options());
         assert_eq!(
             findings
                 .iter()
